@@ -1,0 +1,269 @@
+//! The `mdm-mail` command line: parses arguments, opens the store, calls the library, prints.
+//! Every command is a thin shell over a library function the HTTP layer uses too.
+
+mod output;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{Overrides, Settings};
+use crate::import::directory::{self, LoadReport};
+use crate::store::Store;
+
+/// Exit status when some rows were rejected and the rest applied.
+pub const EXIT_PARTIAL: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mdm-mail",
+    version,
+    about = "Email accounts onto MDM users, as profiles on their devices"
+)]
+struct Cli {
+    /// Database: a SQLite file (created on first use) or postgres://user@host/db.
+    #[arg(
+        long,
+        env = "MDM_MAIL_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    /// Folder of profile definitions (*.toml) [default: ./profiles].
+    #[arg(long, env = "MDM_MAIL_PROFILES", global = true)]
+    profiles: Option<PathBuf>,
+    /// Config file [default: ./mdm-mail.toml when present].
+    #[arg(long, env = "MDM_MAIL_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the web wizard, the JSON API and the push worker.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Load sample users and devices into an empty store.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Load or list the MDM's users.
+    Users {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+    /// Load or list enrolled devices.
+    Devices {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DirectoryCommand {
+    /// Add or update from a CSV file with a header row.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List what is stored.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Serve { .. }));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("mdm-mail: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mdm-mail: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(server: bool) {
+    let default = if server { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MDM_MAIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => *listen,
+        _ => None,
+    };
+    let settings = Settings::load(
+        cli.config.as_deref(),
+        Overrides {
+            database_url: cli.database_url,
+            profiles_dir: cli.profiles,
+            listen,
+        },
+    )?;
+    let store = Store::open(&settings.database_url).await?;
+    let code = match cli.command {
+        Command::Serve { demo, .. } => serve(store.clone(), settings, demo).await?,
+        Command::Users { command } => directory_command(&store, command, Kind::Users).await?,
+        Command::Devices { command } => directory_command(&store, command, Kind::Devices).await?,
+    };
+    store.close().await;
+    Ok(code)
+}
+
+/// Who the audit log names for commands run from a shell.
+fn actor() -> String {
+    std::env::var("USER").map_or_else(|_| "cli".to_owned(), |user| format!("cli:{user}"))
+}
+
+async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
+    if demo {
+        match crate::demo::load_if_empty(&store).await? {
+            Some(loaded) => println!(
+                "demo: loaded {} users and {} devices",
+                loaded.users.added, loaded.devices.added
+            ),
+            None => println!("demo: the store already has users; nothing loaded"),
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    println!("mdm-mail listening on http://{address}");
+    tracing::info!(%address, store = ?store, "serving");
+    let state = crate::http::AppState {
+        store,
+        settings: Arc::new(settings),
+    };
+    crate::http::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Users,
+    Devices,
+}
+
+async fn directory_command(
+    store: &Store,
+    command: DirectoryCommand,
+    kind: Kind,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        DirectoryCommand::Import { file, json } => {
+            let input = open_input(&file)?;
+            let source = file.display().to_string();
+            let result = match kind {
+                Kind::Users => directory::load_users(store, input, &actor(), &source).await,
+                Kind::Devices => directory::load_devices(store, input, &actor(), &source).await,
+            };
+            let report = result.with_context(|| format!("{source}: nothing was imported"))?;
+            print_load_report(&source, &report, json)?;
+            Ok(if report.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_PARTIAL)
+            })
+        }
+        DirectoryCommand::List { json } => {
+            match kind {
+                Kind::Users => output::list_users(store, json).await?,
+                Kind::Devices => output::list_devices(store, json).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open_input(path: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))
+}
+
+fn print_load_report(source: &str, report: &LoadReport, json: bool) -> anyhow::Result<()> {
+    if !report.ignored_columns.is_empty() {
+        eprintln!(
+            "{source}: ignoring columns {}",
+            report
+                .ignored_columns
+                .iter()
+                .map(|c| format!("{c:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+        return Ok(());
+    }
+    for e in &report.rejected {
+        match e.field {
+            Some(field) => eprintln!("{source}:{}: {field}: {}", e.line, e.message),
+            None => eprintln!("{source}:{}: {}", e.line, e.message),
+        }
+    }
+    println!(
+        "{source}: {} rows: {} added, {} updated, {} unchanged, {} rejected",
+        report.rows,
+        report.added,
+        report.updated,
+        report.unchanged,
+        report.rejected.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Listings on standard output: aligned columns for people, JSON for scripts. Both page
+//! through the store, so a million users list in constant memory.
+
+use std::io::Write;
+
+use crate::model::normalize_email;
+use crate::store::Store;
+
+const PAGE: i64 = 1000;
+
+/// A table whose column widths come from its first page; later rows that are wider simply
+/// push their line out rather than forcing the whole listing into memory.
+struct Table {
+    widths: Vec<usize>,
+}
+
+impl Table {
+    fn new(header: &[&str], first_page: &[Vec<String>]) -> Table {
+        let widths = (0..header.len())
+            .map(|i| {
+                first_page
+                    .iter()
+                    .map(|row| row[i].chars().count())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        Table { widths }
+    }
+
+    fn print(&self, out: &mut impl Write, row: &[impl AsRef<str>]) -> std::io::Result<()> {
+        let last = row.len() - 1;
+        for (i, cell) in row.iter().enumerate() {
+            let cell = cell.as_ref();
+            if i == last {
+                writeln!(out, "{cell}")?;
+            } else {
+                write!(out, "{cell:<width$}  ", width = self.widths[i])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Streams pages from `fetch` and prints them as a table or a JSON array.
+async fn list<T, F, Fut>(
+    header: &[&str],
+    json: bool,
+    mut fetch: F,
+    cursor: fn(&T) -> String,
+    cells: fn(&T) -> Vec<String>,
+) -> anyhow::Result<()>
+where
+    T: serde::Serialize,
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<T>>>,
+{
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut page = fetch(None).await?;
+    let first_cells: Vec<Vec<String>> = page.iter().map(cells).collect();
+    let table = Table::new(header, &first_cells);
+    if json {
+        write!(out, "[")?;
+    } else {
+        table.print(&mut out, header)?;
+    }
+    let mut first = true;
+    loop {
+        for item in &page {
+            if json {
+                write!(
+                    out,
+                    "{}{}",
+                    if first { "" } else { "," },
+                    serde_json::to_string(item)?
+                )?;
+            } else {
+                table.print(&mut out, &cells(item))?;
+            }
+            first = false;
+        }
+        if page.len() < PAGE as usize {
+            break;
+        }
+        let after = page.last().map(cursor);
+        page = fetch(after).await?;
+    }
+    if json {
+        writeln!(out, "]")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `users list`.
+pub async fn list_users(store: &Store, json: bool) -> anyhow::Result<()> {
+    list(
+        &["EMAIL", "DISPLAY NAME", "DEVICES", "ACCOUNTS"],
+        json,
+        |after| async move { Ok(store.list_users(after.as_deref(), PAGE).await?) },
+        |u| normalize_email(&u.email),
+        |u| {
+            vec![
+                u.email.clone(),
+                u.display_name.clone(),
+                u.devices.to_string(),
+                u.accounts.to_string(),
+            ]
+        },
+    )
+    .await
+}
+
+/// `devices list`.
+pub async fn list_devices(store: &Store, json: bool) -> anyhow::Result<()> {
+    list(
+        &[
+            "DEVICE ID",
+            "PLATFORM",
+            "USER",
+            "ENROLLMENT ID",
+            "USER CHANNEL ID",
+        ],
+        json,
+        |after| async move { Ok(store.list_devices(after.as_deref(), PAGE).await?) },
+        |d| d.device_id.clone(),
+        |d| {
+            vec![
+                d.device_id.clone(),
+                d.platform.to_string(),
+                d.user_email.clone(),
+                d.enrollment_id.clone(),
+                d.user_channel_id.clone().unwrap_or_default(),
+            ]
+        },
+    )
+    .await
+}

@@ -1,0 +1,153 @@
+//! Settings: command-line flags, then `MDM_MAIL_*` environment variables, then the config file
+//! (`--config`, default `./mdm-mail.toml` when present), then built-in defaults. Secrets come
+//! only from the environment or from files the config names, never from the config itself.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The database used when none is configured: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://mdm-mail.db";
+/// Where `serve` listens by default: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The config file read when present and none is named.
+pub const DEFAULT_CONFIG_FILE: &str = "mdm-mail.toml";
+
+/// Resolved settings.
+#[derive(Clone)]
+pub struct Settings {
+    /// Database URL or SQLite path.
+    pub database_url: String,
+    /// Folder of profile definitions.
+    pub profiles_dir: PathBuf,
+    /// Address `serve` binds.
+    pub listen: SocketAddr,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &crate::store::redact(&self.database_url))
+            .field("profiles_dir", &self.profiles_dir)
+            .field("listen", &self.listen)
+            .finish()
+    }
+}
+
+/// Values given on the command line or in the environment; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--database-url` / `MDM_MAIL_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `--profiles` / `MDM_MAIL_PROFILES`.
+    pub profiles_dir: Option<PathBuf>,
+    /// `serve --listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// The config file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database_url: Option<String>,
+    profiles: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+}
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with line and key.
+        message: String,
+    },
+}
+
+impl Settings {
+    /// Resolves settings from `overrides`, the config file and defaults. An explicitly named
+    /// file must exist; the default one is read only if present.
+    pub fn load(config: Option<&Path>, overrides: Overrides) -> Result<Settings, ConfigError> {
+        let file = match config {
+            Some(path) => read_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                read_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => FileSettings::default(),
+        };
+        Ok(Settings {
+            database_url: overrides
+                .database_url
+                .or(file.database_url)
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            profiles_dir: overrides
+                .profiles_dir
+                .or(file.profiles)
+                .unwrap_or_else(|| PathBuf::from("profiles")),
+            listen: overrides.listen.or(file.listen).unwrap_or_else(|| {
+                DEFAULT_LISTEN
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)))
+            }),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"file.db\"\nlisten = \"0.0.0.0:9000\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&path),
+            Overrides {
+                database_url: Some("cli.db".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.database_url, "cli.db");
+        assert_eq!(s.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(s.profiles_dir, PathBuf::from("profiles"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "databse_url = \"x\"\n").unwrap();
+        let err = Settings::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("databse_url"), "{err}");
+    }
+}

@@ -1,0 +1,313 @@
+//! Records out of a decoded file: physical line numbers, blank lines skipped, cells trimmed,
+//! and spreadsheet formula neutralisation undone.
+
+use std::collections::VecDeque;
+use std::io::{self, Chain, Cursor, Read};
+
+use super::decode::{self, DecodeError, DecodeReader, Detected, EncodingChoice};
+use super::dialect::{self, Delimiter, DelimiterChoice};
+
+/// How to read a file.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Encoding to use, or detect.
+    pub encoding: EncodingChoice,
+    /// Delimiter to use, or detect.
+    pub delimiter: DelimiterChoice,
+    /// Field counts a well-formed record of the expected kind has; a hint for detection.
+    pub expected_widths: Vec<usize>,
+}
+
+/// Why a file cannot be read at all (as opposed to a bad record, which callers report per line).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The bytes are not text in the encoding used.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The file could not be read.
+    #[error("cannot read: {0}")]
+    Io(#[source] io::Error),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<DecodeError>()) {
+            let inner = e
+                .into_inner()
+                .and_then(|inner| inner.downcast::<DecodeError>().ok());
+            if let Some(decode) = inner {
+                return ReadError::Decode(*decode);
+            }
+            return ReadError::Io(io::Error::other("undecodable input"));
+        }
+        ReadError::Io(e)
+    }
+}
+
+impl From<::csv::Error> for ReadError {
+    fn from(e: ::csv::Error) -> Self {
+        match e.into_kind() {
+            ::csv::ErrorKind::Io(io) => io.into(),
+            other => ReadError::Io(io::Error::other(format!("{other:?}"))),
+        }
+    }
+}
+
+/// How many bytes are examined to detect the encoding and the delimiter.
+const SAMPLE: usize = 256 * 1024;
+
+type Source<R> = LineBreaks<Chain<Cursor<Vec<u8>>, DecodeReader<Chain<Cursor<Vec<u8>>, R>>>>;
+
+/// A CSV reader over spreadsheet output, with what was detected about the file.
+pub struct CsvReader<R: Read> {
+    inner: ::csv::Reader<Source<R>>,
+    detected: Detected,
+    delimiter: Delimiter,
+    /// Line breaks before the current position in the text handed to the CSV parser, plus
+    /// the line of a skipped `sep=` line.
+    lines_before: u64,
+}
+
+/// Opens `input` (from its first byte): detects the encoding and the delimiter, skips a
+/// `sep=` line, and is ready to yield records.
+pub fn open<R: Read>(mut input: R, options: &ReadOptions) -> Result<CsvReader<R>, ReadError> {
+    let raw = read_up_to(&mut input, SAMPLE)?;
+    let detected = decode::detect(&raw, options.encoding)?;
+    let mut decoded = DecodeReader::new(Cursor::new(raw).chain(input), detected);
+    let text = read_up_to(&mut decoded, SAMPLE)?;
+    let complete = text.len() < SAMPLE;
+
+    let sep = dialect::sep_line(&text);
+    let skip = sep.map_or(0, |(_, len)| len);
+    let delimiter = match (options.delimiter, sep) {
+        (DelimiterChoice::Fixed(d), _) => d,
+        (DelimiterChoice::Auto, Some((d, _))) => d,
+        (DelimiterChoice::Auto, None) => {
+            dialect::sniff(&text[skip..], complete, &options.expected_widths)
+        }
+    };
+    let mut rest = Cursor::new(text);
+    rest.set_position(skip as u64);
+    let inner = ::csv::ReaderBuilder::new()
+        .delimiter(delimiter.0)
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(64 * 1024)
+        .from_reader(LineBreaks::new(rest.chain(decoded)));
+    Ok(CsvReader {
+        inner,
+        detected,
+        delimiter,
+        lines_before: u64::from(sep.is_some()),
+    })
+}
+
+fn read_up_to(reader: &mut impl Read, limit: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(limit.min(64 * 1024));
+    reader.take(limit as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+impl<R: Read> CsvReader<R> {
+    /// The encoding the file is read with.
+    pub fn detected(&self) -> Detected {
+        self.detected
+    }
+
+    /// The delimiter the file is split with.
+    pub fn delimiter(&self) -> Delimiter {
+        self.delimiter
+    }
+
+    /// Reads the next record that is not blank into `record`; `false` at the end of the file.
+    pub fn read(&mut self, record: &mut Record) -> Result<bool, ReadError> {
+        loop {
+            if !self.inner.read_record(&mut record.raw)? {
+                return Ok(false);
+            }
+            if record.raw.iter().all(|cell| cell.trim().is_empty()) {
+                continue;
+            }
+            let reported = record.raw.position().map_or(0, |p| p.byte());
+            record.line = self.line_at(reported);
+            return Ok(true);
+        }
+    }
+
+    /// The physical line of the record the parser reports at byte `reported`.
+    ///
+    /// The parser's own line count ignores quoted line breaks and skipped blank lines, and
+    /// its byte position points at the line breaks before a record, so the start of the
+    /// record is found by stepping over those, counting every break on the way (CRLF once).
+    fn line_at(&mut self, reported: u64) -> u64 {
+        let breaks = &mut self.inner.get_mut().breaks;
+        let mut start = reported;
+        while let Some(&(offset, cr)) = breaks.front() {
+            if offset > start {
+                break;
+            }
+            if offset == start {
+                start += 1;
+            }
+            breaks.pop_front();
+            let crlf = cr && breaks.front() == Some(&(offset + 1, false));
+            if !crlf {
+                self.lines_before += 1;
+            }
+        }
+        self.lines_before + 1
+    }
+}
+
+/// Passes text through while noting where every CR and LF byte is, so that records can be
+/// given physical line numbers. Only the breaks the parser has read ahead are kept.
+struct LineBreaks<R> {
+    inner: R,
+    offset: u64,
+    breaks: VecDeque<(u64, bool)>,
+}
+
+impl<R> LineBreaks<R> {
+    fn new(inner: R) -> Self {
+        LineBreaks {
+            inner,
+            offset: 0,
+            breaks: VecDeque::new(),
+        }
+    }
+}
+
+impl<R: Read> Read for LineBreaks<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for i in memchr::memchr2_iter(b'\r', b'\n', &buf[..n]) {
+            self.breaks
+                .push_back((self.offset + i as u64, buf[i] == b'\r'));
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// One record: its cells and the physical line it starts on.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    raw: ::csv::StringRecord,
+    line: u64,
+}
+
+impl Record {
+    /// Builds a record from cells, for callers whose rows do not come from a file.
+    pub fn from_cells<'a>(line: u64, cells: impl IntoIterator<Item = &'a str>) -> Record {
+        Record {
+            raw: cells.into_iter().collect(),
+            line,
+        }
+    }
+
+    /// The 1-based physical line the record starts on (a quoted line break moves later ones).
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Number of cells, counting none of the empty cells trailing the last non-empty one.
+    pub fn width(&self) -> usize {
+        (0..self.raw.len())
+            .rev()
+            .find(|&i| !self.raw[i].trim().is_empty())
+            .map_or(0, |last| last + 1)
+    }
+
+    /// The cell at `index`, trimmed and with formula neutralisation undone; `""` if absent.
+    pub fn cell(&self, index: usize) -> &str {
+        self.raw.get(index).map_or("", |c| unneutralize(c.trim()))
+    }
+
+    /// Every cell, as [`Record::cell`] gives them.
+    pub fn cells(&self) -> impl Iterator<Item = &str> {
+        self.raw.iter().map(|c| unneutralize(c.trim()))
+    }
+}
+
+/// Characters that make a spreadsheet treat a cell as a formula.
+const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Protects a cell from being run as a formula when the file is opened in a spreadsheet:
+/// a leading `'` is added where the cell (past any leading quotes) starts with a trigger.
+/// [`unneutralize`] reverses it exactly, so a value survives a round trip unchanged.
+pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.trim_start_matches('\'').starts_with(FORMULA_TRIGGERS) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// Undoes [`neutralize`]: drops one leading `'` where it guards a formula trigger.
+pub fn unneutralize(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.trim_start_matches('\'').starts_with(FORMULA_TRIGGERS) => rest,
+        _ => cell,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(bytes: &[u8]) -> (Vec<(u64, Vec<String>)>, Delimiter) {
+        let mut reader = open(bytes, &ReadOptions::default()).unwrap();
+        let mut record = Record::default();
+        let mut out = Vec::new();
+        while reader.read(&mut record).unwrap() {
+            out.push((record.line(), record.cells().map(str::to_owned).collect()));
+        }
+        (out, reader.delimiter())
+    }
+
+    #[test]
+    fn quoted_line_breaks_move_the_line_numbers_of_later_records() {
+        let (recs, _) = records(b"a,\"two\nlines\"\r\n\r\nb,c\n");
+        assert_eq!(recs[0], (1, vec!["a".into(), "two\nlines".into()]));
+        assert_eq!(recs[1].0, 4);
+    }
+
+    #[test]
+    fn blank_lines_and_lone_carriage_returns_count_as_lines() {
+        let (recs, _) = records(b"a,\"two\nlines\"\r\n\r\n\nb,c\n\n  \nd\re\rf\r\n");
+        let lines: Vec<u64> = recs.iter().map(|r| r.0).collect();
+        assert_eq!(lines, vec![1, 5, 8, 9, 10]);
+    }
+
+    #[test]
+    fn a_sep_line_sets_the_delimiter_and_counts_as_a_line() {
+        let (recs, delimiter) = records(b"sep=|\nx|y,z\n");
+        assert_eq!(delimiter, Delimiter::PIPE);
+        assert_eq!(recs, vec![(2, vec!["x".into(), "y,z".into()])]);
+    }
+
+    #[test]
+    fn blank_and_delimiter_only_lines_are_skipped_and_cells_trimmed() {
+        let (recs, _) = records(b"  a , b \n,,\n   \nc,d\n");
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].1, vec!["a", "b"]);
+        assert_eq!(recs[1].0, 4);
+    }
+
+    #[test]
+    fn neutralised_cells_round_trip_exactly() {
+        for value in [
+            "=SUM(A1)", "+1", "-x", "@home", "'=x", "''+y", "'plain", "plain", "",
+        ] {
+            let protected = neutralize(value);
+            assert!(!protected.starts_with(FORMULA_TRIGGERS), "{protected}");
+            assert_eq!(unneutralize(&protected), value);
+        }
+    }
+
+    #[test]
+    fn width_ignores_trailing_empty_cells() {
+        let record = Record::from_cells(1, ["a", "", "b", "", " "]);
+        assert_eq!(record.width(), 3);
+    }
+}

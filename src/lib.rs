@@ -1,0 +1,16 @@
+//! mdm-mail imports email accounts from CSV onto the users an MDM already has, renders each
+//! user's email configuration profile for every platform, pushes the profiles to the user's
+//! enrolled devices, and exports the user ↔ account mappings back to CSV.
+//!
+//! The data path, stage by stage: [`csv`] reads what spreadsheets save, [`import`] validates
+//! and matches rows and commits them, [`store`] is the only module that speaks SQL. [`cli`]
+//! and [`http`] are thin shells over these.
+
+pub mod cli;
+pub mod config;
+pub mod csv;
+pub mod demo;
+pub mod http;
+pub mod import;
+pub mod model;
+pub mod store;

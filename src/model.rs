@@ -1,0 +1,327 @@
+//! Domain types shared by every stage: users, devices, platforms, account kinds, and the
+//! rules for email addresses. Plain data and pure functions; nothing here touches storage.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A user the MDM already knows. The email is the identity that imported accounts match on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Store id.
+    pub id: i64,
+    /// The address as it was last imported (case preserved).
+    pub email: String,
+    /// Name shown to admins and used in profiles.
+    pub display_name: String,
+}
+
+/// A user as read from a users file, before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// The address as written in the file, trimmed.
+    pub email: String,
+    /// The display name, possibly empty.
+    pub display_name: String,
+}
+
+/// An enrolled device of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    /// Store id.
+    pub id: i64,
+    /// The owner's email address.
+    pub user_email: String,
+    /// The MDM's identifier of the device (UDID, serial, hardware id).
+    pub device_id: String,
+    /// Operating system family, which decides the profile format.
+    pub platform: Platform,
+    /// Where the MDM server addresses device-channel commands.
+    pub enrollment_id: String,
+    /// macOS only: where user-channel commands go (NanoMDM's `UDID:UserID`).
+    pub user_channel_id: Option<String>,
+}
+
+/// A device as read from a devices file, before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    /// Owner's email address as written in the file.
+    pub user_email: String,
+    /// The MDM's identifier of the device.
+    pub device_id: String,
+    /// Operating system family.
+    pub platform: Platform,
+    /// Device-channel enrollment id.
+    pub enrollment_id: String,
+    /// macOS user-channel enrollment id.
+    pub user_channel_id: Option<String>,
+}
+
+/// The operating system family of a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// iPhone.
+    Ios,
+    /// iPad.
+    Ipados,
+    /// Mac.
+    Macos,
+    /// Windows 10 and 11.
+    Windows,
+    /// Android Enterprise.
+    Android,
+}
+
+impl Platform {
+    /// Every platform, in the order they are listed to admins.
+    pub const ALL: [Platform; 5] = [
+        Platform::Ios,
+        Platform::Ipados,
+        Platform::Macos,
+        Platform::Windows,
+        Platform::Android,
+    ];
+
+    /// The lower-case name used in files, URLs and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Ios => "ios",
+            Platform::Ipados => "ipados",
+            Platform::Macos => "macos",
+            Platform::Windows => "windows",
+            Platform::Android => "android",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A platform name that is not one of the five supported ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown platform {0:?} (expected ios, ipados, macos, windows or android)")]
+pub struct UnknownPlatform(pub String);
+
+impl FromStr for Platform {
+    type Err = UnknownPlatform;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Platform::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownPlatform(s.trim().to_owned()))
+    }
+}
+
+/// The two kinds of mail account an admin imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountKind {
+    /// IMAP or POP for incoming mail, SMTP for outgoing ("Email" in Miradore).
+    Email,
+    /// Exchange ActiveSync ("Mail for Exchange").
+    Exchange,
+}
+
+impl AccountKind {
+    /// The lower-case name used on the command line, in the API and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Email => "email",
+            AccountKind::Exchange => "exchange",
+        }
+    }
+}
+
+impl fmt::Display for AccountKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An account type name that is neither `email` nor `exchange`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown account type {0:?} (expected email or exchange)")]
+pub struct UnknownAccountKind(pub String);
+
+impl FromStr for AccountKind {
+    type Err = UnknownAccountKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "email" => Ok(AccountKind::Email),
+            "exchange" => Ok(AccountKind::Exchange),
+            _ => Err(UnknownAccountKind(s.trim().to_owned())),
+        }
+    }
+}
+
+/// The form of an email address used for matching: trimmed and lower-cased.
+///
+/// Local parts are case-sensitive in theory, but no mail system an MDM admin meets treats
+/// `Alice@Example.com` and `alice@example.com` as different people, and spreadsheets change
+/// case freely.
+pub fn normalize_email(email: &str) -> String {
+    let email = email.trim();
+    if email.is_ascii() {
+        email.to_ascii_lowercase()
+    } else {
+        email.to_lowercase()
+    }
+}
+
+/// Longest address SMTP can carry (RFC 5321 path limit minus the angle brackets).
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// Why a string is not an email address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    /// Empty cell.
+    #[error("is empty")]
+    Empty,
+    /// No `@` at all.
+    #[error("is not an email address (no @)")]
+    NoAt,
+    /// More than one `@`.
+    #[error("is not an email address (more than one @)")]
+    SeveralAt,
+    /// Over [`MAX_EMAIL_LEN`] characters.
+    #[error("is longer than {MAX_EMAIL_LEN} characters")]
+    TooLong,
+    /// The part before `@` is empty, too long or has a forbidden character.
+    #[error("is not an email address (bad local part: {0})")]
+    LocalPart(&'static str),
+    /// The part after `@` is not a domain name.
+    #[error("is not an email address (bad domain: {0})")]
+    Domain(&'static str),
+}
+
+/// Checks that `s` (already trimmed) is a plausible mailbox address: `local@domain.tld`, with
+/// the characters RFC 5322 allows unquoted, internationalised letters allowed (RFC 6531).
+pub fn validate_email(s: &str) -> Result<(), EmailError> {
+    if s.is_empty() {
+        return Err(EmailError::Empty);
+    }
+    if s.chars().count() > MAX_EMAIL_LEN {
+        return Err(EmailError::TooLong);
+    }
+    let (local, domain) = s.split_once('@').ok_or(EmailError::NoAt)?;
+    if domain.contains('@') {
+        return Err(EmailError::SeveralAt);
+    }
+    validate_local_part(local)?;
+    validate_domain(domain)
+}
+
+fn validate_local_part(local: &str) -> Result<(), EmailError> {
+    if local.is_empty() {
+        return Err(EmailError::LocalPart("empty"));
+    }
+    if local.len() > 64 {
+        return Err(EmailError::LocalPart("longer than 64 bytes"));
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err(EmailError::LocalPart("misplaced dot"));
+    }
+    let allowed = |c: char| {
+        c.is_alphanumeric() || (c.is_ascii_punctuation() && "!#$%&'*+-/=?^_`{|}~.".contains(c))
+    };
+    if !local.chars().all(allowed) {
+        return Err(EmailError::LocalPart("character not allowed"));
+    }
+    Ok(())
+}
+
+/// Checks a host name: dot-separated labels of letters, digits and inner hyphens, with a
+/// top-level label. Used for email domains and Exchange/mail server names.
+pub fn validate_domain(domain: &str) -> Result<(), EmailError> {
+    if domain.is_empty() {
+        return Err(EmailError::Domain("empty"));
+    }
+    if domain.len() > 253 {
+        return Err(EmailError::Domain("longer than 253 bytes"));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 {
+        return Err(EmailError::Domain("no dot"));
+    }
+    for label in labels {
+        if label.is_empty() {
+            return Err(EmailError::Domain("empty label"));
+        }
+        if label.len() > 63 {
+            return Err(EmailError::Domain("label longer than 63 bytes"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(EmailError::Domain("label starts or ends with a hyphen"));
+        }
+        if !label.chars().all(|c| c.is_alphanumeric() || c == '-') {
+            return Err(EmailError::Domain("character not allowed"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalized_emails_ignore_case_and_surrounding_space() {
+        assert_eq!(normalize_email("  Alice@Example.COM "), "alice@example.com");
+        assert_eq!(normalize_email("ÉLODIE@exemple.fr"), "élodie@exemple.fr");
+    }
+
+    #[test]
+    fn ordinary_addresses_are_valid() {
+        for ok in [
+            "a@b.co",
+            "first.last+tag@sub.example.com",
+            "o'brien@example.ie",
+            "jörg@müller.de",
+        ] {
+            assert_eq!(validate_email(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn malformed_addresses_say_what_is_wrong() {
+        assert_eq!(validate_email(""), Err(EmailError::Empty));
+        assert_eq!(validate_email("bob.example.com"), Err(EmailError::NoAt));
+        assert_eq!(validate_email("a@b@c.com"), Err(EmailError::SeveralAt));
+        assert!(matches!(
+            validate_email("a b@c.com"),
+            Err(EmailError::LocalPart(_))
+        ));
+        assert!(matches!(
+            validate_email(".a@c.com"),
+            Err(EmailError::LocalPart(_))
+        ));
+        assert!(matches!(
+            validate_email("a@localhost"),
+            Err(EmailError::Domain(_))
+        ));
+        assert!(matches!(
+            validate_email("a@-x.com"),
+            Err(EmailError::Domain(_))
+        ));
+        assert!(matches!(
+            validate_email("<a@x.com>"),
+            Err(EmailError::LocalPart(_))
+        ));
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(validate_email(&long), Err(EmailError::TooLong));
+    }
+
+    #[test]
+    fn platforms_parse_case_insensitively() {
+        assert_eq!("macOS".parse(), Ok(Platform::Macos));
+        assert_eq!(" iPadOS ".parse(), Ok(Platform::Ipados));
+        assert!("blackberry".parse::<Platform>().is_err());
+    }
+}

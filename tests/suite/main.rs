@@ -1,0 +1,9 @@
+//! The integration suite: the real library, binary and server against real SQLite and
+//! PostgreSQL. One test binary, so the suite links once.
+
+mod support;
+
+mod cli;
+mod directory;
+mod migrations;
+mod server;
