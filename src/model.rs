@@ -161,6 +161,80 @@ impl FromStr for AccountKind {
     }
 }
 
+/// A mail account of a user, with its secrets in plain text: what a profile is rendered from.
+/// It lives only in memory; the store keeps passwords encrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The owner's email address (the user the account was imported onto).
+    pub user_email: String,
+    /// The owner's display name.
+    pub user_display_name: String,
+    /// The account's email address.
+    pub address: String,
+    /// What differs between the two kinds.
+    pub details: AccountDetails,
+}
+
+/// The fields of each kind of account, named as in the import columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountDetails {
+    /// IMAP or POP plus SMTP.
+    Email {
+        /// Name shown on sent mail.
+        display_name: String,
+        /// Incoming server user name.
+        incoming_username: String,
+        /// Incoming server password; `None` makes the device ask.
+        incoming_password: Option<Secret>,
+        /// Outgoing server user name.
+        outgoing_username: String,
+        /// Outgoing server password; `None` makes the device ask.
+        outgoing_password: Option<Secret>,
+    },
+    /// Exchange ActiveSync.
+    Exchange {
+        /// User name.
+        username: String,
+        /// Windows domain, if the server wants one.
+        domain: Option<String>,
+        /// Password; `None` makes the device ask.
+        password: Option<Secret>,
+    },
+}
+
+impl Account {
+    /// Which kind of account this is.
+    pub fn kind(&self) -> AccountKind {
+        match self.details {
+            AccountDetails::Email { .. } => AccountKind::Email,
+            AccountDetails::Exchange { .. } => AccountKind::Exchange,
+        }
+    }
+}
+
+/// A password in plain text. It cannot be printed, logged or serialised by accident: `Debug`
+/// shows `***`, and the only way to the text is [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a plain-text secret.
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    /// The plain text, for the few places that must have it (encryption, rendered profiles).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// The form of an email address used for matching: trimmed and lower-cased.
 ///
 /// Local parts are case-sensitive in theory, but no mail system an MDM admin meets treats
@@ -316,6 +390,16 @@ mod tests {
         ));
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(validate_email(&long), Err(EmailError::TooLong));
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let account = AccountDetails::Exchange {
+            username: "alice".into(),
+            domain: None,
+            password: Some(Secret::new("hunter2")),
+        };
+        assert!(!format!("{account:?}").contains("hunter2"));
     }
 
     #[test]
