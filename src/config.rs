@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::crypto::KeySource;
+
 /// The database used when none is configured: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://mdm-mail.db";
 /// Where `serve` listens by default: loopback only.
@@ -23,6 +25,31 @@ pub struct Settings {
     pub profiles_dir: PathBuf,
     /// Address `serve` binds.
     pub listen: SocketAddr,
+    /// `MDM_MAIL_SECRET_KEY`: the master key for stored passwords, base64 or hex.
+    pub secret_key: Option<String>,
+    /// A file holding the master key (`MDM_MAIL_SECRET_KEY_FILE` or `secret_key_file`).
+    pub secret_key_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Where the key for stored passwords comes from: the environment, a named file, else a
+    /// file beside the SQLite database (created on first use); PostgreSQL needs one of the
+    /// first two.
+    pub fn key_source(&self) -> KeySource {
+        if let Some(key) = &self.secret_key {
+            return KeySource::Env(key.clone());
+        }
+        if let Some(path) = &self.secret_key_file {
+            return KeySource::File(path.clone());
+        }
+        match crate::store::backend_of(&self.database_url) {
+            Ok(crate::store::Backend::Sqlite) => crate::store::sqlite_path(&self.database_url)
+                .map_or(KeySource::Missing, |db| {
+                    KeySource::CreateBeside(KeySource::beside(&db))
+                }),
+            _ => KeySource::Missing,
+        }
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -31,6 +58,8 @@ impl std::fmt::Debug for Settings {
             .field("database_url", &crate::store::redact(&self.database_url))
             .field("profiles_dir", &self.profiles_dir)
             .field("listen", &self.listen)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("secret_key_file", &self.secret_key_file)
             .finish()
     }
 }
@@ -44,6 +73,10 @@ pub struct Overrides {
     pub profiles_dir: Option<PathBuf>,
     /// `serve --listen`.
     pub listen: Option<SocketAddr>,
+    /// `MDM_MAIL_SECRET_KEY` (environment only: a flag would show in process listings).
+    pub secret_key: Option<String>,
+    /// `MDM_MAIL_SECRET_KEY_FILE`.
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// The config file's shape.
@@ -53,6 +86,7 @@ struct FileSettings {
     database_url: Option<String>,
     profiles: Option<PathBuf>,
     listen: Option<SocketAddr>,
+    secret_key_file: Option<PathBuf>,
 }
 
 /// A config file that cannot be used.
@@ -101,6 +135,8 @@ impl Settings {
                     .parse()
                     .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)))
             }),
+            secret_key: overrides.secret_key,
+            secret_key_file: overrides.secret_key_file.or(file.secret_key_file),
         })
     }
 }
@@ -140,6 +176,24 @@ mod tests {
         assert_eq!(s.database_url, "cli.db");
         assert_eq!(s.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(s.profiles_dir, PathBuf::from("profiles"));
+    }
+
+    #[test]
+    fn the_key_file_of_a_sqlite_store_sits_beside_it() {
+        let s = Settings::load(
+            None,
+            Overrides {
+                database_url: Some("sqlite://data/m.db".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.key_source(), KeySource::CreateBeside("data/m.key".into()));
+        let pg = Settings {
+            database_url: "postgres://h/db".into(),
+            ..s
+        };
+        assert_eq!(pg.key_source(), KeySource::Missing);
     }
 
     #[test]

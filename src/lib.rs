@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod csv;
 pub mod demo;
 pub mod http;

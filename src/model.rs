@@ -235,6 +235,98 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// What an import did, or would do, with one line of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A new account was stored.
+    Added,
+    /// A stored account changed.
+    Updated,
+    /// The stored account already matched.
+    Unchanged,
+    /// No user has the line's user email; nothing was stored.
+    Discarded,
+    /// The line is invalid; the field and reason are reported.
+    Rejected,
+    /// An earlier line had the same user, type and account address.
+    Duplicate,
+}
+
+impl Outcome {
+    /// Every outcome, in report order.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Added,
+        Outcome::Updated,
+        Outcome::Unchanged,
+        Outcome::Discarded,
+        Outcome::Rejected,
+        Outcome::Duplicate,
+    ];
+
+    /// The lower-case name used in reports and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Added => "added",
+            Outcome::Updated => "updated",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Discarded => "discarded",
+            Outcome::Rejected => "rejected",
+            Outcome::Duplicate => "duplicate",
+        }
+    }
+
+    /// Whether the line was applied to the store (or matched it already).
+    pub fn applied(self) -> bool {
+        matches!(self, Outcome::Added | Outcome::Updated | Outcome::Unchanged)
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("unknown outcome {s:?}"))
+    }
+}
+
+/// How many lines of an import had each outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Data lines read.
+    pub rows: u64,
+    /// Accounts stored new.
+    pub added: u64,
+    /// Accounts changed.
+    pub updated: u64,
+    /// Accounts that already matched.
+    pub unchanged: u64,
+    /// Lines naming no known user.
+    pub discarded: u64,
+    /// Invalid lines.
+    pub rejected: u64,
+    /// Lines repeating an earlier line's account.
+    pub duplicates: u64,
+}
+
+impl Counts {
+    /// Counts one line.
+    pub fn count(&mut self, outcome: Outcome) {
+        self.rows += 1;
+        *match outcome {
+            Outcome::Added => &mut self.added,
+            Outcome::Updated => &mut self.updated,
+            Outcome::Unchanged => &mut self.unchanged,
+            Outcome::Discarded => &mut self.discarded,
+            Outcome::Rejected => &mut self.rejected,
+            Outcome::Duplicate => &mut self.duplicates,
+        } += 1;
+    }
+}
+
 /// The form of an email address used for matching: trimmed and lower-cased.
 ///
 /// Local parts are case-sensitive in theory, but no mail system an MDM admin meets treats

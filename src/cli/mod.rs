@@ -1,6 +1,7 @@
 //! The `mdm-mail` command line: parses arguments, opens the store, calls the library, prints.
 //! Every command is a thin shell over a library function the HTTP layer uses too.
 
+mod import;
 mod output;
 
 use std::net::SocketAddr;
@@ -54,6 +55,8 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Import email accounts from CSV onto existing users.
+    Import(import::ImportArgs),
     /// Load or list the MDM's users.
     Users {
         #[command(subcommand)]
@@ -128,11 +131,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database_url: cli.database_url,
             profiles_dir: cli.profiles,
             listen,
+            secret_key: std::env::var("MDM_MAIL_SECRET_KEY").ok(),
+            secret_key_file: std::env::var_os("MDM_MAIL_SECRET_KEY_FILE").map(PathBuf::from),
         },
     )?;
     let store = Store::open(&settings.database_url).await?;
     let code = match cli.command {
         Command::Serve { demo, .. } => serve(store.clone(), settings, demo).await?,
+        Command::Import(args) => import::run(&store, &settings, args).await?,
         Command::Users { command } => directory_command(&store, command, Kind::Users).await?,
         Command::Devices { command } => directory_command(&store, command, Kind::Devices).await?,
     };

@@ -142,6 +142,31 @@ impl ColumnMap {
         self.positions[field].map_or("", |i| record.cell(i))
     }
 
+    /// The fewest cells a record needs to reach every required column.
+    pub fn required_width(&self, schema: &[Column]) -> usize {
+        schema
+            .iter()
+            .zip(&self.positions)
+            .filter(|(c, _)| c.required)
+            .filter_map(|(_, p)| p.map(|i| i + 1))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The canonical column name each cell position maps to (`None`: ignored).
+    pub fn names(&self, schema: &[Column]) -> Vec<Option<&'static str>> {
+        let mut names = vec![None; self.width];
+        for (column, position) in schema.iter().zip(&self.positions) {
+            if let Some(i) = *position {
+                if i >= names.len() {
+                    names.resize(i + 1, None);
+                }
+                names[i] = Some(column.name);
+            }
+        }
+        names
+    }
+
     /// Whether the file has the schema's `field`-th column at all.
     pub fn has(&self, field: usize) -> bool {
         self.positions[field].is_some()

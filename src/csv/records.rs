@@ -210,6 +210,16 @@ impl Record {
         self.line
     }
 
+    /// Number of cells, empty ones included.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether the record has no cells at all.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
     /// Number of cells, counting none of the empty cells trailing the last non-empty one.
     pub fn width(&self) -> usize {
         (0..self.raw.len())

@@ -1,4 +1,445 @@
-//! Importing: the MDM's users and devices ([`directory`]), and mail accounts onto them.
+//! Importing mail accounts from CSV onto the users the MDM already has, and loading those
+//! users and devices ([`directory`]).
+//!
+//! [`run`] is the one entry point for the CLI, the HTTP API and the wizard, in either mode:
+//! a preview computes exactly what a commit would do and writes nothing; a commit applies it in
+//! one transaction and records the import. The stages: [`read`] (bytes to checked lines, on a
+//! blocking thread), [`plan`] (outcomes against the store), then the writes.
 
 pub mod directory;
+mod plan;
+mod read;
+pub mod report;
+pub mod schema;
 mod seen;
+pub mod validate;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::crypto::{CryptoError, KeySource, Keys};
+use crate::csv::{self, Delimiter, DelimiterChoice, Encoding, EncodingChoice};
+use crate::model::{AccountKind, Counts, Outcome};
+use crate::store::{LineRecord, NewImport, Store, StoreError};
+use validate::Checked;
+
+pub use read::MASK;
+
+/// Whether the first record is a header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HeaderChoice {
+    /// A header if one of its cells names a column.
+    #[default]
+    Auto,
+    /// Always a header.
+    Yes,
+    /// Never a header: columns are positional.
+    No,
+}
+
+impl std::str::FromStr for HeaderChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(HeaderChoice::Auto),
+            "yes" | "true" => Ok(HeaderChoice::Yes),
+            "no" | "false" => Ok(HeaderChoice::No),
+            other => Err(format!(
+                "unknown header choice {other:?} (expected auto, yes or no)"
+            )),
+        }
+    }
+}
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Email or Exchange rows.
+    pub kind: AccountKind,
+    /// Encoding to read the file in.
+    pub encoding: EncodingChoice,
+    /// Delimiter to split it on.
+    pub delimiter: DelimiterChoice,
+    /// Whether it has a header row.
+    pub header: HeaderChoice,
+    /// Write nothing unless every line is valid and unique.
+    pub strict: bool,
+    /// How many of the first records to return split into columns.
+    pub sample_rows: usize,
+    /// Counters the caller may watch while the import runs.
+    pub progress: Option<Arc<Progress>>,
+}
+
+impl ImportOptions {
+    /// Defaults for `kind`: everything detected, not strict, ten sample rows.
+    pub fn new(kind: AccountKind) -> ImportOptions {
+        ImportOptions {
+            kind,
+            encoding: EncodingChoice::Auto,
+            delimiter: DelimiterChoice::Auto,
+            header: HeaderChoice::Auto,
+            strict: false,
+            sample_rows: 10,
+            progress: None,
+        }
+    }
+}
+
+/// Live counters of an import in progress.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes of the file read so far.
+    pub bytes: AtomicU64,
+    /// Data lines read so far.
+    pub rows: AtomicU64,
+}
+
+/// Preview or commit.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode<'a> {
+    /// Decide every line and write nothing.
+    Preview,
+    /// Apply, in one transaction, and record the import.
+    Commit {
+        /// Who is importing, for the record.
+        actor: &'a str,
+        /// What the input is called (file name), for the record.
+        source: &'a str,
+        /// The fingerprint of the preview the admin approved: if the commit would now do
+        /// anything different, it writes nothing and says so.
+        expected: Option<&'a str>,
+    },
+}
+
+/// One line's outcome, as handed to a [`LineSink`].
+#[derive(Debug, Clone, Copy)]
+pub struct LineResult<'a> {
+    /// Physical line.
+    pub line: u64,
+    /// User email as written.
+    pub user_email: &'a str,
+    /// Account address as written.
+    pub account_address: &'a str,
+    /// What happened.
+    pub outcome: Outcome,
+    /// For rejected lines, the canonical column to blame.
+    pub field: Option<&'a str>,
+    /// Why, or what changed; may be empty.
+    pub message: &'a str,
+}
+
+/// Receives every line's outcome as the import goes (a results file, a review table).
+pub trait LineSink: Send {
+    /// Takes one line's outcome.
+    fn line(&mut self, line: &LineResult<'_>) -> std::io::Result<()>;
+}
+
+/// A line that was not applied, as summaries list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineReport {
+    /// Physical line.
+    pub line: u64,
+    /// Discarded, rejected or duplicate.
+    pub outcome: Outcome,
+    /// For rejected lines, the canonical column to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+    /// Why.
+    pub message: String,
+}
+
+/// A cell position of the file and the column it was read as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColumnReport {
+    /// The header cell, when the file has a header.
+    pub header: Option<String>,
+    /// The canonical column, or `None` when the cell is ignored.
+    pub column: Option<&'static str>,
+}
+
+/// One of the first records, split into cells, passwords masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SampleRow {
+    /// Physical line.
+    pub line: u64,
+    /// The cells in file order.
+    pub cells: Vec<String>,
+}
+
+/// Everything an import found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportResult {
+    /// The recorded import's id, when committed.
+    pub id: Option<Uuid>,
+    /// Email or Exchange.
+    pub kind: AccountKind,
+    /// Outcome counts.
+    pub counts: Counts,
+    /// Encoding the file was read in.
+    pub encoding: Encoding,
+    /// Whether it started with a byte-order mark.
+    pub bom: bool,
+    /// Delimiter it was split on.
+    pub delimiter: Delimiter,
+    /// Whether the first record was a header.
+    pub header: bool,
+    /// Whether this was a preview.
+    pub dry_run: bool,
+    /// Every line that was not applied.
+    pub lines: Vec<LineReport>,
+    /// The file's columns as read.
+    pub columns: Vec<ColumnReport>,
+    /// The first records.
+    pub sample: Vec<SampleRow>,
+    /// SHA-256 of the file, hex.
+    pub file_sha256: String,
+    /// A digest of every line's outcome: equal for a preview and a commit that do the same.
+    pub fingerprint: String,
+}
+
+impl ImportResult {
+    /// The summary in the shape `import --json` prints.
+    pub fn summary(&self) -> report::Summary<'_> {
+        report::Summary::of(self)
+    }
+
+    /// Whether every line was applied or discarded (exit status 0).
+    pub fn clean(&self) -> bool {
+        self.counts.rejected == 0 && self.counts.duplicates == 0
+    }
+}
+
+/// Why an import wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The bytes could not be read as CSV text.
+    #[error(transparent)]
+    Read(#[from] csv::ReadError),
+    /// The header row is unusable.
+    #[error(transparent)]
+    Header(#[from] csv::HeaderError),
+    /// Nothing but blank lines.
+    #[error("the file is empty")]
+    Empty,
+    /// `strict` and some lines were rejected or duplicate.
+    #[error(
+        "strict import: {} line(s) rejected and {} duplicate; nothing was written",
+        .0.counts.rejected, .0.counts.duplicates
+    )]
+    Strict(Box<ImportResult>),
+    /// The store no longer gives the outcome the admin previewed.
+    #[error(
+        "the accounts or users changed since the preview, so this import would now do something different; nothing was written: preview the file again"
+    )]
+    Changed(Box<ImportResult>),
+    /// The secret key for passwords is missing or unusable.
+    #[error(transparent)]
+    Key(#[from] CryptoError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A line sink (such as the results file) could not be written.
+    #[error("cannot write the results: {0}")]
+    Sink(#[source] std::io::Error),
+    /// The reading side stopped because the writing side had failed.
+    #[error("the import stopped")]
+    Stopped,
+}
+
+impl ImportError {
+    /// The complete result of an import that ran to the end but was not committed (strict
+    /// failure, or a changed store), so that its lines can still be reported.
+    pub fn result(&self) -> Option<&ImportResult> {
+        match self {
+            ImportError::Strict(result) | ImportError::Changed(result) => Some(result),
+            _ => None,
+        }
+    }
+}
+
+/// Imports `input` as `options` say: decides every line against the store and, in
+/// [`Mode::Commit`], applies the result in one transaction. `sink` receives every line's
+/// outcome in file order.
+pub async fn run(
+    store: &Store,
+    keys: &KeySource,
+    input: impl Read + Send + 'static,
+    options: &ImportOptions,
+    mode: Mode<'_>,
+    mut sink: Option<&mut dyn LineSink>,
+) -> Result<ImportResult, ImportError> {
+    let commit = matches!(mode, Mode::Commit { .. });
+    // A preview must write nothing, not even a new key file; with no key there can be no
+    // stored password to compare with, so a throwaway key gives the same outcomes.
+    let keys = match keys.load(commit)? {
+        Some(keys) => keys,
+        None => Keys::ephemeral(),
+    };
+    let kind = options.kind;
+    let (mut messages, reader) = read::spawn(input, options, keys.clone());
+    let mut tx = if commit {
+        store.begin().await?
+    } else {
+        store.begin_read().await?
+    };
+
+    let id = Uuid::now_v7();
+    let mut info = None;
+    let mut counts = Counts::default();
+    let mut not_applied = Vec::new();
+    let mut fingerprint = Sha256::new();
+    fingerprint.update(kind.as_str());
+    while let Some(message) = messages.recv().await {
+        let lines = match message {
+            read::Message::Opened(opened) => {
+                if let Mode::Commit { actor, source, .. } = mode {
+                    tx.insert_import(&NewImport {
+                        id,
+                        kind,
+                        source,
+                        file_sha256: "",
+                        actor,
+                        options: &options_json(options),
+                        encoding: opened.detected.encoding.as_str(),
+                        delimiter: &opened.delimiter.to_string(),
+                        header: opened.header,
+                    })
+                    .await?;
+                }
+                info = Some(opened);
+                continue;
+            }
+            read::Message::Lines(lines) => lines,
+        };
+        let emails: BTreeSet<&str> = lines
+            .iter()
+            .filter_map(|l| match &l.check {
+                Checked::Valid(row) => Some(row.user_norm.as_str()),
+                _ => None,
+            })
+            .collect();
+        let emails: Vec<&str> = emails.into_iter().collect();
+        let users = if emails.is_empty() {
+            HashMap::new()
+        } else {
+            tx.users_with_accounts(kind, &emails).await?
+        };
+        let decisions = plan::decide(kind, &lines, &users);
+
+        // Passwords are sealed only for the accounts that will be written: sealing every line
+        // would cost an unchanged re-import as much as a first one.
+        let sealed = if commit {
+            plan::seal(kind, &keys, &decisions)
+        } else {
+            Vec::new()
+        };
+        let mut writes = Vec::new();
+        let mut records = Vec::with_capacity(if commit { decisions.len() } else { 0 });
+        for d in &decisions {
+            counts.count(d.outcome);
+            fingerprint.update(d.line.line.to_le_bytes());
+            fingerprint.update(d.outcome.as_str());
+            if let Some(sink) = sink.as_deref_mut() {
+                sink.line(&LineResult {
+                    line: d.line.line,
+                    user_email: &d.line.user_email,
+                    account_address: &d.line.address,
+                    outcome: d.outcome,
+                    field: d.field,
+                    message: &d.message,
+                })
+                .map_err(ImportError::Sink)?;
+            }
+            if !d.outcome.applied() {
+                not_applied.push(LineReport {
+                    line: d.line.line,
+                    outcome: d.outcome,
+                    field: d.field,
+                    message: d.message.clone(),
+                });
+            }
+            if commit {
+                records.push(LineRecord {
+                    line: d.line.line,
+                    outcome: d.outcome,
+                    field: d.field,
+                    message: (!d.message.is_empty()).then_some(d.message.as_str()),
+                    user_email: &d.line.user_email,
+                    account_address: &d.line.address,
+                });
+            }
+        }
+        if commit {
+            writes.extend(plan::writes(&decisions, &sealed));
+            tx.upsert_accounts(kind, &writes).await?;
+            tx.insert_import_lines(id, &records).await?;
+        }
+    }
+    let digest = reader
+        .await
+        .map_err(|e| ImportError::Read(csv::ReadError::Io(std::io::Error::other(e))))??;
+    let Some(info) = info else {
+        return Err(ImportError::Empty);
+    };
+    let result = ImportResult {
+        id: commit.then_some(id),
+        kind,
+        counts,
+        encoding: info.detected.encoding,
+        bom: info.detected.bom,
+        delimiter: info.delimiter,
+        header: info.header,
+        dry_run: !commit,
+        lines: not_applied,
+        columns: info.columns,
+        sample: digest.sample,
+        file_sha256: digest.sha256,
+        fingerprint: crate::crypto::to_hex(&fingerprint.finalize()),
+    };
+    let Mode::Commit {
+        actor,
+        source,
+        expected,
+    } = mode
+    else {
+        return Ok(result);
+    };
+    if options.strict && !result.clean() {
+        return Err(ImportError::Strict(Box::new(result)));
+    }
+    if expected.is_some_and(|e| e != result.fingerprint) {
+        return Err(ImportError::Changed(Box::new(result)));
+    }
+    tx.finish_import(id, &counts, &result.file_sha256).await?;
+    tx.audit(
+        actor,
+        "accounts.import",
+        source,
+        &serde_json::json!({ "import": id, "type": kind, "counts": counts }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(result)
+}
+
+fn options_json(options: &ImportOptions) -> String {
+    let delimiter = match options.delimiter {
+        DelimiterChoice::Auto => "auto".to_owned(),
+        DelimiterChoice::Fixed(d) => d.name().to_owned(),
+    };
+    serde_json::json!({
+        "type": options.kind,
+        "encoding": format!("{:?}", options.encoding).to_lowercase(),
+        "delimiter": delimiter,
+        "header": format!("{:?}", options.header).to_lowercase(),
+        "strict": options.strict,
+    })
+    .to_string()
+}

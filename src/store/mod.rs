@@ -5,8 +5,10 @@
 //! dialects accept, run on whichever pool is open. Reads go through [`Store`], writes through a
 //! [`Tx`] so that a whole import commits or leaves no trace. One module per table.
 
+mod accounts;
 mod audit;
 mod devices;
+mod imports;
 mod users;
 
 use std::str::FromStr;
@@ -18,7 +20,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite, Transaction};
 
+pub use accounts::{AccountWrite, SealedRef, StoredAccount, UserAccounts};
 pub use devices::StoredDevice;
+pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
 pub use users::{StoredUser, UserSummary};
 
 /// The largest number of rows one multi-row statement carries. Well under both databases'
@@ -238,6 +242,19 @@ impl Store {
         let inner = match &self.pool {
             Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { inner })
+    }
+
+    /// Starts a transaction that only reads, seeing one consistent state of the store
+    /// without holding SQLite's write lock: what a preview runs in.
+    pub async fn begin_read(&self) -> Result<Tx, StoreError> {
+        let inner = match &self.pool {
+            Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin().await?),
+            Pool::Postgres(pool) => TxInner::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            ),
         };
         Ok(Tx { inner })
     }

@@ -1,0 +1,254 @@
+//! Deciding each line's outcome against what is stored: discarded when no user matches,
+//! added, updated (saying which fields changed) or unchanged. Pure: the store's answer comes in,
+//! outcomes and the writes to make come out.
+
+use std::collections::HashMap;
+
+use super::schema;
+use super::validate::{Checked, ParsedLine, Sealed, ValidRow};
+use crate::model::{AccountKind, Outcome};
+use crate::store::{AccountWrite, SealedRef, StoredAccount, UserAccounts};
+
+/// One line's outcome, and the account write it calls for.
+#[derive(Debug)]
+pub struct Decision<'a> {
+    /// The line decided on.
+    pub line: &'a ParsedLine,
+    /// What happens to it.
+    pub outcome: Outcome,
+    /// For rejected lines, the canonical column to blame.
+    pub field: Option<&'static str>,
+    /// Why (rejections, discards, duplicates) or what changed (updates); empty otherwise.
+    pub message: String,
+    /// The write to make, for added and updated lines.
+    pub write: Option<AccountWrite<'a>>,
+}
+
+/// Decides the lines of one chunk. `users` holds, for every user email of the chunk that
+/// exists, the user's stored accounts of `kind`.
+pub fn decide<'a>(
+    kind: AccountKind,
+    lines: &'a [ParsedLine],
+    users: &HashMap<String, UserAccounts>,
+) -> Vec<Decision<'a>> {
+    lines
+        .iter()
+        .map(|line| {
+            let decision = |outcome, field, message| Decision {
+                line,
+                outcome,
+                field,
+                message,
+                write: None,
+            };
+            match &line.check {
+                Checked::Rejected { field, message } => {
+                    decision(Outcome::Rejected, *field, message.clone())
+                }
+                Checked::Duplicate { first } => decision(
+                    Outcome::Duplicate,
+                    None,
+                    format!("same user, type and address as line {first}"),
+                ),
+                Checked::Valid(row) => match users.get(&row.user_norm) {
+                    None => decision(
+                        Outcome::Discarded,
+                        None,
+                        format!("no user with email {}", line.user_email),
+                    ),
+                    Some(user) => {
+                        let stored = user
+                            .accounts
+                            .iter()
+                            .find(|a| a.address_norm == row.address_norm);
+                        let (outcome, message) = match stored {
+                            None => (Outcome::Added, String::new()),
+                            Some(stored) => match changes(kind, row, &line.address, stored) {
+                                changed if changed.is_empty() => {
+                                    (Outcome::Unchanged, String::new())
+                                }
+                                changed => (Outcome::Updated, format!("changed {}", changed.join(", "))),
+                            },
+                        };
+                        let write = (outcome != Outcome::Unchanged)
+                            .then(|| account_write(user.user_id, row, &line.address));
+                        Decision {
+                            line,
+                            outcome,
+                            field: None,
+                            message,
+                            write,
+                        }
+                    }
+                },
+            }
+        })
+        .collect()
+}
+
+/// The canonical names of the columns whose values differ from the stored account. A blank
+/// password (none given) never counts as a change: it keeps the stored one.
+fn changes(
+    kind: AccountKind,
+    row: &ValidRow,
+    address: &str,
+    stored: &StoredAccount,
+) -> Vec<&'static str> {
+    let names = schema::columns(kind);
+    let name = |i: usize| names[i].name;
+    let differs_mac = |given: &Option<Sealed>, stored: &Option<Vec<u8>>| {
+        given
+            .as_ref()
+            .is_some_and(|g| stored.as_deref() != Some(&g.mac[..]))
+    };
+    let mut changed = Vec::new();
+    match kind {
+        AccountKind::Email => {
+            use schema::email::*;
+            let checks = [
+                (stored.address != address, ADDRESS),
+                (stored.display_name != row.display_name, DISPLAY_NAME),
+                (stored.username != row.username, INCOMING_USERNAME),
+                (differs_mac(&row.password, &stored.password_mac), INCOMING_PASSWORD),
+                (stored.outgoing_username != row.outgoing_username, OUTGOING_USERNAME),
+                (
+                    differs_mac(&row.outgoing_password, &stored.outgoing_password_mac),
+                    OUTGOING_PASSWORD,
+                ),
+            ];
+            changed.extend(checks.iter().filter(|c| c.0).map(|c| name(c.1)));
+        }
+        AccountKind::Exchange => {
+            use schema::exchange::*;
+            let checks = [
+                (stored.address != address, ADDRESS),
+                (stored.username != row.username, USERNAME),
+                (stored.domain != row.domain, DOMAIN),
+                (differs_mac(&row.password, &stored.password_mac), PASSWORD),
+            ];
+            changed.extend(checks.iter().filter(|c| c.0).map(|c| name(c.1)));
+        }
+    }
+    changed
+}
+
+fn account_write<'a>(user_id: i64, row: &'a ValidRow, address: &'a str) -> AccountWrite<'a> {
+    let sealed = |s: &'a Option<Sealed>| {
+        s.as_ref().map(|s| SealedRef {
+            ciphertext: &s.ciphertext,
+            mac: &s.mac,
+        })
+    };
+    AccountWrite {
+        user_id,
+        address,
+        address_norm: &row.address_norm,
+        display_name: row.display_name.as_deref(),
+        username: &row.username,
+        domain: row.domain.as_deref(),
+        outgoing_username: row.outgoing_username.as_deref(),
+        password: sealed(&row.password),
+        outgoing_password: sealed(&row.outgoing_password),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keys;
+    use crate::csv::{ColumnMap, Record};
+    use crate::import::validate::Validator;
+
+    fn parse(rows: &[[&str; 5]]) -> Vec<ParsedLine> {
+        let columns = ColumnMap::positional(&schema::EXCHANGE);
+        let mut v = Validator::new(AccountKind::Exchange, columns, Keys::from_master(&[3; 32]), false);
+        rows.iter()
+            .enumerate()
+            .map(|(i, cells)| v.check(&Record::from_cells(i as u64 + 1, cells.iter().copied())))
+            .collect()
+    }
+
+    fn stored(address: &str, mac: Option<[u8; 16]>) -> StoredAccount {
+        StoredAccount {
+            address: address.into(),
+            address_norm: address.to_lowercase(),
+            display_name: None,
+            username: "alice".into(),
+            domain: Some("CORP".into()),
+            outgoing_username: None,
+            password_mac: mac.map(|m| m.to_vec()),
+            outgoing_password_mac: None,
+        }
+    }
+
+    #[test]
+    fn outcomes_follow_the_stored_state() {
+        let lines = parse(&[
+            ["alice@example.com", "alice@example.com", "alice", "CORP", ""],
+            ["alice@example.com", "alice2@example.com", "alice", "CORP", ""],
+            ["alice@example.com", "alice3@example.com", "alice", "OTHER", ""],
+            ["nobody@example.com", "n@example.com", "n", "", ""],
+            ["alice@example.com", "bad", "alice", "", ""],
+            ["ALICE@example.com", "Alice2@example.com", "alice", "CORP", ""],
+        ]);
+        let users = HashMap::from([(
+            "alice@example.com".to_owned(),
+            UserAccounts {
+                user_id: 7,
+                accounts: vec![
+                    stored("alice@example.com", None),
+                    stored("alice3@example.com", None),
+                ],
+            },
+        )]);
+
+        let decisions = decide(AccountKind::Exchange, &lines, &users);
+        let outcomes: Vec<(Outcome, &str)> = decisions
+            .iter()
+            .map(|d| (d.outcome, d.message.as_str()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (Outcome::Unchanged, ""),
+                (Outcome::Added, ""),
+                (Outcome::Updated, "changed exchange_domain"),
+                (Outcome::Discarded, "no user with email nobody@example.com"),
+                (Outcome::Rejected, "\"bad\" is not an email address (no @)"),
+                (Outcome::Duplicate, "same user, type and address as line 2"),
+            ]
+        );
+        assert_eq!(decisions[1].write.map(|w| w.user_id), Some(7));
+        assert!(decisions[0].write.is_none(), "unchanged lines write nothing");
+    }
+
+    #[test]
+    fn a_blank_password_keeps_the_stored_one_and_a_new_one_is_a_change() {
+        let keys = Keys::from_master(&[3; 32]);
+        let aad = crate::crypto::account_aad(
+            AccountKind::Exchange,
+            "alice@example.com",
+            "alice@example.com",
+            crate::crypto::PasswordColumn::Primary,
+        );
+        let stored_mac = keys.mac(&aad, "old");
+        let users = HashMap::from([(
+            "alice@example.com".to_owned(),
+            UserAccounts {
+                user_id: 7,
+                accounts: vec![stored("alice@example.com", Some(stored_mac))],
+            },
+        )]);
+        let outcome = |password: &str| {
+            let lines = parse(&[["alice@example.com", "alice@example.com", "alice", "CORP", password]]);
+            let decisions = decide(AccountKind::Exchange, &lines, &users);
+            (decisions[0].outcome, decisions[0].message.clone())
+        };
+        assert_eq!(outcome(""), (Outcome::Unchanged, String::new()));
+        assert_eq!(outcome("old"), (Outcome::Unchanged, String::new()));
+        assert_eq!(
+            outcome("new"),
+            (Outcome::Updated, "changed exchange_password".to_owned())
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! The reading side of an import, run on a blocking thread: bytes → records → checked lines,
+//! sent in chunks to the side that talks to the store, so parsing, validation and sealing
+//! overlap with database work and memory holds a few chunks, never the file.
+
+use std::cell::RefCell;
+use std::io::Read;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::schema;
+use super::validate::{ParsedLine, Validator};
+use super::{ColumnReport, HeaderChoice, ImportError, ImportOptions, Progress, SampleRow};
+use crate::crypto::Keys;
+use crate::csv::{self, ColumnMap, Delimiter, Detected, ReadOptions, Record};
+use crate::store::BATCH;
+
+/// What the reader sends.
+pub enum Message {
+    /// The file is open: how it is being read. Always first.
+    Opened(FileInfo),
+    /// The next lines, in file order.
+    Lines(Vec<ParsedLine>),
+}
+
+/// How the file is being read.
+pub struct FileInfo {
+    /// Encoding.
+    pub detected: Detected,
+    /// Delimiter.
+    pub delimiter: Delimiter,
+    /// Whether the first record was a header.
+    pub header: bool,
+    /// Each cell position and the column it holds.
+    pub columns: Vec<ColumnReport>,
+}
+
+/// What is known only once the whole file has been read.
+pub struct FileDigest {
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+    /// The first records, passwords masked.
+    pub sample: Vec<SampleRow>,
+}
+
+/// What a masked password looks like in previews: fixed, so it does not tell the length.
+pub const MASK: &str = "••••••••";
+
+/// Starts reading `input` on a blocking thread.
+pub fn spawn(
+    input: impl Read + Send + 'static,
+    options: &ImportOptions,
+    keys: Keys,
+    seal: bool,
+) -> (
+    mpsc::Receiver<Message>,
+    tokio::task::JoinHandle<Result<FileDigest, ImportError>>,
+) {
+    let (sender, receiver) = mpsc::channel(4);
+    let options = options.clone();
+    let handle =
+        tokio::task::spawn_blocking(move || read(input, &options, keys, seal, &sender));
+    (receiver, handle)
+}
+
+fn read(
+    input: impl Read,
+    options: &ImportOptions,
+    keys: Keys,
+    seal: bool,
+    sender: &mpsc::Sender<Message>,
+) -> Result<FileDigest, ImportError> {
+    let hasher = Rc::new(RefCell::new(Sha256::new()));
+    let counted = Counted {
+        inner: input,
+        hasher: Rc::clone(&hasher),
+        progress: options.progress.clone(),
+    };
+    let schema = schema::columns(options.kind);
+    let mut csv = csv::open(
+        counted,
+        &ReadOptions {
+            encoding: options.encoding,
+            delimiter: options.delimiter,
+            expected_widths: vec![schema.len()],
+        },
+    )?;
+    let mut record = Record::default();
+    if !csv.read(&mut record)? {
+        return Err(ImportError::Empty);
+    }
+    let header = match options.header {
+        HeaderChoice::Yes => true,
+        HeaderChoice::No => false,
+        HeaderChoice::Auto => ColumnMap::is_header(schema, &record),
+    };
+    let columns = if header {
+        ColumnMap::from_header(schema, &record)?
+    } else {
+        ColumnMap::positional(schema)
+    };
+    let header_cells: Vec<String> = if header {
+        record.cells().map(str::to_owned).collect()
+    } else {
+        Vec::new()
+    };
+    let names = columns.names(schema);
+    let column_reports = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| ColumnReport {
+            header: header_cells.get(i).cloned(),
+            column: *name,
+        })
+        .collect();
+    let info = FileInfo {
+        detected: csv.detected(),
+        delimiter: csv.delimiter(),
+        header,
+        columns: column_reports,
+    };
+    if sender.blocking_send(Message::Opened(info)).is_err() {
+        return Err(ImportError::Stopped);
+    }
+
+    let mut validator = Validator::new(options.kind, columns, keys, seal);
+    let mut sample = Vec::new();
+    let mut chunk = Vec::with_capacity(BATCH);
+    let mut have_record = !header;
+    loop {
+        if !have_record && !csv.read(&mut record)? {
+            break;
+        }
+        have_record = false;
+        if sample.len() < options.sample_rows {
+            sample.push(SampleRow {
+                line: record.line(),
+                cells: record
+                    .cells()
+                    .enumerate()
+                    .map(|(i, cell)| match names.get(i).copied().flatten() {
+                        Some(name) if schema::is_password(name) && !cell.is_empty() => {
+                            MASK.to_owned()
+                        }
+                        _ => cell.to_owned(),
+                    })
+                    .collect(),
+            });
+        }
+        chunk.push(validator.check(&record));
+        if let Some(progress) = &options.progress {
+            progress.rows.fetch_add(1, Ordering::Relaxed);
+        }
+        if chunk.len() == BATCH
+            && sender
+                .blocking_send(Message::Lines(std::mem::take(&mut chunk)))
+                .is_err()
+        {
+            return Err(ImportError::Stopped);
+        }
+    }
+    if !chunk.is_empty() && sender.blocking_send(Message::Lines(chunk)).is_err() {
+        return Err(ImportError::Stopped);
+    }
+    let sha256 = crate::crypto::to_hex(&hasher.borrow_mut().finalize_reset());
+    Ok(FileDigest { sha256, sample })
+}
+
+/// Hashes and counts the raw bytes as they are read.
+struct Counted<R> {
+    inner: R,
+    hasher: Rc<RefCell<Sha256>>,
+    progress: Option<Arc<Progress>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.borrow_mut().update(&buf[..n]);
+        if let Some(progress) = &self.progress {
+            progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}

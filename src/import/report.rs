@@ -1,0 +1,111 @@
+//! How an import is reported: the JSON summary `import --json` prints (and the API extends),
+//! and the per-line results CSV.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::{ImportResult, LineReport, LineResult, LineSink};
+use crate::csv::{Delimiter, Encoding, neutralize};
+use crate::model::AccountKind;
+
+/// The summary of an import, in the exact shape of the CLI contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary<'a> {
+    /// Account type.
+    #[serde(rename = "type")]
+    pub kind: AccountKind,
+    /// Data lines.
+    pub rows: u64,
+    /// Accounts stored new.
+    pub added: u64,
+    /// Accounts changed.
+    pub updated: u64,
+    /// Accounts already as in the file.
+    pub unchanged: u64,
+    /// Lines naming no known user.
+    pub discarded: u64,
+    /// Invalid lines.
+    pub rejected: u64,
+    /// Lines repeating an earlier account.
+    pub duplicates: u64,
+    /// Encoding the file was read in.
+    pub encoding: Encoding,
+    /// Delimiter it was split on.
+    pub delimiter: Delimiter,
+    /// Whether it had a header row.
+    pub header: bool,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Every line not applied.
+    pub lines: &'a [LineReport],
+}
+
+impl<'a> Summary<'a> {
+    /// The summary of `result`.
+    pub fn of(result: &'a ImportResult) -> Summary<'a> {
+        let c = &result.counts;
+        Summary {
+            kind: result.kind,
+            rows: c.rows,
+            added: c.added,
+            updated: c.updated,
+            unchanged: c.unchanged,
+            discarded: c.discarded,
+            rejected: c.rejected,
+            duplicates: c.duplicates,
+            encoding: result.encoding,
+            delimiter: result.delimiter,
+            header: result.header,
+            dry_run: result.dry_run,
+            lines: &result.lines,
+        }
+    }
+}
+
+/// The header of a results file.
+pub const RESULTS_HEADER: [&str; 5] = ["line", "user_email", "account_address", "outcome", "message"];
+
+/// Writes one CSV row per line: line, user email, account address, outcome, message. Never a
+/// password: none reaches a [`LineResult`]. Cells are protected against formula injection.
+pub struct ResultsCsv<W: Write> {
+    writer: ::csv::Writer<W>,
+}
+
+impl<W: Write> ResultsCsv<W> {
+    /// Starts a results file on `out`, header first.
+    pub fn new(out: W) -> std::io::Result<Self> {
+        let mut writer = ::csv::Writer::from_writer(out);
+        writer.write_record(RESULTS_HEADER)?;
+        Ok(ResultsCsv { writer })
+    }
+
+    /// Flushes and returns the underlying writer.
+    pub fn finish(self) -> std::io::Result<W> {
+        self.writer
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    /// Writes one line's row.
+    pub fn write(&mut self, line: &LineResult<'_>) -> std::io::Result<()> {
+        let message = match line.field {
+            Some(field) => format!("{field}: {}", line.message),
+            None => line.message.to_owned(),
+        };
+        self.writer.write_record([
+            line.line.to_string().as_str(),
+            &neutralize(line.user_email),
+            &neutralize(line.account_address),
+            line.outcome.as_str(),
+            &neutralize(&message),
+        ])?;
+        Ok(())
+    }
+}
+
+impl<W: Write + Send> LineSink for ResultsCsv<W> {
+    fn line(&mut self, line: &LineResult<'_>) -> std::io::Result<()> {
+        self.write(line)
+    }
+}

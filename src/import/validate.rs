@@ -1,0 +1,428 @@
+//! Checking one line on its own, before any user is looked up: column count, required
+//! fields, addresses, lengths, Exchange user names and domains, repeats of an earlier line.
+//! Valid lines leave with their keys normalised and their passwords sealed.
+
+use super::schema::{self, email, exchange};
+use super::seen::FirstSeen;
+use crate::crypto::{self, Keys, MAC_LEN, PasswordColumn};
+use crate::csv::{Column, ColumnMap, Record};
+use crate::model::{AccountKind, EmailError, normalize_email, validate_domain, validate_email};
+
+/// Longest display name or user name accepted.
+pub const MAX_NAME: usize = 256;
+/// Longest password accepted.
+pub const MAX_PASSWORD: usize = 256;
+/// Longest NetBIOS domain name.
+const MAX_NETBIOS: usize = 15;
+
+/// A line as read and checked.
+#[derive(Debug)]
+pub struct ParsedLine {
+    /// Physical line number.
+    pub line: u64,
+    /// The user email as written (trimmed).
+    pub user_email: String,
+    /// The account address as written (trimmed).
+    pub address: String,
+    /// The verdict.
+    pub check: Checked,
+}
+
+/// What checking a line found.
+#[derive(Debug)]
+pub enum Checked {
+    /// Well-formed; ready to match.
+    Valid(Box<ValidRow>),
+    /// Invalid: the column to blame (if one is) and why.
+    Rejected {
+        /// Canonical column name.
+        field: Option<&'static str>,
+        /// The reason, never containing a password.
+        message: String,
+    },
+    /// Same user, type and address as an earlier line.
+    Duplicate {
+        /// That earlier line.
+        first: u64,
+    },
+}
+
+/// A valid line's fields, normalised keys and sealed passwords.
+#[derive(Debug)]
+pub struct ValidRow {
+    /// Normalised user email.
+    pub user_norm: String,
+    /// Normalised account address.
+    pub address_norm: String,
+    /// Email: name shown on sent mail.
+    pub display_name: Option<String>,
+    /// Email: incoming user name; Exchange: user name.
+    pub username: String,
+    /// Exchange: domain.
+    pub domain: Option<String>,
+    /// Email: outgoing user name.
+    pub outgoing_username: Option<String>,
+    /// (Incoming or Exchange) password, if the cell was not blank.
+    pub password: Option<Sealed>,
+    /// Outgoing password, if the cell was not blank.
+    pub outgoing_password: Option<Sealed>,
+}
+
+/// A password as the store keeps it.
+#[derive(Debug)]
+pub struct Sealed {
+    /// AEAD ciphertext; empty when the import only previews.
+    pub ciphertext: Vec<u8>,
+    /// Keyed MAC, for telling an unchanged password.
+    pub mac: [u8; MAC_LEN],
+}
+
+/// Checks the lines of one file.
+pub struct Validator {
+    kind: AccountKind,
+    schema: &'static [Column],
+    columns: ColumnMap,
+    required_width: usize,
+    keys: Keys,
+    seal: bool,
+    seen: FirstSeen,
+}
+
+type Rejection = (Option<&'static str>, String);
+
+fn reject(field: &'static str, message: impl Into<String>) -> Rejection {
+    (Some(field), message.into())
+}
+
+impl Validator {
+    /// A validator for a file of `kind` whose cells are found through `columns`. With `seal`,
+    /// passwords are encrypted (a commit); without, only their MACs are computed (a preview).
+    pub fn new(kind: AccountKind, columns: ColumnMap, keys: Keys, seal: bool) -> Validator {
+        let schema = schema::columns(kind);
+        Validator {
+            kind,
+            schema,
+            required_width: columns.required_width(schema),
+            columns,
+            keys,
+            seal,
+            seen: FirstSeen::default(),
+        }
+    }
+
+    /// The column mapping in use.
+    pub fn columns(&self) -> &ColumnMap {
+        &self.columns
+    }
+
+    /// Checks one record.
+    pub fn check(&mut self, record: &Record) -> ParsedLine {
+        let user_email = self.columns.get(record, 0).to_owned();
+        let address = self.columns.get(record, 1 + usize::from(self.kind == AccountKind::Email));
+        let address = address.to_owned();
+        let check = match self.fields(record) {
+            Err((field, message)) => Checked::Rejected { field, message },
+            Ok(row) => match self.seen.check(&[&row.user_norm, &row.address_norm], record.line()) {
+                Some(first) => Checked::Duplicate { first },
+                None => Checked::Valid(Box::new(row)),
+            },
+        };
+        ParsedLine {
+            line: record.line(),
+            user_email,
+            address,
+            check,
+        }
+    }
+
+    fn fields(&self, record: &Record) -> Result<ValidRow, Rejection> {
+        let expected = self.columns.width;
+        if record.width() > expected || record.len() < self.required_width {
+            let found = if record.width() > expected {
+                record.width()
+            } else {
+                record.len()
+            };
+            return Err((
+                None,
+                format!("expected {expected} columns, found {found}"),
+            ));
+        }
+        let cell = |field: usize| self.columns.get(record, field);
+        let name = |field: usize| self.schema[field].name;
+        match self.kind {
+            AccountKind::Email => {
+                let user = address(cell(email::USER_EMAIL), name(email::USER_EMAIL))?;
+                let display_name = text(cell(email::DISPLAY_NAME), name(email::DISPLAY_NAME))?;
+                let address = address(cell(email::ADDRESS), name(email::ADDRESS))?;
+                let incoming =
+                    text(cell(email::INCOMING_USERNAME), name(email::INCOMING_USERNAME))?;
+                let outgoing =
+                    text(cell(email::OUTGOING_USERNAME), name(email::OUTGOING_USERNAME))?;
+                let user_norm = normalize_email(user);
+                let address_norm = normalize_email(address);
+                let password = self.password(
+                    cell(email::INCOMING_PASSWORD),
+                    name(email::INCOMING_PASSWORD),
+                    (&user_norm, &address_norm, PasswordColumn::Primary),
+                )?;
+                let outgoing_password = self.password(
+                    cell(email::OUTGOING_PASSWORD),
+                    name(email::OUTGOING_PASSWORD),
+                    (&user_norm, &address_norm, PasswordColumn::Outgoing),
+                )?;
+                Ok(ValidRow {
+                    user_norm,
+                    address_norm,
+                    display_name: Some(display_name.to_owned()),
+                    username: incoming.to_owned(),
+                    domain: None,
+                    outgoing_username: Some(outgoing.to_owned()),
+                    password,
+                    outgoing_password,
+                })
+            }
+            AccountKind::Exchange => {
+                let user = address(cell(exchange::USER_EMAIL), name(exchange::USER_EMAIL))?;
+                let address = address(cell(exchange::ADDRESS), name(exchange::ADDRESS))?;
+                let username = cell(exchange::USERNAME);
+                let domain = cell(exchange::DOMAIN);
+                exchange_username(username, name(exchange::USERNAME))?;
+                if !domain.is_empty() {
+                    exchange_domain(domain, name(exchange::DOMAIN))?;
+                }
+                if let Some((named, _)) = username.split_once('\\') {
+                    if !domain.is_empty() && !named.eq_ignore_ascii_case(domain) {
+                        return Err(reject(
+                            name(exchange::DOMAIN),
+                            format!(
+                                "is {domain:?}, but {} names the domain {named:?}",
+                                name(exchange::USERNAME)
+                            ),
+                        ));
+                    }
+                }
+                let user_norm = normalize_email(user);
+                let address_norm = normalize_email(address);
+                let password = self.password(
+                    cell(exchange::PASSWORD),
+                    name(exchange::PASSWORD),
+                    (&user_norm, &address_norm, PasswordColumn::Primary),
+                )?;
+                Ok(ValidRow {
+                    user_norm,
+                    address_norm,
+                    display_name: None,
+                    username: username.to_owned(),
+                    domain: (!domain.is_empty()).then(|| domain.to_owned()),
+                    outgoing_username: None,
+                    password,
+                    outgoing_password: None,
+                })
+            }
+        }
+    }
+
+    /// Checks and seals a password cell; a blank cell is no password (the stored one stays).
+    fn password(
+        &self,
+        cell: &str,
+        field: &'static str,
+        (user_norm, address_norm, column): (&str, &str, PasswordColumn),
+    ) -> Result<Option<Sealed>, Rejection> {
+        if cell.is_empty() {
+            return Ok(None);
+        }
+        if cell.chars().count() > MAX_PASSWORD {
+            return Err(reject(field, format!("is longer than {MAX_PASSWORD} characters")));
+        }
+        if cell.chars().any(char::is_control) {
+            return Err(reject(field, "contains a control character"));
+        }
+        let aad = crypto::account_aad(self.kind, user_norm, address_norm, column);
+        Ok(Some(Sealed {
+            ciphertext: if self.seal {
+                self.keys.seal(&aad, cell)
+            } else {
+                Vec::new()
+            },
+            mac: self.keys.mac(&aad, cell),
+        }))
+    }
+}
+
+fn address<'c>(cell: &'c str, field: &'static str) -> Result<&'c str, Rejection> {
+    if cell.is_empty() {
+        return Err(reject(field, "is empty"));
+    }
+    validate_email(cell).map_err(|e| reject(field, format!("{cell:?} {e}")))?;
+    Ok(cell)
+}
+
+fn text<'c>(cell: &'c str, field: &'static str) -> Result<&'c str, Rejection> {
+    if cell.is_empty() {
+        return Err(reject(field, "is empty"));
+    }
+    if cell.chars().count() > MAX_NAME {
+        return Err(reject(field, format!("is longer than {MAX_NAME} characters")));
+    }
+    if cell.chars().any(char::is_control) {
+        return Err(reject(field, "contains a control character"));
+    }
+    Ok(cell)
+}
+
+/// Characters Active Directory refuses in logon names.
+const LOGON_FORBIDDEN: &[char] = &['"', '/', '[', ']', ':', ';', '|', '=', ',', '+', '*', '?', '<', '>'];
+
+/// An Exchange user name: `user`, `DOMAIN\user` or a UPN (`user@corp.example.com`).
+fn exchange_username(cell: &str, field: &'static str) -> Result<(), Rejection> {
+    text(cell, field)?;
+    if let Some(c) = cell.chars().find(|c| LOGON_FORBIDDEN.contains(c)) {
+        return Err(reject(field, format!("contains {c:?}, which a logon name cannot")));
+    }
+    if let Some((domain, user)) = cell.split_once('\\') {
+        if domain.is_empty() || user.is_empty() || user.contains('\\') {
+            return Err(reject(field, "is not of the form DOMAIN\\user"));
+        }
+        return exchange_domain(domain, field);
+    }
+    if cell.contains('@') {
+        validate_email(cell)
+            .map_err(|e| reject(field, format!("{cell:?} is not a user principal name ({e})")))?;
+    }
+    Ok(())
+}
+
+/// A Windows domain: a DNS name (`corp.example.com`) or a NetBIOS name (`CORP`).
+fn exchange_domain(cell: &str, field: &'static str) -> Result<(), Rejection> {
+    if cell.contains('.') {
+        return validate_domain(cell).map_err(|e| {
+            let reason = match e {
+                EmailError::Domain(reason) => reason,
+                _ => "malformed",
+            };
+            reject(field, format!("{cell:?} is not a domain name ({reason})"))
+        });
+    }
+    let netbios = cell.len() <= MAX_NETBIOS
+        && !cell.starts_with('-')
+        && cell.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !netbios {
+        return Err(reject(
+            field,
+            format!("{cell:?} is neither a DNS domain nor a NetBIOS name (up to 15 letters, digits, - and _)"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(kind: AccountKind, cells: &[&str]) -> Checked {
+        let columns = ColumnMap::positional(schema::columns(kind));
+        let mut validator = Validator::new(kind, columns, Keys::from_master(&[1; 32]), false);
+        validator
+            .check(&Record::from_cells(1, cells.iter().copied()))
+            .check
+    }
+
+    fn rejection(checked: Checked) -> (Option<&'static str>, String) {
+        match checked {
+            Checked::Rejected { field, message } => (field, message),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    const ALICE: [&str; 7] = [
+        "alice@example.com",
+        "Alice",
+        "alice@mail.example.com",
+        "alice",
+        "pw",
+        "alice",
+        "",
+    ];
+
+    #[test]
+    fn a_complete_email_row_is_valid_with_its_keys_normalised() {
+        let mut cells = ALICE;
+        cells[0] = "Alice@Example.COM";
+        let Checked::Valid(row) = check(AccountKind::Email, &cells) else {
+            panic!("valid")
+        };
+        assert_eq!(row.user_norm, "alice@example.com");
+        assert!(row.password.is_some());
+        assert!(row.outgoing_password.is_none(), "a blank cell is no password");
+        assert!(row.password.unwrap().ciphertext.is_empty(), "previews seal nothing");
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: [(usize, &str, &str); 5] = [
+            (2, "alice.example.com", "email_address"),
+            (0, "", "user_email"),
+            (1, "", "display_name"),
+            (3, "a\u{7}b", "incoming_username"),
+            (5, &"x".repeat(300), "outgoing_username"),
+        ];
+        for (index, value, field) in cases {
+            let mut cells = ALICE;
+            cells[index] = value;
+            assert_eq!(rejection(check(AccountKind::Email, &cells)).0, Some(field));
+        }
+    }
+
+    #[test]
+    fn the_column_count_must_fit_the_type() {
+        let (field, message) = rejection(check(AccountKind::Email, &ALICE[..3]));
+        assert_eq!((field, message.as_str()), (None, "expected 7 columns, found 3"));
+        let mut long = ALICE.to_vec();
+        long.extend(["extra", "cells"]);
+        let (_, message) = rejection(check(AccountKind::Email, &long));
+        assert_eq!(message, "expected 7 columns, found 9");
+    }
+
+    #[test]
+    fn passwords_are_never_quoted_in_messages() {
+        let mut cells = ALICE;
+        let long = format!("secret{}", "x".repeat(300));
+        cells[4] = &long;
+        let (field, message) = rejection(check(AccountKind::Email, &cells));
+        assert_eq!(field, Some("incoming_password"));
+        assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn exchange_user_names_and_domains_must_be_well_formed() {
+        let row = |user: &'static str, domain: &'static str| {
+            check(
+                AccountKind::Exchange,
+                &["a@example.com", "a@example.com", user, domain, ""],
+            )
+        };
+        assert!(matches!(row("alice", "CORP"), Checked::Valid(_)));
+        assert!(matches!(row("CORP\\alice", ""), Checked::Valid(_)));
+        assert!(matches!(row("alice@corp.example.com", "corp.example.com"), Checked::Valid(_)));
+        assert_eq!(rejection(row("ali:ce", "")).0, Some("exchange_username"));
+        assert_eq!(rejection(row("\\alice", "")).0, Some("exchange_username"));
+        assert_eq!(rejection(row("alice", "NOT A DOMAIN")).0, Some("exchange_domain"));
+        assert_eq!(rejection(row("alice", "corp..example")).0, Some("exchange_domain"));
+        assert_eq!(rejection(row("CORP\\alice", "OTHER")).0, Some("exchange_domain"));
+    }
+
+    #[test]
+    fn a_repeated_account_is_a_duplicate_of_the_first_line() {
+        let columns = ColumnMap::positional(&schema::EMAIL);
+        let mut v = Validator::new(AccountKind::Email, columns, Keys::from_master(&[1; 32]), false);
+        let mut second = ALICE;
+        second[2] = "ALICE@mail.example.com";
+        assert!(matches!(v.check(&Record::from_cells(2, ALICE)).check, Checked::Valid(_)));
+        assert!(matches!(
+            v.check(&Record::from_cells(5, second)).check,
+            Checked::Duplicate { first: 2 }
+        ));
+    }
+}

@@ -1,0 +1,213 @@
+//! The `email_accounts` table.
+
+use std::collections::HashMap;
+
+use sqlx::QueryBuilder;
+
+use super::{StoreError, Tx, now_ms, on_tx};
+use crate::model::AccountKind;
+
+/// A stored account as an import compares it: every field, and MACs in place of passwords.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredAccount {
+    /// Address as last imported.
+    pub address: String,
+    /// Lower-cased address: with the user and kind, the account's key.
+    pub address_norm: String,
+    /// Email: name shown on sent mail.
+    pub display_name: Option<String>,
+    /// Email: incoming user name; Exchange: user name.
+    pub username: String,
+    /// Exchange: domain.
+    pub domain: Option<String>,
+    /// Email: outgoing user name.
+    pub outgoing_username: Option<String>,
+    /// MAC of the (incoming or Exchange) password, if one is stored.
+    pub password_mac: Option<Vec<u8>>,
+    /// MAC of the outgoing password, if one is stored.
+    pub outgoing_password_mac: Option<Vec<u8>>,
+}
+
+/// A user matched by email, with their stored accounts of one kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserAccounts {
+    /// The user's store id.
+    pub user_id: i64,
+    /// Their accounts of the kind asked for.
+    pub accounts: Vec<StoredAccount>,
+}
+
+/// A sealed password and its MAC.
+#[derive(Debug, Clone, Copy)]
+pub struct SealedRef<'a> {
+    /// The AEAD ciphertext.
+    pub ciphertext: &'a [u8],
+    /// The keyed MAC of the plain text.
+    pub mac: &'a [u8],
+}
+
+/// An account to insert, or to update in place (matched by user, kind and address).
+/// A `None` password keeps the stored one.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountWrite<'a> {
+    /// Owner's store id.
+    pub user_id: i64,
+    /// Address as written in the file.
+    pub address: &'a str,
+    /// Lower-cased address.
+    pub address_norm: &'a str,
+    /// Email: name shown on sent mail.
+    pub display_name: Option<&'a str>,
+    /// Email: incoming user name; Exchange: user name.
+    pub username: &'a str,
+    /// Exchange: domain.
+    pub domain: Option<&'a str>,
+    /// Email: outgoing user name.
+    pub outgoing_username: Option<&'a str>,
+    /// (Incoming or Exchange) password.
+    pub password: Option<SealedRef<'a>>,
+    /// Outgoing password.
+    pub outgoing_password: Option<SealedRef<'a>>,
+}
+
+/// One user/account pair of a match, as the aggregate query returns it: user email, user id,
+/// then the account's columns (all `None` for a user without accounts of the kind), MACs in hex.
+type MatchTuple = (
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn unhex(text: Option<String>) -> Option<Vec<u8>> {
+    let text = text?;
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Tx {
+    /// The users among `emails_norm` (at most [`super::BATCH`]), keyed by normalised email,
+    /// each with their stored accounts of `kind`. One statement per batch of lines.
+    pub async fn users_with_accounts(
+        &mut self,
+        kind: AccountKind,
+        emails_norm: &[&str],
+    ) -> Result<HashMap<String, UserAccounts>, StoreError> {
+        let mut users: HashMap<String, UserAccounts> = HashMap::new();
+        if emails_norm.is_empty() {
+            return Ok(users);
+        }
+        // The matches come back as one JSON array per batch rather than one row per match:
+        // sqlx hands every SQLite row from its worker thread to the caller one by one, and on a
+        // million-line import that hand-off, not the lookups, would be most of the time.
+        let aggregate = match self.inner {
+            super::TxInner::Sqlite(_) => {
+                "SELECT json_group_array(json_array(u.email_norm, u.id, a.address, a.address_norm, \
+                 a.display_name, a.username, a.domain, a.outgoing_username, \
+                 CASE WHEN a.password_mac IS NULL THEN NULL ELSE hex(a.password_mac) END, \
+                 CASE WHEN a.outgoing_password_mac IS NULL THEN NULL \
+                 ELSE hex(a.outgoing_password_mac) END))"
+            }
+            super::TxInner::Postgres(_) => {
+                "SELECT json_agg(json_build_array(u.email_norm, u.id, a.address, a.address_norm, \
+                 a.display_name, a.username, a.domain, a.outgoing_username, \
+                 encode(a.password_mac, 'hex'), encode(a.outgoing_password_mac, 'hex')))::text"
+            }
+        };
+        let json: Option<String> = on_tx!(self, conn => {
+            let mut q = QueryBuilder::new(aggregate);
+            q.push(
+                " FROM users u LEFT JOIN email_accounts a ON a.user_id = u.id AND a.kind = ",
+            );
+            q.push_bind(kind.as_str()).push(" WHERE u.email_norm IN (");
+            let mut list = q.separated(", ");
+            for email in emails_norm {
+                list.push_bind(*email);
+            }
+            q.push(")");
+            q.build_query_scalar().fetch_one(conn).await
+        })?;
+        let matches: Vec<MatchTuple> = match json {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?,
+            None => Vec::new(),
+        };
+        for (email_norm, user_id, address, address_norm, display_name, username, domain, outgoing_username, mac, outgoing_mac) in matches {
+            let user = users.entry(email_norm).or_insert_with(|| UserAccounts {
+                user_id,
+                accounts: Vec::new(),
+            });
+            if let (Some(address), Some(address_norm), Some(username)) =
+                (address, address_norm, username)
+            {
+                user.accounts.push(StoredAccount {
+                    address,
+                    address_norm,
+                    display_name,
+                    username,
+                    domain,
+                    outgoing_username,
+                    password_mac: unhex(mac),
+                    outgoing_password_mac: unhex(outgoing_mac),
+                });
+            }
+        }
+        Ok(users)
+    }
+
+    /// Inserts or updates accounts of `kind` (at most [`super::BATCH`], distinct keys).
+    pub async fn upsert_accounts(
+        &mut self,
+        kind: AccountKind,
+        accounts: &[AccountWrite<'_>],
+    ) -> Result<(), StoreError> {
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        on_tx!(self, conn => {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO email_accounts (user_id, kind, address, address_norm, display_name, \
+                 username, domain, outgoing_username, password, password_mac, outgoing_password, \
+                 outgoing_password_mac, created_at, updated_at) ",
+            );
+            q.push_values(accounts, |mut row, a| {
+                row.push_bind(a.user_id)
+                    .push_bind(kind.as_str())
+                    .push_bind(a.address)
+                    .push_bind(a.address_norm)
+                    .push_bind(a.display_name)
+                    .push_bind(a.username)
+                    .push_bind(a.domain)
+                    .push_bind(a.outgoing_username)
+                    .push_bind(a.password.map(|p| p.ciphertext))
+                    .push_bind(a.password.map(|p| p.mac))
+                    .push_bind(a.outgoing_password.map(|p| p.ciphertext))
+                    .push_bind(a.outgoing_password.map(|p| p.mac))
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            // A blank password cell (NULL here) keeps the stored password.
+            q.push(
+                " ON CONFLICT (user_id, kind, address_norm) DO UPDATE SET \
+                 address = excluded.address, display_name = excluded.display_name, \
+                 username = excluded.username, domain = excluded.domain, \
+                 outgoing_username = excluded.outgoing_username, \
+                 password = COALESCE(excluded.password, email_accounts.password), \
+                 password_mac = COALESCE(excluded.password_mac, email_accounts.password_mac), \
+                 outgoing_password = COALESCE(excluded.outgoing_password, email_accounts.outgoing_password), \
+                 outgoing_password_mac = COALESCE(excluded.outgoing_password_mac, email_accounts.outgoing_password_mac), \
+                 updated_at = excluded.updated_at",
+            );
+            q.build().execute(conn).await.map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+}
