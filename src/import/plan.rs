@@ -1,15 +1,16 @@
 //! Deciding each line's outcome against what is stored: discarded when no user matches,
 //! added, updated (saying which fields changed) or unchanged. Pure: the store's answer comes in,
-//! outcomes and the writes to make come out.
+//! outcomes and the writes to make come out, with the passwords to store sealed.
 
 use std::collections::HashMap;
 
 use super::schema;
-use super::validate::{Checked, ParsedLine, Sealed, ValidRow};
+use super::validate::{Checked, GivenPassword, ParsedLine, ValidRow};
+use crate::crypto::{self, Keys, PasswordColumn};
 use crate::model::{AccountKind, Outcome};
 use crate::store::{AccountWrite, SealedRef, StoredAccount, UserAccounts};
 
-/// One line's outcome, and the account write it calls for.
+/// One line's outcome.
 #[derive(Debug)]
 pub struct Decision<'a> {
     /// The line decided on.
@@ -20,8 +21,15 @@ pub struct Decision<'a> {
     pub field: Option<&'static str>,
     /// Why (rejections, discards, duplicates) or what changed (updates); empty otherwise.
     pub message: String,
-    /// The write to make, for added and updated lines.
-    pub write: Option<AccountWrite<'a>>,
+    /// The owner's store id, for the lines to write (added and updated).
+    pub write_for: Option<i64>,
+}
+
+/// The ciphertexts of one line's passwords, sealed for storage.
+#[derive(Debug, Default)]
+pub struct Ciphertexts {
+    password: Option<Vec<u8>>,
+    outgoing_password: Option<Vec<u8>>,
 }
 
 /// Decides the lines of one chunk. `users` holds, for every user email of the chunk that
@@ -39,7 +47,7 @@ pub fn decide<'a>(
                 outcome,
                 field,
                 message,
-                write: None,
+                write_for: None,
             };
             match &line.check {
                 Checked::Rejected { field, message } => {
@@ -70,14 +78,12 @@ pub fn decide<'a>(
                                 changed => (Outcome::Updated, format!("changed {}", changed.join(", "))),
                             },
                         };
-                        let write = (outcome != Outcome::Unchanged)
-                            .then(|| account_write(user.user_id, row, &line.address));
                         Decision {
                             line,
                             outcome,
                             field: None,
                             message,
-                            write,
+                            write_for: (outcome != Outcome::Unchanged).then_some(user.user_id),
                         }
                     }
                 },
@@ -96,7 +102,7 @@ fn changes(
 ) -> Vec<&'static str> {
     let names = schema::columns(kind);
     let name = |i: usize| names[i].name;
-    let differs_mac = |given: &Option<Sealed>, stored: &Option<Vec<u8>>| {
+    let differs_mac = |given: &Option<GivenPassword>, stored: &Option<Vec<u8>>| {
         given
             .as_ref()
             .is_some_and(|g| stored.as_deref() != Some(&g.mac[..]))
@@ -132,36 +138,68 @@ fn changes(
     changed
 }
 
-fn account_write<'a>(user_id: i64, row: &'a ValidRow, address: &'a str) -> AccountWrite<'a> {
-    let sealed = |s: &'a Option<Sealed>| {
-        s.as_ref().map(|s| SealedRef {
-            ciphertext: &s.ciphertext,
-            mac: &s.mac,
+/// Seals the passwords of the lines to be written, one entry per decision (empty for the
+/// others).
+pub fn seal(kind: AccountKind, keys: &Keys, decisions: &[Decision<'_>]) -> Vec<Ciphertexts> {
+    decisions
+        .iter()
+        .map(|d| match (&d.line.check, d.write_for) {
+            (Checked::Valid(row), Some(_)) => {
+                let seal = |given: &Option<GivenPassword>, column| {
+                    given.as_ref().map(|p| {
+                        let aad =
+                            crypto::account_aad(kind, &row.user_norm, &row.address_norm, column);
+                        keys.seal(&aad, p.secret.expose())
+                    })
+                };
+                Ciphertexts {
+                    password: seal(&row.password, PasswordColumn::Primary),
+                    outgoing_password: seal(&row.outgoing_password, PasswordColumn::Outgoing),
+                }
+            }
+            _ => Ciphertexts::default(),
         })
-    };
-    AccountWrite {
-        user_id,
-        address,
-        address_norm: &row.address_norm,
-        display_name: row.display_name.as_deref(),
-        username: &row.username,
-        domain: row.domain.as_deref(),
-        outgoing_username: row.outgoing_username.as_deref(),
-        password: sealed(&row.password),
-        outgoing_password: sealed(&row.outgoing_password),
-    }
+        .collect()
+}
+
+/// The account writes the decisions call for, with the ciphertexts [`seal`] made for them.
+pub fn writes<'a>(
+    decisions: &'a [Decision<'a>],
+    sealed: &'a [Ciphertexts],
+) -> impl Iterator<Item = AccountWrite<'a>> {
+    decisions.iter().zip(sealed).filter_map(|(d, c)| {
+        let (Checked::Valid(row), Some(user_id)) = (&d.line.check, d.write_for) else {
+            return None;
+        };
+        let stored = |given: &'a Option<GivenPassword>, ciphertext: &'a Option<Vec<u8>>| {
+            given.as_ref().zip(ciphertext.as_ref()).map(|(g, c)| SealedRef {
+                ciphertext: c,
+                mac: &g.mac,
+            })
+        };
+        Some(AccountWrite {
+            user_id,
+            address: &d.line.address,
+            address_norm: &row.address_norm,
+            display_name: row.display_name.as_deref(),
+            username: &row.username,
+            domain: row.domain.as_deref(),
+            outgoing_username: row.outgoing_username.as_deref(),
+            password: stored(&row.password, &c.password),
+            outgoing_password: stored(&row.outgoing_password, &c.outgoing_password),
+        })
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::Keys;
     use crate::csv::{ColumnMap, Record};
     use crate::import::validate::Validator;
 
     fn parse(rows: &[[&str; 5]]) -> Vec<ParsedLine> {
         let columns = ColumnMap::positional(&schema::EXCHANGE);
-        let mut v = Validator::new(AccountKind::Exchange, columns, Keys::from_master(&[3; 32]), false);
+        let mut v = Validator::new(AccountKind::Exchange, columns, Keys::from_master(&[3; 32]));
         rows.iter()
             .enumerate()
             .map(|(i, cells)| v.check(&Record::from_cells(i as u64 + 1, cells.iter().copied())))
@@ -218,8 +256,12 @@ mod tests {
                 (Outcome::Duplicate, "same user, type and address as line 2"),
             ]
         );
-        assert_eq!(decisions[1].write.map(|w| w.user_id), Some(7));
-        assert!(decisions[0].write.is_none(), "unchanged lines write nothing");
+        assert_eq!(decisions[1].write_for, Some(7));
+        assert!(decisions[0].write_for.is_none(), "unchanged lines write nothing");
+        let keys = Keys::from_master(&[3; 32]);
+        let sealed = seal(AccountKind::Exchange, &keys, &decisions);
+        let written: Vec<&str> = writes(&decisions, &sealed).map(|w| w.address).collect();
+        assert_eq!(written, ["alice2@example.com", "alice3@example.com"]);
     }
 
     #[test]

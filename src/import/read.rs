@@ -54,15 +54,13 @@ pub fn spawn(
     input: impl Read + Send + 'static,
     options: &ImportOptions,
     keys: Keys,
-    seal: bool,
 ) -> (
     mpsc::Receiver<Message>,
     tokio::task::JoinHandle<Result<FileDigest, ImportError>>,
 ) {
     let (sender, receiver) = mpsc::channel(4);
     let options = options.clone();
-    let handle =
-        tokio::task::spawn_blocking(move || read(input, &options, keys, seal, &sender));
+    let handle = tokio::task::spawn_blocking(move || read(input, &options, keys, &sender));
     (receiver, handle)
 }
 
@@ -70,7 +68,6 @@ fn read(
     input: impl Read,
     options: &ImportOptions,
     keys: Keys,
-    seal: bool,
     sender: &mpsc::Sender<Message>,
 ) -> Result<FileDigest, ImportError> {
     let hasher = Rc::new(RefCell::new(Sha256::new()));
@@ -126,7 +123,7 @@ fn read(
         return Err(ImportError::Stopped);
     }
 
-    let mut validator = Validator::new(options.kind, columns, keys, seal);
+    let mut validator = Validator::new(options.kind, columns, keys);
     let mut sample = Vec::new();
     let mut chunk = Vec::with_capacity(BATCH);
     let mut have_record = !header;

@@ -6,7 +6,9 @@ use super::schema::{self, email, exchange};
 use super::seen::FirstSeen;
 use crate::crypto::{self, Keys, MAC_LEN, PasswordColumn};
 use crate::csv::{Column, ColumnMap, Record};
-use crate::model::{AccountKind, EmailError, normalize_email, validate_domain, validate_email};
+use crate::model::{
+    AccountKind, EmailError, Secret, normalize_email, validate_domain, validate_email,
+};
 
 /// Longest display name or user name accepted.
 pub const MAX_NAME: usize = 256;
@@ -63,17 +65,18 @@ pub struct ValidRow {
     /// Email: outgoing user name.
     pub outgoing_username: Option<String>,
     /// (Incoming or Exchange) password, if the cell was not blank.
-    pub password: Option<Sealed>,
+    pub password: Option<GivenPassword>,
     /// Outgoing password, if the cell was not blank.
-    pub outgoing_password: Option<Sealed>,
+    pub outgoing_password: Option<GivenPassword>,
 }
 
-/// A password as the store keeps it.
+/// A password from the file: the text (sealed later, only if it is to be stored) and its
+/// keyed MAC, for telling an unchanged password without decrypting the stored one.
 #[derive(Debug)]
-pub struct Sealed {
-    /// AEAD ciphertext; empty when the import only previews.
-    pub ciphertext: Vec<u8>,
-    /// Keyed MAC, for telling an unchanged password.
+pub struct GivenPassword {
+    /// The password.
+    pub secret: Secret,
+    /// Its MAC, bound to the account and column.
     pub mac: [u8; MAC_LEN],
 }
 
@@ -84,7 +87,6 @@ pub struct Validator {
     columns: ColumnMap,
     required_width: usize,
     keys: Keys,
-    seal: bool,
     seen: FirstSeen,
 }
 
@@ -95,9 +97,9 @@ fn reject(field: &'static str, message: impl Into<String>) -> Rejection {
 }
 
 impl Validator {
-    /// A validator for a file of `kind` whose cells are found through `columns`. With `seal`,
-    /// passwords are encrypted (a commit); without, only their MACs are computed (a preview).
-    pub fn new(kind: AccountKind, columns: ColumnMap, keys: Keys, seal: bool) -> Validator {
+    /// A validator for a file of `kind` whose cells are found through `columns`; `keys`
+    /// computes the password MACs.
+    pub fn new(kind: AccountKind, columns: ColumnMap, keys: Keys) -> Validator {
         let schema = schema::columns(kind);
         Validator {
             kind,
@@ -105,7 +107,6 @@ impl Validator {
             required_width: columns.required_width(schema),
             columns,
             keys,
-            seal,
             seen: FirstSeen::default(),
         }
     }
@@ -223,13 +224,14 @@ impl Validator {
         }
     }
 
-    /// Checks and seals a password cell; a blank cell is no password (the stored one stays).
+    /// Checks a password cell and computes its MAC; a blank cell is no password (the stored
+    /// one stays).
     fn password(
         &self,
         cell: &str,
         field: &'static str,
         (user_norm, address_norm, column): (&str, &str, PasswordColumn),
-    ) -> Result<Option<Sealed>, Rejection> {
+    ) -> Result<Option<GivenPassword>, Rejection> {
         if cell.is_empty() {
             return Ok(None);
         }
@@ -240,12 +242,8 @@ impl Validator {
             return Err(reject(field, "contains a control character"));
         }
         let aad = crypto::account_aad(self.kind, user_norm, address_norm, column);
-        Ok(Some(Sealed {
-            ciphertext: if self.seal {
-                self.keys.seal(&aad, cell)
-            } else {
-                Vec::new()
-            },
+        Ok(Some(GivenPassword {
+            secret: Secret::new(cell),
             mac: self.keys.mac(&aad, cell),
         }))
     }
@@ -323,7 +321,7 @@ mod tests {
 
     fn check(kind: AccountKind, cells: &[&str]) -> Checked {
         let columns = ColumnMap::positional(schema::columns(kind));
-        let mut validator = Validator::new(kind, columns, Keys::from_master(&[1; 32]), false);
+        let mut validator = Validator::new(kind, columns, Keys::from_master(&[1; 32]));
         validator
             .check(&Record::from_cells(1, cells.iter().copied()))
             .check
@@ -356,7 +354,6 @@ mod tests {
         assert_eq!(row.user_norm, "alice@example.com");
         assert!(row.password.is_some());
         assert!(row.outgoing_password.is_none(), "a blank cell is no password");
-        assert!(row.password.unwrap().ciphertext.is_empty(), "previews seal nothing");
     }
 
     #[test]
@@ -416,7 +413,7 @@ mod tests {
     #[test]
     fn a_repeated_account_is_a_duplicate_of_the_first_line() {
         let columns = ColumnMap::positional(&schema::EMAIL);
-        let mut v = Validator::new(AccountKind::Email, columns, Keys::from_master(&[1; 32]), false);
+        let mut v = Validator::new(AccountKind::Email, columns, Keys::from_master(&[1; 32]));
         let mut second = ALICE;
         second[2] = "ALICE@mail.example.com";
         assert!(matches!(v.check(&Record::from_cells(2, ALICE)).check, Checked::Valid(_)));

@@ -201,7 +201,11 @@ impl Store {
                     .busy_timeout(Duration::from_secs(30))
                     // 64 MiB of page cache per connection: the default 2 MiB halves the speed of
                     // index maintenance on a million-user table.
-                    .pragma("cache_size", "-65536");
+                    .pragma("cache_size", "-65536")
+                    // Statement journals (one per multi-row upsert in a transaction) in memory
+                    // rather than in temporary files: they hold a few pages each, and writing
+                    // them out cost a fifth of a large import.
+                    .pragma("temp_store", "memory");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
                     .connect_with(options)
