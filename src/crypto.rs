@@ -279,10 +279,12 @@ pub fn account_aad(
 /// Lower-case hex of `bytes`, as digests are shown.
 pub fn to_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 /// SHA-256 of a token: what the store keeps instead of the token.
@@ -302,7 +304,10 @@ mod tests {
     fn sealed_passwords_open_only_with_the_same_binding() {
         let keys = keys();
         let sealed = keys.seal(b"row 1", "p\"ss,word<&>");
-        assert_eq!(keys.open(b"row 1", &sealed).unwrap().expose(), "p\"ss,word<&>");
+        assert_eq!(
+            keys.open(b"row 1", &sealed).unwrap().expose(),
+            "p\"ss,word<&>"
+        );
         assert!(keys.open(b"row 2", &sealed).is_err());
         assert!(Keys::from_master(&[8; 32]).open(b"row 1", &sealed).is_err());
     }

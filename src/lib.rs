@@ -6,6 +6,7 @@
 //! and matches rows and commits them, [`store`] is the only module that speaks SQL. [`cli`]
 //! and [`http`] are thin shells over these.
 
+pub mod accounts;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -26,10 +26,18 @@ pub struct ImportArgs {
     #[arg(long = "type", value_name = "email|exchange")]
     kind: AccountKind,
     /// Field delimiter: auto, comma, semicolon, tab or pipe.
-    #[arg(long, default_value = "auto", value_name = "auto|comma|semicolon|tab|pipe")]
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|comma|semicolon|tab|pipe"
+    )]
     delimiter: DelimiterChoice,
     /// Text encoding: auto, utf-8, utf-16 or windows-1252.
-    #[arg(long, default_value = "auto", value_name = "auto|utf-8|utf-16|windows-1252")]
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|utf-8|utf-16|windows-1252"
+    )]
     encoding: EncodingChoice,
     /// Whether the first row is a header: auto, yes or no.
     #[arg(long, default_value = "auto", value_name = "auto|yes|no")]
@@ -54,8 +62,8 @@ pub async fn run(store: &Store, settings: &Settings, args: ImportArgs) -> anyhow
     let (input, size): (Box<dyn Read + Send>, Option<u64>) = if args.file == Path::new("-") {
         (Box::new(std::io::stdin()), None)
     } else {
-        let file = std::fs::File::open(&args.file)
-            .with_context(|| format!("cannot open {source}"))?;
+        let file =
+            std::fs::File::open(&args.file).with_context(|| format!("cannot open {source}"))?;
         let size = file.metadata().ok().map(|m| m.len());
         (Box::new(file), size)
     };
@@ -82,14 +90,17 @@ pub async fn run(store: &Store, settings: &Settings, args: ImportArgs) -> anyhow
         Some(path) => Some(ResultsFile::create(path)?),
         None => None,
     };
-    let bar = (!args.json && std::io::stderr().is_terminal()).then(|| progress_bar(&progress, size));
+    let bar =
+        (!args.json && std::io::stderr().is_terminal()).then(|| progress_bar(&progress, size));
     let outcome = import::run(
         store,
         &settings.key_source(),
         input,
         &options,
         mode,
-        results.as_mut().map(|r| &mut r.csv as &mut dyn import::LineSink),
+        results
+            .as_mut()
+            .map(|r| &mut r.csv as &mut dyn import::LineSink),
     )
     .await;
     if let Some((bar, ticker)) = bar {

@@ -409,12 +409,15 @@ pub async fn run(
         expected,
     } = mode
     else {
+        tx.rollback().await?;
         return Ok(result);
     };
     if options.strict && !result.clean() {
+        tx.rollback().await?;
         return Err(ImportError::Strict(Box::new(result)));
     }
     if expected.is_some_and(|e| e != result.fingerprint) {
+        tx.rollback().await?;
         return Err(ImportError::Changed(Box::new(result)));
     }
     tx.finish_import(id, &counts, &result.file_sha256).await?;

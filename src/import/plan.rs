@@ -75,7 +75,9 @@ pub fn decide<'a>(
                                 changed if changed.is_empty() => {
                                     (Outcome::Unchanged, String::new())
                                 }
-                                changed => (Outcome::Updated, format!("changed {}", changed.join(", "))),
+                                changed => {
+                                    (Outcome::Updated, format!("changed {}", changed.join(", ")))
+                                }
                             },
                         };
                         Decision {
@@ -115,8 +117,14 @@ fn changes(
                 (stored.address != address, ADDRESS),
                 (stored.display_name != row.display_name, DISPLAY_NAME),
                 (stored.username != row.username, INCOMING_USERNAME),
-                (differs_mac(&row.password, &stored.password_mac), INCOMING_PASSWORD),
-                (stored.outgoing_username != row.outgoing_username, OUTGOING_USERNAME),
+                (
+                    differs_mac(&row.password, &stored.password_mac),
+                    INCOMING_PASSWORD,
+                ),
+                (
+                    stored.outgoing_username != row.outgoing_username,
+                    OUTGOING_USERNAME,
+                ),
                 (
                     differs_mac(&row.outgoing_password, &stored.outgoing_password_mac),
                     OUTGOING_PASSWORD,
@@ -172,10 +180,13 @@ pub fn writes<'a>(
             return None;
         };
         let stored = |given: &'a Option<GivenPassword>, ciphertext: &'a Option<Vec<u8>>| {
-            given.as_ref().zip(ciphertext.as_ref()).map(|(g, c)| SealedRef {
-                ciphertext: c,
-                mac: &g.mac,
-            })
+            given
+                .as_ref()
+                .zip(ciphertext.as_ref())
+                .map(|(g, c)| SealedRef {
+                    ciphertext: c,
+                    mac: &g.mac,
+                })
         };
         Some(AccountWrite {
             user_id,
@@ -222,12 +233,36 @@ mod tests {
     #[test]
     fn outcomes_follow_the_stored_state() {
         let lines = parse(&[
-            ["alice@example.com", "alice@example.com", "alice", "CORP", ""],
-            ["alice@example.com", "alice2@example.com", "alice", "CORP", ""],
-            ["alice@example.com", "alice3@example.com", "alice", "OTHER", ""],
+            [
+                "alice@example.com",
+                "alice@example.com",
+                "alice",
+                "CORP",
+                "",
+            ],
+            [
+                "alice@example.com",
+                "alice2@example.com",
+                "alice",
+                "CORP",
+                "",
+            ],
+            [
+                "alice@example.com",
+                "alice3@example.com",
+                "alice",
+                "OTHER",
+                "",
+            ],
             ["nobody@example.com", "n@example.com", "n", "", ""],
             ["alice@example.com", "bad", "alice", "", ""],
-            ["ALICE@example.com", "Alice2@example.com", "alice", "CORP", ""],
+            [
+                "ALICE@example.com",
+                "Alice2@example.com",
+                "alice",
+                "CORP",
+                "",
+            ],
         ]);
         let users = HashMap::from([(
             "alice@example.com".to_owned(),
@@ -257,7 +292,10 @@ mod tests {
             ]
         );
         assert_eq!(decisions[1].write_for, Some(7));
-        assert!(decisions[0].write_for.is_none(), "unchanged lines write nothing");
+        assert!(
+            decisions[0].write_for.is_none(),
+            "unchanged lines write nothing"
+        );
         let keys = Keys::from_master(&[3; 32]);
         let sealed = seal(AccountKind::Exchange, &keys, &decisions);
         let written: Vec<&str> = writes(&decisions, &sealed).map(|w| w.address).collect();
@@ -282,7 +320,13 @@ mod tests {
             },
         )]);
         let outcome = |password: &str| {
-            let lines = parse(&[["alice@example.com", "alice@example.com", "alice", "CORP", password]]);
+            let lines = parse(&[[
+                "alice@example.com",
+                "alice@example.com",
+                "alice",
+                "CORP",
+                password,
+            ]]);
             let decisions = decide(AccountKind::Exchange, &lines, &users);
             (decisions[0].outcome, decisions[0].message.clone())
         };

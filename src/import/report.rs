@@ -64,7 +64,13 @@ impl<'a> Summary<'a> {
 }
 
 /// The header of a results file.
-pub const RESULTS_HEADER: [&str; 5] = ["line", "user_email", "account_address", "outcome", "message"];
+pub const RESULTS_HEADER: [&str; 5] = [
+    "line",
+    "user_email",
+    "account_address",
+    "outcome",
+    "message",
+];
 
 /// Writes one CSV row per line: line, user email, account address, outcome, message. Never a
 /// password: none reaches a [`LineResult`]. Cells are protected against formula injection.

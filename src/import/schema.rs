@@ -9,19 +9,39 @@ pub const EMAIL: [Column; 7] = [
     Column {
         name: "user_email",
         label: "User email",
-        aliases: &["user", "user e-mail", "user mail", "owner", "owner email", "mdm user"],
+        aliases: &[
+            "user",
+            "user e-mail",
+            "user mail",
+            "owner",
+            "owner email",
+            "mdm user",
+        ],
         required: true,
     },
     Column {
         name: "display_name",
         label: "User display name",
-        aliases: &["display name", "name", "full name", "account name", "sender name"],
+        aliases: &[
+            "display name",
+            "name",
+            "full name",
+            "account name",
+            "sender name",
+        ],
         required: true,
     },
     Column {
         name: "email_address",
         label: "Email address",
-        aliases: &["email", "e-mail", "e-mail address", "mail address", "address", "account email"],
+        aliases: &[
+            "email",
+            "e-mail",
+            "e-mail address",
+            "mail address",
+            "address",
+            "account email",
+        ],
         required: true,
     },
     Column {

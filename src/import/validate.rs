@@ -119,11 +119,16 @@ impl Validator {
     /// Checks one record.
     pub fn check(&mut self, record: &Record) -> ParsedLine {
         let user_email = self.columns.get(record, 0).to_owned();
-        let address = self.columns.get(record, 1 + usize::from(self.kind == AccountKind::Email));
+        let address = self
+            .columns
+            .get(record, 1 + usize::from(self.kind == AccountKind::Email));
         let address = address.to_owned();
         let check = match self.fields(record) {
             Err((field, message)) => Checked::Rejected { field, message },
-            Ok(row) => match self.seen.check(&[&row.user_norm, &row.address_norm], record.line()) {
+            Ok(row) => match self
+                .seen
+                .check(&[&row.user_norm, &row.address_norm], record.line())
+            {
                 Some(first) => Checked::Duplicate { first },
                 None => Checked::Valid(Box::new(row)),
             },
@@ -144,10 +149,7 @@ impl Validator {
             } else {
                 record.len()
             };
-            return Err((
-                None,
-                format!("expected {expected} columns, found {found}"),
-            ));
+            return Err((None, format!("expected {expected} columns, found {found}")));
         }
         let cell = |field: usize| self.columns.get(record, field);
         let name = |field: usize| self.schema[field].name;
@@ -156,10 +158,14 @@ impl Validator {
                 let user = address(cell(email::USER_EMAIL), name(email::USER_EMAIL))?;
                 let display_name = text(cell(email::DISPLAY_NAME), name(email::DISPLAY_NAME))?;
                 let address = address(cell(email::ADDRESS), name(email::ADDRESS))?;
-                let incoming =
-                    text(cell(email::INCOMING_USERNAME), name(email::INCOMING_USERNAME))?;
-                let outgoing =
-                    text(cell(email::OUTGOING_USERNAME), name(email::OUTGOING_USERNAME))?;
+                let incoming = text(
+                    cell(email::INCOMING_USERNAME),
+                    name(email::INCOMING_USERNAME),
+                )?;
+                let outgoing = text(
+                    cell(email::OUTGOING_USERNAME),
+                    name(email::OUTGOING_USERNAME),
+                )?;
                 let user_norm = normalize_email(user);
                 let address_norm = normalize_email(address);
                 let password = self.password(
@@ -192,16 +198,17 @@ impl Validator {
                 if !domain.is_empty() {
                     exchange_domain(domain, name(exchange::DOMAIN))?;
                 }
-                if let Some((named, _)) = username.split_once('\\') {
-                    if !domain.is_empty() && !named.eq_ignore_ascii_case(domain) {
-                        return Err(reject(
-                            name(exchange::DOMAIN),
-                            format!(
-                                "is {domain:?}, but {} names the domain {named:?}",
-                                name(exchange::USERNAME)
-                            ),
-                        ));
-                    }
+                if let Some((named, _)) = username.split_once('\\')
+                    && !domain.is_empty()
+                    && !named.eq_ignore_ascii_case(domain)
+                {
+                    return Err(reject(
+                        name(exchange::DOMAIN),
+                        format!(
+                            "is {domain:?}, but {} names the domain {named:?}",
+                            name(exchange::USERNAME)
+                        ),
+                    ));
                 }
                 let user_norm = normalize_email(user);
                 let address_norm = normalize_email(address);
@@ -236,7 +243,10 @@ impl Validator {
             return Ok(None);
         }
         if cell.chars().count() > MAX_PASSWORD {
-            return Err(reject(field, format!("is longer than {MAX_PASSWORD} characters")));
+            return Err(reject(
+                field,
+                format!("is longer than {MAX_PASSWORD} characters"),
+            ));
         }
         if cell.chars().any(char::is_control) {
             return Err(reject(field, "contains a control character"));
@@ -262,7 +272,10 @@ fn text<'c>(cell: &'c str, field: &'static str) -> Result<&'c str, Rejection> {
         return Err(reject(field, "is empty"));
     }
     if cell.chars().count() > MAX_NAME {
-        return Err(reject(field, format!("is longer than {MAX_NAME} characters")));
+        return Err(reject(
+            field,
+            format!("is longer than {MAX_NAME} characters"),
+        ));
     }
     if cell.chars().any(char::is_control) {
         return Err(reject(field, "contains a control character"));
@@ -271,13 +284,18 @@ fn text<'c>(cell: &'c str, field: &'static str) -> Result<&'c str, Rejection> {
 }
 
 /// Characters Active Directory refuses in logon names.
-const LOGON_FORBIDDEN: &[char] = &['"', '/', '[', ']', ':', ';', '|', '=', ',', '+', '*', '?', '<', '>'];
+const LOGON_FORBIDDEN: &[char] = &[
+    '"', '/', '[', ']', ':', ';', '|', '=', ',', '+', '*', '?', '<', '>',
+];
 
 /// An Exchange user name: `user`, `DOMAIN\user` or a UPN (`user@corp.example.com`).
 fn exchange_username(cell: &str, field: &'static str) -> Result<(), Rejection> {
     text(cell, field)?;
     if let Some(c) = cell.chars().find(|c| LOGON_FORBIDDEN.contains(c)) {
-        return Err(reject(field, format!("contains {c:?}, which a logon name cannot")));
+        return Err(reject(
+            field,
+            format!("contains {c:?}, which a logon name cannot"),
+        ));
     }
     if let Some((domain, user)) = cell.split_once('\\') {
         if domain.is_empty() || user.is_empty() || user.contains('\\') {
@@ -286,8 +304,12 @@ fn exchange_username(cell: &str, field: &'static str) -> Result<(), Rejection> {
         return exchange_domain(domain, field);
     }
     if cell.contains('@') {
-        validate_email(cell)
-            .map_err(|e| reject(field, format!("{cell:?} is not a user principal name ({e})")))?;
+        validate_email(cell).map_err(|e| {
+            reject(
+                field,
+                format!("{cell:?} is not a user principal name ({e})"),
+            )
+        })?;
     }
     Ok(())
 }
@@ -305,11 +327,15 @@ fn exchange_domain(cell: &str, field: &'static str) -> Result<(), Rejection> {
     }
     let netbios = cell.len() <= MAX_NETBIOS
         && !cell.starts_with('-')
-        && cell.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && cell
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !netbios {
         return Err(reject(
             field,
-            format!("{cell:?} is neither a DNS domain nor a NetBIOS name (up to 15 letters, digits, - and _)"),
+            format!(
+                "{cell:?} is neither a DNS domain nor a NetBIOS name (up to 15 letters, digits, - and _)"
+            ),
         ));
     }
     Ok(())
@@ -353,7 +379,10 @@ mod tests {
         };
         assert_eq!(row.user_norm, "alice@example.com");
         assert!(row.password.is_some());
-        assert!(row.outgoing_password.is_none(), "a blank cell is no password");
+        assert!(
+            row.outgoing_password.is_none(),
+            "a blank cell is no password"
+        );
     }
 
     #[test]
@@ -375,7 +404,10 @@ mod tests {
     #[test]
     fn the_column_count_must_fit_the_type() {
         let (field, message) = rejection(check(AccountKind::Email, &ALICE[..3]));
-        assert_eq!((field, message.as_str()), (None, "expected 7 columns, found 3"));
+        assert_eq!(
+            (field, message.as_str()),
+            (None, "expected 7 columns, found 3")
+        );
         let mut long = ALICE.to_vec();
         long.extend(["extra", "cells"]);
         let (_, message) = rejection(check(AccountKind::Email, &long));
@@ -402,12 +434,24 @@ mod tests {
         };
         assert!(matches!(row("alice", "CORP"), Checked::Valid(_)));
         assert!(matches!(row("CORP\\alice", ""), Checked::Valid(_)));
-        assert!(matches!(row("alice@corp.example.com", "corp.example.com"), Checked::Valid(_)));
+        assert!(matches!(
+            row("alice@corp.example.com", "corp.example.com"),
+            Checked::Valid(_)
+        ));
         assert_eq!(rejection(row("ali:ce", "")).0, Some("exchange_username"));
         assert_eq!(rejection(row("\\alice", "")).0, Some("exchange_username"));
-        assert_eq!(rejection(row("alice", "NOT A DOMAIN")).0, Some("exchange_domain"));
-        assert_eq!(rejection(row("alice", "corp..example")).0, Some("exchange_domain"));
-        assert_eq!(rejection(row("CORP\\alice", "OTHER")).0, Some("exchange_domain"));
+        assert_eq!(
+            rejection(row("alice", "NOT A DOMAIN")).0,
+            Some("exchange_domain")
+        );
+        assert_eq!(
+            rejection(row("alice", "corp..example")).0,
+            Some("exchange_domain")
+        );
+        assert_eq!(
+            rejection(row("CORP\\alice", "OTHER")).0,
+            Some("exchange_domain")
+        );
     }
 
     #[test]
@@ -416,7 +460,10 @@ mod tests {
         let mut v = Validator::new(AccountKind::Email, columns, Keys::from_master(&[1; 32]));
         let mut second = ALICE;
         second[2] = "ALICE@mail.example.com";
-        assert!(matches!(v.check(&Record::from_cells(2, ALICE)).check, Checked::Valid(_)));
+        assert!(matches!(
+            v.check(&Record::from_cells(2, ALICE)).check,
+            Checked::Valid(_)
+        ));
         assert!(matches!(
             v.check(&Record::from_cells(5, second)).check,
             Checked::Duplicate { first: 2 }

@@ -139,7 +139,19 @@ impl Tx {
                 .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?,
             None => Vec::new(),
         };
-        for (email_norm, user_id, address, address_norm, display_name, username, domain, outgoing_username, mac, outgoing_mac) in matches {
+        for (
+            email_norm,
+            user_id,
+            address,
+            address_norm,
+            display_name,
+            username,
+            domain,
+            outgoing_username,
+            mac,
+            outgoing_mac,
+        ) in matches
+        {
             let user = users.entry(email_norm).or_insert_with(|| UserAccounts {
                 user_id,
                 accounts: Vec::new(),
@@ -209,5 +221,53 @@ impl Tx {
             q.build().execute(conn).await.map(|r| r.rows_affected())
         })?;
         Ok(())
+    }
+}
+
+/// A stored account with its sealed passwords, as profiles need it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SealedAccount {
+    /// `email` or `exchange`.
+    pub kind: String,
+    /// Address as last imported.
+    pub address: String,
+    /// Lower-cased address.
+    pub address_norm: String,
+    /// Email: name shown on sent mail.
+    pub display_name: Option<String>,
+    /// Email: incoming user name; Exchange: user name.
+    pub username: String,
+    /// Exchange: domain.
+    pub domain: Option<String>,
+    /// Email: outgoing user name.
+    pub outgoing_username: Option<String>,
+    /// Sealed (incoming or Exchange) password.
+    pub password: Option<Vec<u8>>,
+    /// Sealed outgoing password.
+    pub outgoing_password: Option<Vec<u8>>,
+}
+
+impl super::Store {
+    /// The user with normalised address `email_norm`, and all their accounts in kind and
+    /// address order.
+    pub async fn user_with_accounts(
+        &self,
+        email_norm: &str,
+    ) -> Result<Option<(super::StoredUser, Vec<SealedAccount>)>, StoreError> {
+        const USER: &str =
+            "SELECT id, email, email_norm, display_name FROM users WHERE email_norm = $1";
+        const ACCOUNTS: &str = "SELECT kind, address, address_norm, display_name, username, \
+             domain, outgoing_username, password, outgoing_password FROM email_accounts \
+             WHERE user_id = $1 ORDER BY kind, address_norm";
+        let user: Option<super::StoredUser> = super::on_pool!(self, pool => {
+            sqlx::query_as(USER).bind(email_norm).fetch_optional(pool).await
+        })?;
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        let accounts = super::on_pool!(self, pool => {
+            sqlx::query_as(ACCOUNTS).bind(user.id).fetch_all(pool).await
+        })?;
+        Ok(Some((user, accounts)))
     }
 }

@@ -20,7 +20,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite, Transaction};
 
-pub use accounts::{AccountWrite, SealedRef, StoredAccount, UserAccounts};
+pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
 pub use devices::StoredDevice;
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
 pub use users::{StoredUser, UserSummary};
@@ -282,6 +282,16 @@ impl Store {
 }
 
 impl Tx {
+    /// Ends the transaction, undoing its writes. (Dropping it does the same, but only the
+    /// next time its connection is used: a long-lived pool would hold its locks till then.)
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.rollback().await?,
+            TxInner::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
     /// Makes every write of the transaction durable.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.inner {

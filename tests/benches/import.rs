@@ -33,11 +33,15 @@ fn user_email(i: u64) -> String {
 
 /// Shows user emails in the case a spreadsheet might: one in four capitalised.
 fn as_written(email: &str, i: u64) -> String {
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         let mut out = String::with_capacity(email.len());
         let mut upper = true;
         for c in email.chars() {
-            out.extend(if upper { c.to_uppercase().collect::<Vec<_>>() } else { vec![c] });
+            out.extend(if upper {
+                c.to_uppercase().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            });
             upper = c == '.';
         }
         out
@@ -49,7 +53,7 @@ fn as_written(email: &str, i: u64) -> String {
 fn display_name(i: u64) -> String {
     let first = FIRST[(i % 16) as usize];
     let last = LAST[(i / 16 % 12) as usize];
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         format!("\"{last}, {first}\"")
     } else {
         format!("{first} {last}")
@@ -72,10 +76,16 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 fn password(i: u64, round: u64) -> String {
     let mut out = String::new();
-    let mut x = i.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(round + 1);
+    let mut x = i
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(round + 1);
     for _ in 0..12 {
-        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        out.push(char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[(x >> 59) as usize]));
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        out.push(char::from(
+            b"abcdefghijkmnpqrstuvwxyz23456789"[(x >> 59) as usize],
+        ));
     }
     out
 }
@@ -132,14 +142,13 @@ fn measure(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Run {
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     loop {
-        if let Ok(status) = std::fs::read_to_string(&status_path) {
-            if let Some(kib) = status
+        if let Ok(status) = std::fs::read_to_string(&status_path)
+            && let Some(kib) = status
                 .lines()
                 .find_map(|l| l.strip_prefix("VmHWM:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak = peak.max(kib);
-            }
+        {
+            peak = peak.max(kib);
         }
         if child.try_wait().expect("wait").is_some() {
             break;
@@ -181,22 +190,60 @@ fn bench_store(name: &str, url: &str, data: &Path, n: u64) {
     let accounts = path("accounts.csv");
     let changed = path("accounts-changed.csv");
     let dry = measure(
-        &["import", &accounts, "--type", "email", "--dry-run", "--json"],
+        &[
+            "import",
+            &accounts,
+            "--type",
+            "email",
+            "--dry-run",
+            "--json",
+        ],
         &env,
         work.path(),
     );
     report("import --dry-run (all new)", n, &dry);
-    let new = measure(&["import", &accounts, "--type", "email", "--json"], &env, work.path());
-    assert!(new.stdout.contains(&format!("\"added\":{n}")), "{}", new.stdout);
+    let new = measure(
+        &["import", &accounts, "--type", "email", "--json"],
+        &env,
+        work.path(),
+    );
+    assert!(
+        new.stdout.contains(&format!("\"added\":{n}")),
+        "{}",
+        new.stdout
+    );
     report("import, every line added", n, &new);
-    let same = measure(&["import", &accounts, "--type", "email", "--json"], &env, work.path());
-    assert!(same.stdout.contains(&format!("\"unchanged\":{n}")), "{}", same.stdout);
+    let same = measure(
+        &["import", &accounts, "--type", "email", "--json"],
+        &env,
+        work.path(),
+    );
+    assert!(
+        same.stdout.contains(&format!("\"unchanged\":{n}")),
+        "{}",
+        same.stdout
+    );
     report("import again, every line unchanged", n, &same);
-    let updated = measure(&["import", &changed, "--type", "email", "--json"], &env, work.path());
-    assert!(updated.stdout.contains(&format!("\"updated\":{n}")), "{}", updated.stdout);
+    let updated = measure(
+        &["import", &changed, "--type", "email", "--json"],
+        &env,
+        work.path(),
+    );
+    assert!(
+        updated.stdout.contains(&format!("\"updated\":{n}")),
+        "{}",
+        updated.stdout
+    );
     report("import, every password changed", n, &updated);
     let dry = measure(
-        &["import", &accounts, "--type", "email", "--dry-run", "--json"],
+        &[
+            "import",
+            &accounts,
+            "--type",
+            "email",
+            "--dry-run",
+            "--json",
+        ],
         &env,
         work.path(),
     );
@@ -211,7 +258,9 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let n: u64 = value("--lines").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = value("--lines")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     if let Some(dir) = value("--generate") {
         generate(Path::new(&dir), n).expect("generate");
         println!("wrote users.csv, accounts.csv and accounts-changed.csv ({n} lines) to {dir}");
@@ -224,7 +273,10 @@ fn main() {
     if !data.join("accounts-changed.csv").exists() {
         let started = Instant::now();
         generate(&data, n).expect("generate");
-        println!("generated {n}-line files in {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "generated {n}-line files in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     let sqlite = tempfile::tempdir().expect("scratch folder");
     let url = format!("sqlite://{}", sqlite.path().join("bench.db").display());

@@ -5,5 +5,6 @@ mod support;
 
 mod cli;
 mod directory;
+mod import;
 mod migrations;
 mod server;
