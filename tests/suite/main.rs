@@ -6,4 +6,5 @@ mod support;
 mod cli;
 mod directory;
 mod migrations;
+mod profile;
 mod server;
