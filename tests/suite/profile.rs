@@ -1,11 +1,19 @@
-//! Profile definitions and the accounts the tests render.
+//! Profile rendering: conformance of every platform × account type against the
+//! Apple schema and the Windows DDF files, snapshots, determinism and hostile values.
 
+mod android;
+mod apple;
 mod definitions;
+mod determinism;
+mod escaping;
+mod snapshots;
+mod windows;
+mod xml;
 
 use std::path::PathBuf;
 
-use mdm_mail::model::{Account, AccountDetails, Secret};
-use mdm_mail::profile::Definitions;
+use mdm_mail::model::{Account, AccountDetails, Platform, Secret};
+use mdm_mail::profile::{Definitions, RenderOptions, Rendered, render};
 
 /// The definitions the tests render with (`tests/fixtures/profiles`): IMAP with every key,
 /// POP for `pop.example.net`, Exchange, and Exchange with OAuth for `oauth.example.org`.
@@ -25,6 +33,9 @@ pub fn fixture_dir(name: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(name)
 }
+
+/// The Apple platforms.
+pub const APPLE: [Platform; 3] = [Platform::Ios, Platform::Ipados, Platform::Macos];
 
 /// Alice's IMAP account, with separate outgoing credentials and both passwords stored.
 pub fn alice_email() -> Account {
@@ -85,4 +96,44 @@ pub fn alice_oauth() -> Account {
             password: Some(Secret::new("never-sent")),
         },
     }
+}
+
+/// Every kind of account Alice can have.
+pub fn alice_all() -> Vec<Account> {
+    vec![alice_email(), alice_pop(), alice_exchange(), alice_oauth()]
+}
+
+/// `accounts` with every password removed.
+pub fn without_passwords(mut accounts: Vec<Account>) -> Vec<Account> {
+    for account in &mut accounts {
+        match &mut account.details {
+            AccountDetails::Email {
+                incoming_password,
+                outgoing_password,
+                ..
+            } => {
+                *incoming_password = None;
+                *outgoing_password = None;
+            }
+            AccountDetails::Exchange { password, .. } => *password = None,
+        }
+    }
+    accounts
+}
+
+/// Renders with the fixture definitions and default options, or fails the test.
+pub fn render_ok(accounts: &[Account], platform: Platform) -> Rendered {
+    render_with(accounts, platform, &RenderOptions::default())
+}
+
+/// Renders with the fixture definitions, or fails the test.
+pub fn render_with(accounts: &[Account], platform: Platform, options: &RenderOptions) -> Rendered {
+    let user = &accounts[0].user_email;
+    render(user, accounts, platform, &definitions(), options)
+        .unwrap_or_else(|e| panic!("{platform} profile renders: {e}"))
+}
+
+/// The body as text.
+pub fn text(rendered: &Rendered) -> &str {
+    std::str::from_utf8(&rendered.body).expect("profiles are UTF-8")
 }
