@@ -7,7 +7,8 @@
 //! - **Apple** (iOS, iPadOS, macOS, [`apple`]): a `Configuration` profile (`.mobileconfig`,
 //!   XML plist) with one payload per account — `com.apple.mail.managed` for Email,
 //!   `com.apple.eas.account` for Exchange on iOS and iPadOS, `com.apple.ews.account` for
-//!   Exchange on macOS, where the profile is user-scoped.
+//!   Exchange on macOS, where the profile is user-scoped. [`Signer`] wraps it in CMS
+//!   SignedData when a signing identity is configured.
 //! - **Windows** ([`windows`]): SyncML inside `<Atomic>` for the ActiveSync CSP (Exchange)
 //!   and the EMAIL2 CSP (Email), as the bare command fragment or a full SyncML message, plus
 //!   the SyncML that removes the accounts again.
@@ -35,6 +36,7 @@ pub mod android;
 pub mod apple;
 pub mod definition;
 pub mod identity;
+pub mod sign;
 pub mod template;
 pub mod windows;
 
@@ -45,6 +47,7 @@ use uuid::Uuid;
 
 pub use definition::{Definition, DefinitionError, Definitions};
 pub use identity::profile_identifier;
+pub use sign::{SignError, Signer};
 pub use windows::{SyncHeader, SyncMlCommand, SyncMlForm};
 
 use crate::model::{Account, AccountDetails, AccountKind, Platform, Secret, normalize_email};
@@ -79,7 +82,7 @@ pub struct Rendered {
     pub content_type: &'static str,
     /// File name extension for downloads, without the dot.
     pub extension: &'static str,
-    /// The profile document.
+    /// The profile document. Apple profiles are unsigned here; see [`Signer::sign`].
     pub body: Vec<u8>,
     /// The accounts the profile holds, in the order it holds them.
     pub accounts: Vec<RenderedAccount>,

@@ -1,11 +1,13 @@
-//! Profile rendering: conformance of every platform × account type against the
-//! Apple schema and the Windows DDF files, snapshots, determinism and hostile values.
+//! Profile rendering and signing: conformance of every platform × account type against the
+//! Apple schema and the Windows DDF files, snapshots, determinism, hostile values, and
+//! signatures checked by `openssl cms -verify` and in Rust.
 
 mod android;
 mod apple;
 mod definitions;
 mod determinism;
 mod escaping;
+mod signing;
 mod snapshots;
 mod windows;
 mod xml;
