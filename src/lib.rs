@@ -3,7 +3,8 @@
 //! enrolled devices, and exports the user ↔ account mappings back to CSV.
 //!
 //! The data path, stage by stage: [`csv`] reads what spreadsheets save, [`import`] validates
-//! and matches rows and commits them, [`store`] is the only module that speaks SQL. [`cli`]
+//! and matches rows and commits them, [`store`] is the only module that speaks SQL,
+//! [`profile`] renders each user's accounts as the profiles their devices need. [`cli`]
 //! and [`http`] are thin shells over these.
 
 pub mod accounts;
@@ -15,4 +16,5 @@ pub mod demo;
 pub mod http;
 pub mod import;
 pub mod model;
+pub mod profile;
 pub mod store;

@@ -7,4 +7,5 @@ mod cli;
 mod directory;
 mod import;
 mod migrations;
+mod profile;
 mod server;
