@@ -3,7 +3,7 @@
 
 use crate::crypto::{self, CryptoError, Keys, PasswordColumn};
 use crate::model::{Account, AccountDetails, AccountKind, User, normalize_email};
-use crate::store::{SealedAccount, Store, StoreError};
+use crate::store::{SealedAccount, Store, StoreError, StoredUser};
 
 /// Why a user's accounts could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -19,20 +19,47 @@ pub enum AccountsError {
     Store(#[from] StoreError),
 }
 
-/// The user with address `email` and all their accounts, passwords in plain text.
+/// A user and their accounts, passwords in plain text.
+pub type UserAccounts = (User, Vec<Account>);
+
+/// The user with address `email` and all their accounts.
 pub async fn of_user(
     store: &Store,
     keys: &Keys,
     email: &str,
-) -> Result<(User, Vec<Account>), AccountsError> {
-    let email_norm = normalize_email(email);
+) -> Result<UserAccounts, AccountsError> {
     let (user, sealed) = store
-        .user_with_accounts(&email_norm)
+        .user_with_accounts(&normalize_email(email))
         .await?
         .ok_or_else(|| AccountsError::NoUser(email.trim().to_owned()))?;
+    Ok(open_user(keys, user, sealed)?)
+}
+
+/// One page of the users that have accounts, in address order after the user whose
+/// address is `after`, with their accounts; an empty page is the end.
+pub async fn page(
+    store: &Store,
+    keys: &Keys,
+    after: Option<&str>,
+    users: i64,
+) -> Result<Vec<UserAccounts>, AccountsError> {
+    let after = after.map(normalize_email);
+    store
+        .users_with_accounts_page(after.as_deref(), users)
+        .await?
+        .into_iter()
+        .map(|(user, sealed)| Ok(open_user(keys, user, sealed)?))
+        .collect()
+}
+
+fn open_user(
+    keys: &Keys,
+    user: StoredUser,
+    sealed: Vec<SealedAccount>,
+) -> Result<UserAccounts, CryptoError> {
     let accounts = sealed
         .into_iter()
-        .map(|a| open(keys, &email_norm, &user.email, &user.display_name, a))
+        .map(|a| open(keys, &user.email_norm, &user.email, &user.display_name, a))
         .collect::<Result<_, _>>()?;
     Ok((
         User {
@@ -56,26 +83,29 @@ fn open(
     } else {
         AccountKind::Email
     };
+    let address_norm = &a.address_norm;
     let open = |sealed: Option<Vec<u8>>, column| {
         sealed
             .map(|s| {
-                let aad = crypto::account_aad(kind, user_norm, &a.address_norm, column);
-                keys.open(&aad, &s)
+                keys.open(
+                    &crypto::account_aad(kind, user_norm, address_norm, column),
+                    &s,
+                )
             })
             .transpose()
     };
     let details = match kind {
         AccountKind::Email => AccountDetails::Email {
-            display_name: a.display_name.clone().unwrap_or_default(),
-            incoming_username: a.username.clone(),
-            incoming_password: open(a.password.clone(), PasswordColumn::Primary)?,
-            outgoing_username: a.outgoing_username.clone().unwrap_or_default(),
-            outgoing_password: open(a.outgoing_password.clone(), PasswordColumn::Outgoing)?,
+            display_name: a.display_name.unwrap_or_default(),
+            incoming_username: a.username,
+            incoming_password: open(a.password, PasswordColumn::Primary)?,
+            outgoing_username: a.outgoing_username.unwrap_or_default(),
+            outgoing_password: open(a.outgoing_password, PasswordColumn::Outgoing)?,
         },
         AccountKind::Exchange => AccountDetails::Exchange {
-            username: a.username.clone(),
-            domain: a.domain.clone(),
-            password: open(a.password.clone(), PasswordColumn::Primary)?,
+            username: a.username,
+            domain: a.domain,
+            password: open(a.password, PasswordColumn::Primary)?,
         },
     };
     Ok(Account {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::crypto::KeySource;
+use crate::profile::{SignError, Signer};
 
 /// The database used when none is configured: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://mdm-mail.db";
@@ -29,6 +30,67 @@ pub struct Settings {
     pub secret_key: Option<String>,
     /// A file holding the master key (`MDM_MAIL_SECRET_KEY_FILE` or `secret_key_file`).
     pub secret_key_file: Option<PathBuf>,
+    /// Where the identity that signs Apple profiles is.
+    pub signing: Signing,
+}
+
+/// The files of the identity that signs Apple profiles: a PEM certificate chain and key, or
+/// a PKCS#12 file whose password comes from `MDM_MAIL_SIGNING_PASSWORD`. None: unsigned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signing {
+    /// PEM file with the signing certificate and its chain.
+    pub certificate: Option<PathBuf>,
+    /// PEM file with the private key (it may also be in `certificate`).
+    pub key: Option<PathBuf>,
+    /// PKCS#12 file with certificate, chain and key.
+    pub pkcs12: Option<PathBuf>,
+}
+
+impl Signing {
+    /// Loads the configured identity, if any. `password` unlocks a PKCS#12 file.
+    pub fn signer(&self, password: Option<&str>) -> Result<Option<Signer>, ConfigError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let invalid = |path: &Path| {
+            let path = path.to_owned();
+            move |e: SignError| ConfigError::Parse {
+                path,
+                message: e.to_string(),
+            }
+        };
+        match (&self.certificate, &self.key, &self.pkcs12) {
+            (None, None, None) => Ok(None),
+            (Some(certificate), key, None) => {
+                let chain = read(certificate)?;
+                let key = match key {
+                    Some(path) => read(path)?,
+                    None => chain.clone(),
+                };
+                Signer::from_pem(&chain, &key)
+                    .map(Some)
+                    .map_err(invalid(certificate))
+            }
+            (None, None, Some(pkcs12)) => {
+                Signer::from_pkcs12(&read(pkcs12)?, password.unwrap_or(""))
+                    .map(Some)
+                    .map_err(invalid(pkcs12))
+            }
+            (None, Some(key), None) => Err(ConfigError::Parse {
+                path: key.clone(),
+                message: "a signing key was given without its certificate (signing.certificate)"
+                    .into(),
+            }),
+            (_, _, Some(pkcs12)) => Err(ConfigError::Parse {
+                path: pkcs12.clone(),
+                message: "give either a PKCS#12 file or a PEM certificate and key, not both".into(),
+            }),
+        }
+    }
 }
 
 impl Settings {
@@ -60,6 +122,7 @@ impl std::fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
+            .field("signing", &self.signing)
             .finish()
     }
 }
@@ -77,6 +140,8 @@ pub struct Overrides {
     pub secret_key: Option<String>,
     /// `MDM_MAIL_SECRET_KEY_FILE`.
     pub secret_key_file: Option<PathBuf>,
+    /// `MDM_MAIL_SIGNING_CERTIFICATE`, `MDM_MAIL_SIGNING_KEY`, `MDM_MAIL_SIGNING_PKCS12`.
+    pub signing: Signing,
 }
 
 /// The config file's shape.
@@ -87,6 +152,8 @@ struct FileSettings {
     profiles: Option<PathBuf>,
     listen: Option<SocketAddr>,
     secret_key_file: Option<PathBuf>,
+    #[serde(default)]
+    signing: Signing,
 }
 
 /// A config file that cannot be used.
@@ -137,6 +204,11 @@ impl Settings {
             }),
             secret_key: overrides.secret_key,
             secret_key_file: overrides.secret_key_file.or(file.secret_key_file),
+            signing: Signing {
+                certificate: overrides.signing.certificate.or(file.signing.certificate),
+                key: overrides.signing.key.or(file.signing.key),
+                pkcs12: overrides.signing.pkcs12.or(file.signing.pkcs12),
+            },
         })
     }
 }

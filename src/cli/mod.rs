@@ -3,6 +3,7 @@
 
 mod import;
 mod output;
+mod profile;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,8 @@ enum Command {
     },
     /// Import email accounts from CSV onto existing users.
     Import(import::ImportArgs),
+    /// Render users' email configuration profiles.
+    Profile(profile::ProfileArgs),
     /// Load or list the MDM's users.
     Users {
         #[command(subcommand)]
@@ -104,10 +107,26 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("mdm-mail: {e:#}");
+            eprintln!("mdm-mail: {}", explain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, leaving out a cause whose text the message before it
+/// already quotes (most of our errors quote their source).
+fn explain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_tracing(server: bool) {
@@ -132,18 +151,48 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             profiles_dir: cli.profiles,
             listen,
             secret_key: std::env::var("MDM_MAIL_SECRET_KEY").ok(),
-            secret_key_file: std::env::var_os("MDM_MAIL_SECRET_KEY_FILE").map(PathBuf::from),
+            secret_key_file: env_path("MDM_MAIL_SECRET_KEY_FILE"),
+            signing: crate::config::Signing {
+                certificate: env_path("MDM_MAIL_SIGNING_CERTIFICATE"),
+                key: env_path("MDM_MAIL_SIGNING_KEY"),
+                pkcs12: env_path("MDM_MAIL_SIGNING_PKCS12"),
+            },
         },
     )?;
     let store = Store::open(&settings.database_url).await?;
     let code = match cli.command {
         Command::Serve { demo, .. } => serve(store.clone(), settings, demo).await?,
         Command::Import(args) => import::run(&store, &settings, args).await?,
+        Command::Profile(args) => profile::run(&store, &settings, args).await?,
         Command::Users { command } => directory_command(&store, command, Kind::Users).await?,
         Command::Devices { command } => directory_command(&store, command, Kind::Devices).await?,
     };
     store.close().await;
     Ok(code)
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Everything rendering stored users' profiles needs: the definitions (checked), the
+/// signing identity, and the key for stored passwords.
+pub fn profiles(settings: &Settings) -> anyhow::Result<crate::profile::Profiles> {
+    let definitions = crate::profile::Definitions::load(&settings.profiles_dir)?;
+    let password = std::env::var("MDM_MAIL_SIGNING_PASSWORD").ok();
+    let signer = settings.signing.signer(password.as_deref())?;
+    // With no key yet, no password is stored, and a throwaway key opens all there is.
+    let keys = settings
+        .key_source()
+        .load(false)?
+        .unwrap_or_else(crate::crypto::Keys::ephemeral);
+    Ok(crate::profile::Profiles {
+        definitions,
+        signer,
+        keys,
+    })
 }
 
 /// Who the audit log names for commands run from a shell.

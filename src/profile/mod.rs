@@ -38,6 +38,7 @@ pub mod definition;
 pub mod identity;
 pub mod sign;
 pub mod template;
+mod user;
 pub mod windows;
 
 use std::fmt;
@@ -48,6 +49,7 @@ use uuid::Uuid;
 pub use definition::{Definition, DefinitionError, Definitions};
 pub use identity::profile_identifier;
 pub use sign::{SignError, Signer};
+pub use user::{ProfileError, Profiles};
 pub use windows::{SyncHeader, SyncMlCommand, SyncMlForm};
 
 use crate::model::{Account, AccountDetails, AccountKind, Platform, Secret, normalize_email};

@@ -271,3 +271,75 @@ impl super::Store {
         Ok(Some((user, accounts)))
     }
 }
+
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    id: i64,
+    email: String,
+    email_norm: String,
+    user_display_name: String,
+    kind: String,
+    address: String,
+    address_norm: String,
+    display_name: Option<String>,
+    username: String,
+    domain: Option<String>,
+    outgoing_username: Option<String>,
+    password: Option<Vec<u8>>,
+    outgoing_password: Option<Vec<u8>>,
+}
+
+impl super::Store {
+    /// One page of the users that have accounts, in address order after the normalised
+    /// address `after`, each with all their accounts: one query per page, for rendering
+    /// every user's profile.
+    pub async fn users_with_accounts_page(
+        &self,
+        after: Option<&str>,
+        users: i64,
+    ) -> Result<Vec<(super::StoredUser, Vec<SealedAccount>)>, StoreError> {
+        const SQL: &str = "WITH page AS (SELECT id, email, email_norm, display_name FROM users u \
+             WHERE email_norm > $1 AND EXISTS (SELECT 1 FROM email_accounts a WHERE a.user_id = u.id) \
+             ORDER BY email_norm LIMIT $2) \
+             SELECT page.id, page.email, page.email_norm, page.display_name AS user_display_name, \
+             a.kind, a.address, a.address_norm, a.display_name, a.username, a.domain, \
+             a.outgoing_username, a.password, a.outgoing_password \
+             FROM page JOIN email_accounts a ON a.user_id = page.id \
+             ORDER BY page.email_norm, a.kind, a.address_norm";
+        let rows: Vec<PageRow> = super::on_pool!(self, pool => {
+            sqlx::query_as(SQL)
+                .bind(after.unwrap_or(""))
+                .bind(users)
+                .fetch_all(pool)
+                .await
+        })?;
+        let mut page: Vec<(super::StoredUser, Vec<SealedAccount>)> = Vec::new();
+        for row in rows {
+            if page.last().is_none_or(|(u, _)| u.id != row.id) {
+                page.push((
+                    super::StoredUser {
+                        id: row.id,
+                        email: row.email,
+                        email_norm: row.email_norm,
+                        display_name: row.user_display_name,
+                    },
+                    Vec::new(),
+                ));
+            }
+            if let Some((_, accounts)) = page.last_mut() {
+                accounts.push(SealedAccount {
+                    kind: row.kind,
+                    address: row.address,
+                    address_norm: row.address_norm,
+                    display_name: row.display_name,
+                    username: row.username,
+                    domain: row.domain,
+                    outgoing_username: row.outgoing_username,
+                    password: row.password,
+                    outgoing_password: row.outgoing_password,
+                });
+            }
+        }
+        Ok(page)
+    }
+}

@@ -4,6 +4,7 @@
 
 mod android;
 mod apple;
+mod cli;
 mod definitions;
 mod determinism;
 mod escaping;

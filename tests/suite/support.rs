@@ -110,11 +110,15 @@ impl TestDb {
         }
     }
 
-    /// Runs the real `mdm-mail` binary against this database, in the scratch folder.
+    /// Runs the real `mdm-mail` binary against this database, in the scratch folder, with
+    /// the test secret key.
     pub fn run(&self, args: &[&str]) -> Output {
         mdm_mail_in(
             self.dir.path(),
-            &[("MDM_MAIL_DATABASE_URL", self.url.as_str())],
+            &[
+                ("MDM_MAIL_DATABASE_URL", self.url.as_str()),
+                ("MDM_MAIL_SECRET_KEY", crate::import::KEY),
+            ],
             args,
         )
     }

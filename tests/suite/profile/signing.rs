@@ -19,11 +19,11 @@ use rcgen::{
 use super::{alice_all, render_ok};
 
 /// A root, an intermediate and a leaf certificate, all with keys of one algorithm.
-struct Pki {
-    root_pem: String,
-    intermediate_pem: String,
-    leaf_pem: String,
-    leaf_key_pem: String,
+pub(super) struct Pki {
+    pub(super) root_pem: String,
+    pub(super) intermediate_pem: String,
+    pub(super) leaf_pem: String,
+    pub(super) leaf_key_pem: String,
     leaf_key_pkcs8: Vec<u8>,
     leaf_der: Vec<u8>,
     intermediate_der: Vec<u8>,
@@ -78,7 +78,7 @@ fn rsa() -> &'static Pki {
     PKI.get_or_init(|| make_pki(&PKCS_RSA_SHA256))
 }
 
-fn ecdsa() -> &'static Pki {
+pub(super) fn ecdsa() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
     PKI.get_or_init(|| make_pki(&PKCS_ECDSA_P256_SHA256))
 }
@@ -98,7 +98,7 @@ fn openssl(args: &[&str], dir: &Path) -> std::process::Output {
 
 /// Verifies `signed` with `openssl cms -verify` against the root alone and returns the
 /// content openssl extracted.
-fn openssl_verify(signed: &[u8], pki: &Pki) -> Vec<u8> {
+pub(super) fn openssl_verify(signed: &[u8], pki: &Pki) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("profile.der"), signed).unwrap();
     std::fs::write(dir.path().join("root.pem"), &pki.root_pem).unwrap();

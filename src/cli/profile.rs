@@ -1,0 +1,134 @@
+//! `mdm-mail profile`: one user's profile, or every user's into a folder.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::model::Platform;
+use crate::profile::{ProfileError, RenderError, RenderOptions, SyncHeader, SyncMlForm};
+use crate::store::Store;
+
+/// The arguments of `profile`.
+#[derive(Debug, clap::Args)]
+pub struct ProfileArgs {
+    /// The user's email address.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    user_email: Option<String>,
+    /// ios, ipados, macos, windows or android.
+    #[arg(long, value_name = "ios|ipados|macos|windows|android")]
+    platform: Platform,
+    /// Write the profile to this file instead of standard output.
+    #[arg(long, conflicts_with = "all")]
+    out: Option<PathBuf>,
+    /// Render every user that has accounts, one file each, into --out-dir.
+    #[arg(long, requires = "out_dir")]
+    all: bool,
+    /// The folder --all writes into (created if missing).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Windows: a complete SyncML message rather than the bare command fragment, addressed to
+    /// this device id (the device's ./DevInfo/DevID).
+    #[arg(long, value_name = "DEVICE_ID", requires = "server_url")]
+    message: Option<String>,
+    /// Windows, with --message: the management server URL the message comes from.
+    #[arg(long, requires = "message")]
+    server_url: Option<String>,
+    /// Replace passwords with asterisks (for reading, not for devices; not signed).
+    #[arg(long)]
+    redact: bool,
+}
+
+/// Runs `profile`.
+pub async fn run(
+    store: &Store,
+    settings: &Settings,
+    args: ProfileArgs,
+) -> anyhow::Result<ExitCode> {
+    let profiles = super::profiles(settings)?;
+    let options = RenderOptions {
+        redact_secrets: args.redact,
+        syncml: match (&args.message, &args.server_url) {
+            (Some(target), Some(source)) => SyncMlForm::Message(SyncHeader {
+                session_id: "1".into(),
+                msg_id: 1,
+                target: target.clone(),
+                source: source.clone(),
+            }),
+            _ => SyncMlForm::Fragment,
+        },
+        ..RenderOptions::default()
+    };
+    if let (true, Some(dir)) = (args.all, &args.out_dir) {
+        return render_all(store, &profiles, args.platform, &options, dir).await;
+    }
+    let email = args.user_email.unwrap_or_default();
+    let rendered = profiles
+        .for_user(store, &email, args.platform, &options)
+        .await?;
+    for skipped in &rendered.skipped {
+        eprintln!("{email}: left out {skipped}");
+    }
+    match &args.out {
+        Some(path) => std::fs::write(path, &rendered.body)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().write_all(&rendered.body)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const PAGE: i64 = 500;
+
+/// Renders every user with accounts into `dir`, a page of users at a time.
+async fn render_all(
+    store: &Store,
+    profiles: &crate::profile::Profiles,
+    platform: Platform,
+    options: &RenderOptions,
+    dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (mut written, mut nothing) = (0u64, 0u64);
+    let mut after: Option<String> = None;
+    loop {
+        let page = crate::accounts::page(store, &profiles.keys, after.as_deref(), PAGE).await?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = Some(last.email.clone());
+        for (user, accounts) in &page {
+            let rendered = crate::profile::render(
+                &user.email,
+                accounts,
+                platform,
+                &profiles.definitions,
+                options,
+            );
+            let mut rendered = match rendered {
+                Ok(rendered) => rendered,
+                Err(e @ RenderError::NothingToRender { .. }) => {
+                    eprintln!("{e}");
+                    nothing += 1;
+                    continue;
+                }
+                Err(e) => return Err(ProfileError::from(e).into()),
+            };
+            profiles.sign(platform, options, &mut rendered)?;
+            let path = dir.join(format!(
+                "{}.{}",
+                user.email.to_lowercase(),
+                rendered.extension
+            ));
+            std::fs::write(&path, &rendered.body)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            written += 1;
+        }
+    }
+    println!(
+        "{written} {platform} profiles written to {}; {nothing} users had nothing to render for {platform}",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
