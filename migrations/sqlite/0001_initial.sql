@@ -75,17 +75,27 @@ CREATE TABLE imports (
 );
 CREATE INDEX imports_created ON imports (created_at);
 
--- The outcome of every line of an import, for the results download. (SQLite keeps it
--- WITHOUT ROWID: the primary key is the only index, so a line costs one b-tree insert.)
+-- The lines of an import that were not applied (discarded, rejected, duplicate): what its
+-- summary lists.
 CREATE TABLE import_lines (
     import_id       BLOB   NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
     line            BIGINT NOT NULL,
-    outcome         TEXT   NOT NULL CHECK (outcome IN ('added', 'updated', 'unchanged', 'discarded', 'rejected', 'duplicate')),
+    outcome         TEXT   NOT NULL CHECK (outcome IN ('discarded', 'rejected', 'duplicate')),
     field           TEXT,
-    message         TEXT,
+    message         TEXT   NOT NULL,
     user_email      TEXT   NOT NULL,
     account_address TEXT   NOT NULL,
     PRIMARY KEY (import_id, line)
+) WITHOUT ROWID;
+
+-- The results file of an import (one CSV row per input line: line, user_email,
+-- account_address, outcome, message), kept as deflated runs of consecutive rows. A million-line
+-- import adds a few thousand rows here rather than a million.
+CREATE TABLE import_results (
+    import_id  BLOB   NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
+    first_line BIGINT NOT NULL,
+    csv_deflated BLOB NOT NULL,
+    PRIMARY KEY (import_id, first_line)
 ) WITHOUT ROWID;
 
 -- Profile deliveries to devices: a durable queue with retries.

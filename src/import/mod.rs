@@ -9,6 +9,7 @@
 pub mod directory;
 mod plan;
 mod read;
+mod write;
 pub mod report;
 pub mod schema;
 mod seen;
@@ -26,8 +27,8 @@ use uuid::Uuid;
 use crate::crypto::{CryptoError, KeySource, Keys};
 use crate::csv::{self, Delimiter, DelimiterChoice, Encoding, EncodingChoice};
 use crate::model::{AccountKind, Counts, Outcome};
-use crate::store::{LineRecord, NewImport, Store, StoreError};
-use validate::Checked;
+use crate::store::{Store, StoreError};
+use validate::{Checked, ParsedLine};
 
 pub use read::MASK;
 
@@ -267,13 +268,19 @@ impl ImportError {
 /// Imports `input` as `options` say: decides every line against the store and, in
 /// [`Mode::Commit`], applies the result in one transaction. `sink` receives every line's
 /// outcome in file order.
+///
+/// Three stages overlap: reading and checking lines (a blocking thread), deciding them
+/// against the store as it was when the import began (a read-only transaction of its own),
+/// and writing (the import's transaction, in a task of its own). Lines never depend on each
+/// other's writes, since a repeated account is a duplicate, so deciding need not wait for
+/// writing.
 pub async fn run(
     store: &Store,
     keys: &KeySource,
     input: impl Read + Send + 'static,
     options: &ImportOptions,
     mode: Mode<'_>,
-    mut sink: Option<&mut dyn LineSink>,
+    sink: Option<&mut dyn LineSink>,
 ) -> Result<ImportResult, ImportError> {
     let commit = matches!(mode, Mode::Commit { .. });
     // A preview must write nothing, not even a new key file; with no key there can be no
@@ -282,14 +289,122 @@ pub async fn run(
         Some(keys) => keys,
         None => Keys::ephemeral(),
     };
-    let kind = options.kind;
-    let (mut messages, reader) = read::spawn(input, options, keys.clone());
-    let mut tx = if commit {
-        store.begin().await?
-    } else {
-        store.begin_read().await?
+    let (messages, reader) = read::spawn(input, options, keys.clone());
+    let mut snapshot = store.begin_read().await?;
+    let writer = match mode {
+        Mode::Commit { .. } => Some(write::spawn(store.clone(), options.kind)),
+        Mode::Preview => None,
     };
+    let decided = decide_all(&mut snapshot, &keys, options, mode, messages, writer.as_ref(), sink).await;
+    let _ = snapshot.rollback().await;
+    let digest = reader
+        .await
+        .map_err(|e| ImportError::Read(csv::ReadError::Io(std::io::Error::other(e))))
+        .and_then(|digest| digest);
+    let (decided, digest) = match (decided, digest) {
+        (Ok(decided), Ok(digest)) => (decided, digest),
+        (decided, digest) => {
+            // A stage that stopped because another failed reports `Stopped`; the failure
+            // worth telling is the other one: the writer's, else the reader's.
+            let written = match writer {
+                Some(writer) => writer.abandon().await.err(),
+                None => None,
+            };
+            let error = [written, digest.err(), decided.err()]
+                .into_iter()
+                .flatten()
+                .find(|e| !matches!(e, ImportError::Stopped | ImportError::Empty))
+                .unwrap_or(ImportError::Empty);
+            return Err(error);
+        }
+    };
+    let result = decided.into_result(options.kind, commit, digest);
+    let (
+        Some(writer),
+        Mode::Commit {
+            actor,
+            source,
+            expected,
+        },
+    ) = (writer, mode)
+    else {
+        return Ok(result);
+    };
+    let mut tx = writer.finish().await?;
+    if options.strict && !result.clean() {
+        tx.rollback().await?;
+        return Err(ImportError::Strict(Box::new(result)));
+    }
+    if expected.is_some_and(|e| e != result.fingerprint) {
+        tx.rollback().await?;
+        return Err(ImportError::Changed(Box::new(result)));
+    }
+    let id = result.id.unwrap_or_default();
+    tx.finish_import(id, &result.counts, &result.file_sha256).await?;
+    tx.audit(
+        actor,
+        "accounts.import",
+        source,
+        &serde_json::json!({ "import": id, "type": result.kind, "counts": result.counts }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(result)
+}
 
+/// What deciding every line found.
+struct Decided {
+    id: Uuid,
+    info: read::FileInfo,
+    counts: Counts,
+    not_applied: Vec<LineReport>,
+    fingerprint: Sha256,
+}
+
+impl Decided {
+    fn into_result(self, kind: AccountKind, commit: bool, digest: read::FileDigest) -> ImportResult {
+        ImportResult {
+            id: commit.then_some(self.id),
+            kind,
+            counts: self.counts,
+            encoding: self.info.detected.encoding,
+            bom: self.info.detected.bom,
+            delimiter: self.info.delimiter,
+            header: self.info.header,
+            dry_run: !commit,
+            lines: self.not_applied,
+            columns: self.info.columns,
+            sample: digest.sample,
+            file_sha256: digest.sha256,
+            fingerprint: crate::crypto::to_hex(&self.fingerprint.finalize()),
+        }
+    }
+}
+
+/// The outcome of a line as sinks and results files see it.
+fn line_result<'a>(line: &'a ParsedLine, decision: &'a plan::Decision) -> LineResult<'a> {
+    LineResult {
+        line: line.line,
+        user_email: &line.user_email,
+        account_address: &line.address,
+        outcome: decision.outcome,
+        field: decision.field,
+        message: &decision.message,
+    }
+}
+
+/// Decides every line the reader sends, against `snapshot`, handing each decided chunk to
+/// the writer when there is one.
+async fn decide_all(
+    snapshot: &mut crate::store::Tx,
+    keys: &Keys,
+    options: &ImportOptions,
+    mode: Mode<'_>,
+    mut messages: tokio::sync::mpsc::Receiver<read::Message>,
+    writer: Option<&write::Writer>,
+    mut sink: Option<&mut dyn LineSink>,
+) -> Result<Decided, ImportError> {
+    let kind = options.kind;
     let id = Uuid::now_v7();
     let mut info = None;
     let mut counts = Counts::default();
@@ -299,19 +414,18 @@ pub async fn run(
     while let Some(message) = messages.recv().await {
         let lines = match message {
             read::Message::Opened(opened) => {
-                if let Mode::Commit { actor, source, .. } = mode {
-                    tx.insert_import(&NewImport {
-                        id,
-                        kind,
-                        source,
-                        file_sha256: "",
-                        actor,
-                        options: &options_json(options),
-                        encoding: opened.detected.encoding.as_str(),
-                        delimiter: &opened.delimiter.to_string(),
-                        header: opened.header,
-                    })
-                    .await?;
+                if let (Some(writer), Mode::Commit { actor, source, .. }) = (writer, mode) {
+                    writer
+                        .send(write::Work::Start(write::Start {
+                            id,
+                            source: source.to_owned(),
+                            actor: actor.to_owned(),
+                            options: options_json(options),
+                            encoding: opened.detected.encoding,
+                            delimiter: opened.delimiter,
+                            header: opened.header,
+                        }))
+                        .await?;
                 }
                 info = Some(opened);
                 continue;
@@ -329,107 +443,46 @@ pub async fn run(
         let users = if emails.is_empty() {
             HashMap::new()
         } else {
-            tx.users_with_accounts(kind, &emails).await?
+            snapshot.users_with_accounts(kind, &emails).await?
         };
         let decisions = plan::decide(kind, &lines, &users);
-
-        // Passwords are sealed only for the accounts that will be written: sealing every line
-        // would cost an unchanged re-import as much as a first one.
-        let sealed = if commit {
-            plan::seal(kind, &keys, &decisions)
-        } else {
-            Vec::new()
-        };
-        let mut writes = Vec::new();
-        let mut records = Vec::with_capacity(if commit { decisions.len() } else { 0 });
-        for d in &decisions {
+        for (line, d) in lines.iter().zip(&decisions) {
             counts.count(d.outcome);
-            fingerprint.update(d.line.line.to_le_bytes());
+            fingerprint.update(line.line.to_le_bytes());
             fingerprint.update(d.outcome.as_str());
             if let Some(sink) = sink.as_deref_mut() {
-                sink.line(&LineResult {
-                    line: d.line.line,
-                    user_email: &d.line.user_email,
-                    account_address: &d.line.address,
-                    outcome: d.outcome,
-                    field: d.field,
-                    message: &d.message,
-                })
-                .map_err(ImportError::Sink)?;
+                sink.line(&line_result(line, d)).map_err(ImportError::Sink)?;
             }
             if !d.outcome.applied() {
                 not_applied.push(LineReport {
-                    line: d.line.line,
+                    line: line.line,
                     outcome: d.outcome,
                     field: d.field,
                     message: d.message.clone(),
                 });
             }
-            if commit {
-                records.push(LineRecord {
-                    line: d.line.line,
-                    outcome: d.outcome,
-                    field: d.field,
-                    message: (!d.message.is_empty()).then_some(d.message.as_str()),
-                    user_email: &d.line.user_email,
-                    account_address: &d.line.address,
-                });
-            }
         }
-        if commit {
-            writes.extend(plan::writes(&decisions, &sealed));
-            tx.upsert_accounts(kind, &writes).await?;
-            tx.insert_import_lines(id, &records).await?;
+        if let Some(writer) = writer {
+            // Passwords are sealed only for the accounts that will be written: sealing every
+            // line would make an unchanged re-import cost as much as the first one.
+            let sealed = plan::seal(kind, keys, &lines, &decisions);
+            writer
+                .send(write::Work::Lines {
+                    lines,
+                    decisions,
+                    sealed,
+                })
+                .await?;
         }
     }
-    let digest = reader
-        .await
-        .map_err(|e| ImportError::Read(csv::ReadError::Io(std::io::Error::other(e))))??;
-    let Some(info) = info else {
-        return Err(ImportError::Empty);
-    };
-    let result = ImportResult {
-        id: commit.then_some(id),
-        kind,
+    let info = info.ok_or(ImportError::Empty)?;
+    Ok(Decided {
+        id,
+        info,
         counts,
-        encoding: info.detected.encoding,
-        bom: info.detected.bom,
-        delimiter: info.delimiter,
-        header: info.header,
-        dry_run: !commit,
-        lines: not_applied,
-        columns: info.columns,
-        sample: digest.sample,
-        file_sha256: digest.sha256,
-        fingerprint: crate::crypto::to_hex(&fingerprint.finalize()),
-    };
-    let Mode::Commit {
-        actor,
-        source,
-        expected,
-    } = mode
-    else {
-        tx.rollback().await?;
-        return Ok(result);
-    };
-    if options.strict && !result.clean() {
-        tx.rollback().await?;
-        return Err(ImportError::Strict(Box::new(result)));
-    }
-    if expected.is_some_and(|e| e != result.fingerprint) {
-        tx.rollback().await?;
-        return Err(ImportError::Changed(Box::new(result)));
-    }
-    tx.finish_import(id, &counts, &result.file_sha256).await?;
-    tx.audit(
-        actor,
-        "accounts.import",
-        source,
-        &serde_json::json!({ "import": id, "type": kind, "counts": counts }),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(result)
+        not_applied,
+        fingerprint,
+    })
 }
 
 fn options_json(options: &ImportOptions) -> String {

@@ -10,12 +10,10 @@ use crate::crypto::{self, Keys, PasswordColumn};
 use crate::model::{AccountKind, Outcome};
 use crate::store::{AccountWrite, SealedRef, StoredAccount, UserAccounts};
 
-/// One line's outcome.
+/// One line's outcome (decisions come in the order of their lines).
 #[derive(Debug)]
-pub struct Decision<'a> {
-    /// The line decided on.
-    pub line: &'a ParsedLine,
-    /// What happens to it.
+pub struct Decision {
+    /// What happens to the line.
     pub outcome: Outcome,
     /// For rejected lines, the canonical column to blame.
     pub field: Option<&'static str>,
@@ -32,18 +30,17 @@ pub struct Ciphertexts {
     outgoing_password: Option<Vec<u8>>,
 }
 
-/// Decides the lines of one chunk. `users` holds, for every user email of the chunk that
-/// exists, the user's stored accounts of `kind`.
-pub fn decide<'a>(
+/// Decides the lines of one chunk, one decision per line. `users` holds, for every user
+/// email of the chunk that exists, the user's stored accounts of `kind`.
+pub fn decide(
     kind: AccountKind,
-    lines: &'a [ParsedLine],
+    lines: &[ParsedLine],
     users: &HashMap<String, UserAccounts>,
-) -> Vec<Decision<'a>> {
+) -> Vec<Decision> {
     lines
         .iter()
         .map(|line| {
             let decision = |outcome, field, message| Decision {
-                line,
                 outcome,
                 field,
                 message,
@@ -81,7 +78,6 @@ pub fn decide<'a>(
                             },
                         };
                         Decision {
-                            line,
                             outcome,
                             field: None,
                             message,
@@ -146,12 +142,18 @@ fn changes(
     changed
 }
 
-/// Seals the passwords of the lines to be written, one entry per decision (empty for the
+/// Seals the passwords of the lines to be written, one entry per line (empty for the
 /// others).
-pub fn seal(kind: AccountKind, keys: &Keys, decisions: &[Decision<'_>]) -> Vec<Ciphertexts> {
-    decisions
+pub fn seal(
+    kind: AccountKind,
+    keys: &Keys,
+    lines: &[ParsedLine],
+    decisions: &[Decision],
+) -> Vec<Ciphertexts> {
+    lines
         .iter()
-        .map(|d| match (&d.line.check, d.write_for) {
+        .zip(decisions)
+        .map(|(line, d)| match (&line.check, d.write_for) {
             (Checked::Valid(row), Some(_)) => {
                 let seal = |given: &Option<GivenPassword>, column| {
                     given.as_ref().map(|p| {
@@ -172,11 +174,12 @@ pub fn seal(kind: AccountKind, keys: &Keys, decisions: &[Decision<'_>]) -> Vec<C
 
 /// The account writes the decisions call for, with the ciphertexts [`seal`] made for them.
 pub fn writes<'a>(
-    decisions: &'a [Decision<'a>],
+    lines: &'a [ParsedLine],
+    decisions: &'a [Decision],
     sealed: &'a [Ciphertexts],
 ) -> impl Iterator<Item = AccountWrite<'a>> {
-    decisions.iter().zip(sealed).filter_map(|(d, c)| {
-        let (Checked::Valid(row), Some(user_id)) = (&d.line.check, d.write_for) else {
+    lines.iter().zip(decisions).zip(sealed).filter_map(|((line, d), c)| {
+        let (Checked::Valid(row), Some(user_id)) = (&line.check, d.write_for) else {
             return None;
         };
         let stored = |given: &'a Option<GivenPassword>, ciphertext: &'a Option<Vec<u8>>| {
@@ -190,7 +193,7 @@ pub fn writes<'a>(
         };
         Some(AccountWrite {
             user_id,
-            address: &d.line.address,
+            address: &line.address,
             address_norm: &row.address_norm,
             display_name: row.display_name.as_deref(),
             username: &row.username,
@@ -297,8 +300,10 @@ mod tests {
             "unchanged lines write nothing"
         );
         let keys = Keys::from_master(&[3; 32]);
-        let sealed = seal(AccountKind::Exchange, &keys, &decisions);
-        let written: Vec<&str> = writes(&decisions, &sealed).map(|w| w.address).collect();
+        let sealed = seal(AccountKind::Exchange, &keys, &lines, &decisions);
+        let written: Vec<&str> = writes(&lines, &decisions, &sealed)
+            .map(|w| w.address)
+            .collect();
         assert_eq!(written, ["alice2@example.com", "alice3@example.com"]);
     }
 

@@ -81,9 +81,16 @@ pub struct ResultsCsv<W: Write> {
 impl<W: Write> ResultsCsv<W> {
     /// Starts a results file on `out`, header first.
     pub fn new(out: W) -> std::io::Result<Self> {
-        let mut writer = ::csv::Writer::from_writer(out);
-        writer.write_record(RESULTS_HEADER)?;
-        Ok(ResultsCsv { writer })
+        let mut results = ResultsCsv::rows_only(out);
+        results.writer.write_record(RESULTS_HEADER)?;
+        Ok(results)
+    }
+
+    /// Rows without a header: a run of a results file.
+    pub fn rows_only(out: W) -> Self {
+        ResultsCsv {
+            writer: ::csv::Writer::from_writer(out),
+        }
     }
 
     /// Flushes and returns the underlying writer.
@@ -108,6 +115,31 @@ impl<W: Write> ResultsCsv<W> {
         ])?;
         Ok(())
     }
+}
+
+/// Deflates a run of results rows for the store.
+pub fn deflate_run<'a>(lines: impl IntoIterator<Item = LineResult<'a>>) -> std::io::Result<Vec<u8>> {
+    let encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut run = ResultsCsv::rows_only(encoder);
+    for line in lines {
+        run.write(&line)?;
+    }
+    run.finish()?.finish()
+}
+
+/// Writes a stored results file: the header, then each deflated run in order.
+pub fn write_runs<'a>(
+    mut out: impl Write,
+    runs: impl IntoIterator<Item = &'a [u8]>,
+) -> std::io::Result<()> {
+    let mut header = ::csv::Writer::from_writer(&mut out);
+    header.write_record(RESULTS_HEADER)?;
+    header.flush()?;
+    drop(header);
+    for run in runs {
+        std::io::copy(&mut flate2::read::DeflateDecoder::new(run), &mut out)?;
+    }
+    Ok(())
 }
 
 impl<W: Write + Send> LineSink for ResultsCsv<W> {

@@ -30,17 +30,17 @@ pub struct NewImport<'a> {
     pub header: bool,
 }
 
-/// One line's outcome, as recorded.
+/// A line that was not applied, as recorded.
 #[derive(Debug, Clone, Copy)]
 pub struct LineRecord<'a> {
     /// Physical line number.
     pub line: u64,
-    /// What happened.
+    /// Discarded, rejected or duplicate.
     pub outcome: Outcome,
     /// The column to blame, for rejected lines.
     pub field: Option<&'a str>,
-    /// Explanation.
-    pub message: Option<&'a str>,
+    /// Why.
+    pub message: &'a str,
     /// User email as written.
     pub user_email: &'a str,
     /// Account address as written.
@@ -86,7 +86,7 @@ pub struct ImportRow {
     pub created_at: i64,
 }
 
-/// A recorded line.
+/// A recorded line that was not applied.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredLine {
     /// Physical line number.
@@ -96,7 +96,7 @@ pub struct StoredLine {
     /// Column to blame.
     pub field: Option<String>,
     /// Explanation.
-    pub message: Option<String>,
+    pub message: String,
     /// User email as written.
     pub user_email: String,
     /// Account address as written.
@@ -133,7 +133,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Records the outcome of lines of an import (at most [`super::BATCH`]).
+    /// Records lines of an import that were not applied (at most [`super::BATCH`]).
     pub async fn insert_import_lines(
         &mut self,
         id: Uuid,
@@ -157,6 +157,27 @@ impl Tx {
                     .push_bind(l.account_address);
             });
             q.build().execute(conn).await.map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Stores a run of an import's results file that starts at `first_line`.
+    pub async fn insert_import_results(
+        &mut self,
+        id: Uuid,
+        first_line: u64,
+        csv_deflated: &[u8],
+    ) -> Result<(), StoreError> {
+        const SQL: &str =
+            "INSERT INTO import_results (import_id, first_line, csv_deflated) VALUES ($1, $2, $3)";
+        on_tx!(self, conn => {
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(int(first_line))
+                .bind(csv_deflated)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected())
         })?;
         Ok(())
     }
@@ -200,23 +221,38 @@ impl Store {
         })?)
     }
 
-    /// One page of an import's lines in line order, after line `after`; with `not_applied`,
-    /// only the lines that were discarded, rejected or duplicate.
+    /// One page of the lines of an import that were not applied, in line order, after line
+    /// `after`.
     pub async fn import_lines(
         &self,
         id: Uuid,
         after: u64,
         limit: i64,
-        not_applied: bool,
     ) -> Result<Vec<StoredLine>, StoreError> {
-        const ALL: &str = "SELECT line, outcome, field, message, user_email, account_address \
+        const SQL: &str = "SELECT line, outcome, field, message, user_email, account_address \
              FROM import_lines WHERE import_id = $1 AND line > $2 ORDER BY line LIMIT $3";
-        const NOT_APPLIED: &str = "SELECT line, outcome, field, message, user_email, \
-             account_address FROM import_lines WHERE import_id = $1 AND line > $2 \
-             AND outcome IN ('discarded', 'rejected', 'duplicate') ORDER BY line LIMIT $3";
-        let sql = if not_applied { NOT_APPLIED } else { ALL };
         Ok(on_pool!(self, pool => {
-            sqlx::query_as(sql)
+            sqlx::query_as(SQL)
+                .bind(id)
+                .bind(int(after))
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    /// One page of the runs of an import's results file, in line order, after the run that
+    /// starts at line `after`: (first line, deflated CSV rows).
+    pub async fn import_results(
+        &self,
+        id: Uuid,
+        after: u64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        const SQL: &str = "SELECT first_line, csv_deflated FROM import_results \
+             WHERE import_id = $1 AND first_line > $2 ORDER BY first_line LIMIT $3";
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(SQL)
                 .bind(id)
                 .bind(int(after))
                 .bind(limit)

@@ -430,11 +430,16 @@ store_test! {
         assert_eq!((record.rows, record.added, record.rejected), (5, 2, 1));
         assert_eq!(record.file_sha256, result.file_sha256);
         assert_eq!(record.actor, "test");
-        let lines = store.import_lines(id, 0, 100, false).await.unwrap();
-        assert_eq!(lines.len(), 5);
-        assert_eq!(lines[3].field.as_deref(), Some("email_address"));
-        let not_applied = store.import_lines(id, 0, 100, true).await.unwrap();
+        let not_applied = store.import_lines(id, 0, 100).await.unwrap();
         assert_eq!(not_applied.iter().map(|l| l.line).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(not_applied[1].field.as_deref(), Some("email_address"));
+        let runs = store.import_results(id, 0, 100).await.unwrap();
+        let mut csv = Vec::new();
+        import::report::write_runs(&mut csv, runs.iter().map(|(_, run)| run.as_slice())).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        assert_eq!(csv.lines().count(), 6, "a header and one row per line:\n{csv}");
+        assert!(csv.starts_with("line,user_email,account_address,outcome,message\n1,alice@example.com,"));
+        assert!(csv.contains("\n4,bob@example.com,bob.example.com,rejected,\"email_address: "));
     }
 }
 
