@@ -289,12 +289,12 @@ pub async fn run(
         Some(keys) => keys,
         None => Keys::ephemeral(),
     };
-    let (messages, reader) = read::spawn(input, options, keys.clone());
-    let mut snapshot = store.begin_read().await?;
     let writer = match mode {
-        Mode::Commit { .. } => Some(write::spawn(store.clone(), options.kind)),
+        Mode::Commit { .. } => Some(write::start(store, options.kind).await?),
         Mode::Preview => None,
     };
+    let (messages, reader) = read::spawn(input, options, keys.clone());
+    let mut snapshot = store.begin_read().await?;
     let decided = decide_all(&mut snapshot, &keys, options, mode, messages, writer.as_ref(), sink).await;
     let _ = snapshot.rollback().await;
     let digest = reader

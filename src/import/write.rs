@@ -51,11 +51,12 @@ pub struct Writer {
     task: tokio::task::JoinHandle<Result<Tx, ImportError>>,
 }
 
-/// Starts a writer with its own transaction.
-pub fn spawn(store: Store, kind: AccountKind) -> Writer {
+/// Starts a writer: its transaction has begun (and, on SQLite, holds the write lock) when
+/// this returns, so whatever is read afterwards cannot change before the import commits.
+pub async fn start(store: &Store, kind: AccountKind) -> Result<Writer, ImportError> {
+    let mut tx = store.begin_bulk().await?;
     let (work, queue) = mpsc::channel(4);
     let task = tokio::spawn(async move {
-        let mut tx = store.begin().await?;
         match apply(&mut tx, kind, queue).await {
             Ok(()) => Ok(tx),
             Err(e) => {
@@ -64,7 +65,7 @@ pub fn spawn(store: Store, kind: AccountKind) -> Writer {
             }
         }
     });
-    Writer { work, task }
+    Ok(Writer { work, task })
 }
 
 impl Writer {
