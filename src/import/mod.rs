@@ -9,11 +9,11 @@
 pub mod directory;
 mod plan;
 mod read;
-mod write;
 pub mod report;
 pub mod schema;
 mod seen;
 pub mod validate;
+mod write;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
@@ -295,7 +295,16 @@ pub async fn run(
     };
     let (messages, reader) = read::spawn(input, options, keys.clone());
     let mut snapshot = store.begin_read().await?;
-    let decided = decide_all(&mut snapshot, &keys, options, mode, messages, writer.as_ref(), sink).await;
+    let decided = decide_all(
+        &mut snapshot,
+        &keys,
+        options,
+        mode,
+        messages,
+        writer.as_ref(),
+        sink,
+    )
+    .await;
     let _ = snapshot.rollback().await;
     let digest = reader
         .await
@@ -340,7 +349,8 @@ pub async fn run(
         return Err(ImportError::Changed(Box::new(result)));
     }
     let id = result.id.unwrap_or_default();
-    tx.finish_import(id, &result.counts, &result.file_sha256).await?;
+    tx.finish_import(id, &result.counts, &result.file_sha256)
+        .await?;
     tx.audit(
         actor,
         "accounts.import",
@@ -362,7 +372,12 @@ struct Decided {
 }
 
 impl Decided {
-    fn into_result(self, kind: AccountKind, commit: bool, digest: read::FileDigest) -> ImportResult {
+    fn into_result(
+        self,
+        kind: AccountKind,
+        commit: bool,
+        digest: read::FileDigest,
+    ) -> ImportResult {
         ImportResult {
             id: commit.then_some(self.id),
             kind,
@@ -451,7 +466,8 @@ async fn decide_all(
             fingerprint.update(line.line.to_le_bytes());
             fingerprint.update(d.outcome.as_str());
             if let Some(sink) = sink.as_deref_mut() {
-                sink.line(&line_result(line, d)).map_err(ImportError::Sink)?;
+                sink.line(&line_result(line, d))
+                    .map_err(ImportError::Sink)?;
             }
             if !d.outcome.applied() {
                 not_applied.push(LineReport {

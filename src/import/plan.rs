@@ -172,37 +172,45 @@ pub fn seal(
         .collect()
 }
 
-/// The account writes the decisions call for, with the ciphertexts [`seal`] made for them.
+/// The account writes the decisions call for, with the ciphertexts [`seal`] made for them,
+/// each with its outcome (added or updated).
 pub fn writes<'a>(
     lines: &'a [ParsedLine],
     decisions: &'a [Decision],
     sealed: &'a [Ciphertexts],
-) -> impl Iterator<Item = AccountWrite<'a>> {
-    lines.iter().zip(decisions).zip(sealed).filter_map(|((line, d), c)| {
-        let (Checked::Valid(row), Some(user_id)) = (&line.check, d.write_for) else {
-            return None;
-        };
-        let stored = |given: &'a Option<GivenPassword>, ciphertext: &'a Option<Vec<u8>>| {
-            given
-                .as_ref()
-                .zip(ciphertext.as_ref())
-                .map(|(g, c)| SealedRef {
-                    ciphertext: c,
-                    mac: &g.mac,
-                })
-        };
-        Some(AccountWrite {
-            user_id,
-            address: &line.address,
-            address_norm: &row.address_norm,
-            display_name: row.display_name.as_deref(),
-            username: &row.username,
-            domain: row.domain.as_deref(),
-            outgoing_username: row.outgoing_username.as_deref(),
-            password: stored(&row.password, &c.password),
-            outgoing_password: stored(&row.outgoing_password, &c.outgoing_password),
+) -> impl Iterator<Item = (Outcome, AccountWrite<'a>)> {
+    lines
+        .iter()
+        .zip(decisions)
+        .zip(sealed)
+        .filter_map(|((line, d), c)| {
+            let (Checked::Valid(row), Some(user_id)) = (&line.check, d.write_for) else {
+                return None;
+            };
+            let stored = |given: &'a Option<GivenPassword>, ciphertext: &'a Option<Vec<u8>>| {
+                given
+                    .as_ref()
+                    .zip(ciphertext.as_ref())
+                    .map(|(g, c)| SealedRef {
+                        ciphertext: c,
+                        mac: &g.mac,
+                    })
+            };
+            Some((
+                d.outcome,
+                AccountWrite {
+                    user_id,
+                    address: &line.address,
+                    address_norm: &row.address_norm,
+                    display_name: row.display_name.as_deref(),
+                    username: &row.username,
+                    domain: row.domain.as_deref(),
+                    outgoing_username: row.outgoing_username.as_deref(),
+                    password: stored(&row.password, &c.password),
+                    outgoing_password: stored(&row.outgoing_password, &c.outgoing_password),
+                },
+            ))
         })
-    })
 }
 
 #[cfg(test)]
@@ -301,10 +309,16 @@ mod tests {
         );
         let keys = Keys::from_master(&[3; 32]);
         let sealed = seal(AccountKind::Exchange, &keys, &lines, &decisions);
-        let written: Vec<&str> = writes(&lines, &decisions, &sealed)
-            .map(|w| w.address)
+        let written: Vec<(Outcome, &str)> = writes(&lines, &decisions, &sealed)
+            .map(|(outcome, w)| (outcome, w.address))
             .collect();
-        assert_eq!(written, ["alice2@example.com", "alice3@example.com"]);
+        assert_eq!(
+            written,
+            [
+                (Outcome::Added, "alice2@example.com"),
+                (Outcome::Updated, "alice3@example.com")
+            ]
+        );
     }
 
     #[test]

@@ -118,7 +118,9 @@ impl<W: Write> ResultsCsv<W> {
 }
 
 /// Deflates a run of results rows for the store.
-pub fn deflate_run<'a>(lines: impl IntoIterator<Item = LineResult<'a>>) -> std::io::Result<Vec<u8>> {
+pub fn deflate_run<'a>(
+    lines: impl IntoIterator<Item = LineResult<'a>>,
+) -> std::io::Result<Vec<u8>> {
     let encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut run = ResultsCsv::rows_only(encoder);
     for line in lines {

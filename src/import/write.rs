@@ -9,7 +9,7 @@ use super::plan::{self, Ciphertexts, Decision};
 use super::validate::ParsedLine;
 use super::{ImportError, line_result, report};
 use crate::csv::{Delimiter, Encoding};
-use crate::model::AccountKind;
+use crate::model::{AccountKind, Outcome};
 use crate::store::{LineRecord, NewImport, Store, Tx};
 
 /// The import's record, sent once the file is open.
@@ -123,8 +123,14 @@ async fn apply(
                 decisions,
                 sealed,
             } => {
-                let writes: Vec<_> = plan::writes(&lines, &decisions, &sealed).collect();
-                tx.upsert_accounts(kind, &writes).await?;
+                // New accounts go in with a plain insert, a quarter cheaper in SQLite than an
+                // upsert; only changed ones need the update.
+                let (added, updated): (Vec<_>, Vec<_>) = plan::writes(&lines, &decisions, &sealed)
+                    .partition(|(outcome, _)| *outcome == Outcome::Added);
+                let added: Vec<_> = added.into_iter().map(|(_, w)| w).collect();
+                let updated: Vec<_> = updated.into_iter().map(|(_, w)| w).collect();
+                tx.insert_accounts(kind, &added).await?;
+                tx.update_accounts(kind, &updated).await?;
                 let not_applied: Vec<LineRecord<'_>> = lines
                     .iter()
                     .zip(&decisions)

@@ -174,11 +174,44 @@ impl Tx {
         Ok(users)
     }
 
-    /// Inserts or updates accounts of `kind` (at most [`super::BATCH`], distinct keys).
-    pub async fn upsert_accounts(
+    /// Inserts new accounts of `kind` (at most [`super::BATCH`], keys not yet stored).
+    pub async fn insert_accounts(
         &mut self,
         kind: AccountKind,
         accounts: &[AccountWrite<'_>],
+    ) -> Result<(), StoreError> {
+        self.write_accounts(kind, accounts, "").await
+    }
+
+    /// Updates stored accounts of `kind` in place (at most [`super::BATCH`], distinct keys).
+    /// A `None` password keeps the stored one.
+    pub async fn update_accounts(
+        &mut self,
+        kind: AccountKind,
+        accounts: &[AccountWrite<'_>],
+    ) -> Result<(), StoreError> {
+        // An upsert rather than an UPDATE: one multi-row statement, the same in both dialects.
+        self.write_accounts(
+            kind,
+            accounts,
+            " ON CONFLICT (user_id, kind, address_norm) DO UPDATE SET \
+             address = excluded.address, display_name = excluded.display_name, \
+             username = excluded.username, domain = excluded.domain, \
+             outgoing_username = excluded.outgoing_username, \
+             password = COALESCE(excluded.password, email_accounts.password), \
+             password_mac = COALESCE(excluded.password_mac, email_accounts.password_mac), \
+             outgoing_password = COALESCE(excluded.outgoing_password, email_accounts.outgoing_password), \
+             outgoing_password_mac = COALESCE(excluded.outgoing_password_mac, email_accounts.outgoing_password_mac), \
+             updated_at = excluded.updated_at",
+        )
+        .await
+    }
+
+    async fn write_accounts(
+        &mut self,
+        kind: AccountKind,
+        accounts: &[AccountWrite<'_>],
+        on_conflict: &'static str,
     ) -> Result<(), StoreError> {
         if accounts.is_empty() {
             return Ok(());
@@ -214,18 +247,7 @@ impl Tx {
                     .push_bind(now)
                     .push_bind(now);
             });
-            // A blank password cell (NULL here) keeps the stored password.
-            q.push(
-                " ON CONFLICT (user_id, kind, address_norm) DO UPDATE SET \
-                 address = excluded.address, display_name = excluded.display_name, \
-                 username = excluded.username, domain = excluded.domain, \
-                 outgoing_username = excluded.outgoing_username, \
-                 password = COALESCE(excluded.password, email_accounts.password), \
-                 password_mac = COALESCE(excluded.password_mac, email_accounts.password_mac), \
-                 outgoing_password = COALESCE(excluded.outgoing_password, email_accounts.outgoing_password), \
-                 outgoing_password_mac = COALESCE(excluded.outgoing_password_mac, email_accounts.outgoing_password_mac), \
-                 updated_at = excluded.updated_at",
-            );
+            q.push(on_conflict);
             q.build().execute(conn).await.map(|r| r.rows_affected())
         })?;
         Ok(())

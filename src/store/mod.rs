@@ -263,7 +263,13 @@ impl Store {
     pub async fn begin_bulk(&self) -> Result<Tx, StoreError> {
         match &self.pool {
             Pool::Sqlite(pool) => {
-                let options = (*pool.connect_options()).clone().foreign_keys(false);
+                // A small page cache: the decisions are read on another connection, so this
+                // one mostly appends, and a large cache here only grows the process (measured:
+                // 64 MiB was no faster than 16 and took three times the memory on updates).
+                let options = (*pool.connect_options())
+                    .clone()
+                    .foreign_keys(false)
+                    .pragma("cache_size", "-16384");
                 let own = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(options)
