@@ -67,10 +67,7 @@ impl TestDb {
         };
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
         let mut admin = connect_postgres(&base).await;
-        sqlx::Executor::execute(
-            &mut admin,
-            sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")),
-        )
+        sqlx::Executor::execute(&mut admin, format!("CREATE SCHEMA {schema}").as_str())
         .await
         .expect("create a test schema");
         let separator = if base.contains('?') { '&' } else { '?' };
@@ -145,13 +142,8 @@ impl Drop for TestDb {
                 let mut admin = connect_postgres(&base).await;
                 // A connection left inside a transaction by a failing test must not make the
                 // clean-up, and so the test, hang: give up on the schema instead.
-                let _ = sqlx::Executor::execute(
-                    &mut admin,
-                    sqlx::AssertSqlSafe(format!(
-                        "SET lock_timeout = '10s'; DROP SCHEMA {schema} CASCADE"
-                    )),
-                )
-                .await;
+                let sql = format!("SET lock_timeout = '10s'; DROP SCHEMA {schema} CASCADE");
+                let _ = sqlx::Executor::execute(&mut admin, sql.as_str()).await;
             });
         })
         .join();
