@@ -34,9 +34,14 @@ CREATE INDEX devices_user ON devices (user_id);
 --   exchange: username, domain, password
 -- Passwords are AEAD ciphertexts; the *_mac columns are keyed MACs of the plaintext so an
 -- import can tell "unchanged" without decrypting.
+-- user_id refers to users (id) without a FOREIGN KEY: imports, the only writers, look every
+-- user up while holding a lock no user deletion can pass (SQLite's write lock, a SHARE lock
+-- on users in PostgreSQL), and deleting a user deletes their accounts in the same
+-- transaction. Checking the parent row of every account was most of the time PostgreSQL
+-- spent inserting a million of them.
 CREATE TABLE email_accounts (
     id                    INTEGER PRIMARY KEY,
-    user_id               INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_id               INTEGER NOT NULL,
     kind                  TEXT    NOT NULL CHECK (kind IN ('email', 'exchange')),
     address               TEXT    NOT NULL,
     address_norm          TEXT    NOT NULL,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::seen::FirstSeen;
 use crate::csv::{self, Column, ColumnMap, Delimiter, Encoding, ReadOptions, Record};
 use crate::model::{NewDevice, NewUser, Platform, normalize_email, validate_email};
-use crate::store::{BATCH, Store, StoreError, Tx};
+use crate::store::{BATCH, Store, StoreError, Table, Tx};
 
 /// Columns of a users file.
 pub const USER_COLUMNS: [Column; 2] = [
@@ -164,7 +164,9 @@ pub async fn load_users(
     while let Some(chunk) = chunks.recv().await {
         apply_users(&mut tx, chunk, &mut report).await?;
     }
-    finish(tx, reader, report, actor, "users.import", source).await
+    let report = finish(tx, reader, report, actor, "users.import", source).await?;
+    store.refresh_statistics(Table::Users).await?;
+    Ok(report)
 }
 
 /// Loads a devices file: adds new devices and updates known ones (matched by device id),
@@ -183,7 +185,9 @@ pub async fn load_devices(
     while let Some(chunk) = chunks.recv().await {
         apply_devices(&mut tx, chunk, &mut report).await?;
     }
-    finish(tx, reader, report, actor, "devices.import", source).await
+    let report = finish(tx, reader, report, actor, "devices.import", source).await?;
+    store.refresh_statistics(Table::Devices).await?;
+    Ok(report)
 }
 
 async fn finish(

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::crypto::{CryptoError, KeySource, Keys};
 use crate::csv::{self, Delimiter, DelimiterChoice, Encoding, EncodingChoice};
 use crate::model::{AccountKind, Counts, Outcome};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Table};
 use validate::{Checked, ParsedLine};
 
 pub use read::MASK;
@@ -359,6 +359,7 @@ pub async fn run(
     )
     .await?;
     tx.commit().await?;
+    store.refresh_statistics(Table::Accounts).await?;
     Ok(result)
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
 
-use super::{StoreError, Tx, now_ms, on_tx};
+use super::{StoreError, Tx, now_ms};
 use crate::model::AccountKind;
 
 /// A stored account as an import compares it: every field, and MACs in place of passwords.
@@ -70,8 +70,23 @@ pub struct AccountWrite<'a> {
     pub outgoing_password: Option<SealedRef<'a>>,
 }
 
-/// One user/account pair of a match, as the aggregate query returns it: user email, user id,
-/// then the account's columns (all `None` for a user without accounts of the kind), MACs in hex.
+/// A user/account pair of a match: the user's normalised email and id, then the account's
+/// columns, all `None` for a user without accounts of the kind.
+#[derive(sqlx::FromRow)]
+struct MatchRow {
+    email_norm: String,
+    user_id: i64,
+    address: Option<String>,
+    address_norm: Option<String>,
+    display_name: Option<String>,
+    username: Option<String>,
+    domain: Option<String>,
+    outgoing_username: Option<String>,
+    password_mac: Option<Vec<u8>>,
+    outgoing_password_mac: Option<Vec<u8>>,
+}
+
+/// A [`MatchRow`] as SQLite's JSON carries it, MACs in hex.
 type MatchTuple = (
     String,
     i64,
@@ -84,6 +99,23 @@ type MatchTuple = (
     Option<String>,
     Option<String>,
 );
+
+impl From<MatchTuple> for MatchRow {
+    fn from(t: MatchTuple) -> Self {
+        MatchRow {
+            email_norm: t.0,
+            user_id: t.1,
+            address: t.2,
+            address_norm: t.3,
+            display_name: t.4,
+            username: t.5,
+            domain: t.6,
+            outgoing_username: t.7,
+            password_mac: unhex(t.8),
+            outgoing_password_mac: unhex(t.9),
+        }
+    }
+}
 
 fn unhex(text: Option<String>) -> Option<Vec<u8>> {
     let text = text?;
@@ -104,70 +136,69 @@ impl Tx {
         if emails_norm.is_empty() {
             return Ok(users);
         }
-        // The matches come back as one JSON array per batch rather than one row per match:
-        // sqlx hands every SQLite row from its worker thread to the caller one by one, and on a
-        // million-line import that hand-off, not the lookups, would be most of the time.
-        let aggregate = match self.inner {
-            super::TxInner::Sqlite(_) => {
-                "SELECT json_group_array(json_array(u.email_norm, u.id, a.address, a.address_norm, \
-                 a.display_name, a.username, a.domain, a.outgoing_username, \
-                 CASE WHEN a.password_mac IS NULL THEN NULL ELSE hex(a.password_mac) END, \
-                 CASE WHEN a.outgoing_password_mac IS NULL THEN NULL \
-                 ELSE hex(a.outgoing_password_mac) END))"
+        // A user's accounts are found by probing the account key from the user's id, never by
+        // a join: a join would let PostgreSQL, planning from statistics older than the import,
+        // scan an account table that the import is filling.
+        let rows: Vec<MatchRow> = match &mut self.inner {
+            super::TxInner::Sqlite(tx) => {
+                // One JSON array per batch rather than one row per match: sqlx hands every
+                // SQLite row from its worker thread to the caller one by one, and on a
+                // million-line import that hand-off, not the lookups, would be most of the time.
+                let mut q = QueryBuilder::new(
+                    "SELECT json_group_array(json_array(u.email_norm, u.id, a.address, \
+                     a.address_norm, a.display_name, a.username, a.domain, a.outgoing_username, \
+                     CASE WHEN a.password_mac IS NULL THEN NULL ELSE hex(a.password_mac) END, \
+                     CASE WHEN a.outgoing_password_mac IS NULL THEN NULL \
+                     ELSE hex(a.outgoing_password_mac) END)) \
+                     FROM users u LEFT JOIN email_accounts a ON a.user_id = u.id AND a.kind = ",
+                );
+                q.push_bind(kind.as_str()).push(" WHERE u.email_norm IN (");
+                let mut list = q.separated(", ");
+                for email in emails_norm {
+                    list.push_bind(*email);
+                }
+                q.push(")");
+                let json: Option<String> = q.build_query_scalar().fetch_one(&mut **tx).await?;
+                let tuples: Vec<MatchTuple> = match json {
+                    Some(json) => serde_json::from_str(&json)
+                        .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?,
+                    None => Vec::new(),
+                };
+                tuples.into_iter().map(MatchRow::from).collect()
             }
-            super::TxInner::Postgres(_) => {
-                "SELECT json_agg(json_build_array(u.email_norm, u.id, a.address, a.address_norm, \
-                 a.display_name, a.username, a.domain, a.outgoing_username, \
-                 encode(a.password_mac, 'hex'), encode(a.outgoing_password_mac, 'hex')))::text"
+            super::TxInner::Postgres(tx) => {
+                // Rows, which PostgreSQL sends cheaply; `OFFSET 0` keeps the accounts a
+                // per-user probe rather than something the planner may turn into a scan.
+                const SQL: &str = "SELECT u.email_norm, u.id AS user_id, a.address, \
+                     a.address_norm, a.display_name, a.username, a.domain, a.outgoing_username, \
+                     a.password_mac, a.outgoing_password_mac \
+                     FROM users u LEFT JOIN LATERAL (SELECT * FROM email_accounts a \
+                     WHERE a.user_id = u.id AND a.kind = $1 OFFSET 0) a ON true \
+                     WHERE u.email_norm = ANY($2)";
+                sqlx::query_as(SQL)
+                    .bind(kind.as_str())
+                    .bind(emails_norm)
+                    .fetch_all(&mut **tx)
+                    .await?
             }
         };
-        let json: Option<String> = on_tx!(self, conn => {
-            let mut q = QueryBuilder::new(aggregate);
-            q.push(
-                " FROM users u LEFT JOIN email_accounts a ON a.user_id = u.id AND a.kind = ",
-            );
-            q.push_bind(kind.as_str()).push(" WHERE u.email_norm IN (");
-            let mut list = q.separated(", ");
-            for email in emails_norm {
-                list.push_bind(*email);
-            }
-            q.push(")");
-            q.build_query_scalar().fetch_one(conn).await
-        })?;
-        let matches: Vec<MatchTuple> = match json {
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?,
-            None => Vec::new(),
-        };
-        for (
-            email_norm,
-            user_id,
-            address,
-            address_norm,
-            display_name,
-            username,
-            domain,
-            outgoing_username,
-            mac,
-            outgoing_mac,
-        ) in matches
-        {
-            let user = users.entry(email_norm).or_insert_with(|| UserAccounts {
-                user_id,
+        for row in rows {
+            let user = users.entry(row.email_norm).or_insert_with(|| UserAccounts {
+                user_id: row.user_id,
                 accounts: Vec::new(),
             });
             if let (Some(address), Some(address_norm), Some(username)) =
-                (address, address_norm, username)
+                (row.address, row.address_norm, row.username)
             {
                 user.accounts.push(StoredAccount {
                     address,
                     address_norm,
-                    display_name,
+                    display_name: row.display_name,
                     username,
-                    domain,
-                    outgoing_username,
-                    password_mac: unhex(mac),
-                    outgoing_password_mac: unhex(outgoing_mac),
+                    domain: row.domain,
+                    outgoing_username: row.outgoing_username,
+                    password_mac: row.password_mac,
+                    outgoing_password_mac: row.outgoing_password_mac,
                 });
             }
         }
@@ -217,41 +248,71 @@ impl Tx {
             return Ok(());
         }
         let now = now_ms();
-        // OR FAIL: a failing row ends the statement without undoing its earlier rows, so
-        // SQLite keeps no statement journal for it (a fifth of the cost of a large import);
-        // any failure ends the whole import's transaction anyway.
-        let insert = match self.inner {
-            super::TxInner::Sqlite(_) => "INSERT OR FAIL INTO",
-            super::TxInner::Postgres(_) => "INSERT INTO",
-        };
-        on_tx!(self, conn => {
-            let mut q = QueryBuilder::new(insert);
-            q.push(
-                " email_accounts (user_id, kind, address, address_norm, display_name, \
-                 username, domain, outgoing_username, password, password_mac, outgoing_password, \
-                 outgoing_password_mac, created_at, updated_at) ",
-            );
-            q.push_values(accounts, |mut row, a| {
-                row.push_bind(a.user_id)
-                    .push_bind(kind.as_str())
-                    .push_bind(a.address)
-                    .push_bind(a.address_norm)
-                    .push_bind(a.display_name)
-                    .push_bind(a.username)
-                    .push_bind(a.domain)
-                    .push_bind(a.outgoing_username)
-                    .push_bind(a.password.map(|p| p.ciphertext))
-                    .push_bind(a.password.map(|p| p.mac))
-                    .push_bind(a.outgoing_password.map(|p| p.ciphertext))
-                    .push_bind(a.outgoing_password.map(|p| p.mac))
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            q.push(on_conflict);
-            q.build().execute(conn).await.map(|r| r.rows_affected())
-        })?;
+        const COLUMNS: &str = " email_accounts (user_id, kind, address, address_norm, \
+             display_name, username, domain, outgoing_username, password, password_mac, \
+             outgoing_password, outgoing_password_mac, created_at, updated_at) ";
+        match &mut self.inner {
+            super::TxInner::Sqlite(tx) => {
+                // OR FAIL: a failing row ends the statement without undoing its earlier rows,
+                // so SQLite keeps no statement journal for it (a fifth of the cost of a large
+                // import); any failure ends the whole import's transaction anyway.
+                let mut q = QueryBuilder::new("INSERT OR FAIL INTO");
+                q.push(COLUMNS);
+                q.push_values(accounts, |mut row, a| {
+                    row.push_bind(a.user_id)
+                        .push_bind(kind.as_str())
+                        .push_bind(a.address)
+                        .push_bind(a.address_norm)
+                        .push_bind(a.display_name)
+                        .push_bind(a.username)
+                        .push_bind(a.domain)
+                        .push_bind(a.outgoing_username)
+                        .push_bind(a.password.map(|p| p.ciphertext))
+                        .push_bind(a.password.map(|p| p.mac))
+                        .push_bind(a.outgoing_password.map(|p| p.ciphertext))
+                        .push_bind(a.outgoing_password.map(|p| p.mac))
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                q.push(on_conflict);
+                q.build().execute(&mut **tx).await?;
+            }
+            super::TxInner::Postgres(tx) => {
+                // One array per column rather than a parameter per value: PostgreSQL binds
+                // and plans eleven arrays far faster than five thousand scalars.
+                let sql = format!(
+                    "INSERT INTO{COLUMNS}SELECT u, $1, a, an, dn, un, d, ou, p, pm, op, opm, $2, $2 \
+                     FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                     $8::text[], $9::text[], $10::bytea[], $11::bytea[], $12::bytea[], \
+                     $13::bytea[]) AS v(u, a, an, dn, un, d, ou, p, pm, op, opm){on_conflict}"
+                );
+                sqlx::query(&sql)
+                    .bind(kind.as_str())
+                    .bind(now)
+                    .bind(column(accounts, |a| a.user_id))
+                    .bind(column(accounts, |a| a.address))
+                    .bind(column(accounts, |a| a.address_norm))
+                    .bind(column(accounts, |a| a.display_name))
+                    .bind(column(accounts, |a| a.username))
+                    .bind(column(accounts, |a| a.domain))
+                    .bind(column(accounts, |a| a.outgoing_username))
+                    .bind(column(accounts, |a| a.password.map(|p| p.ciphertext)))
+                    .bind(column(accounts, |a| a.password.map(|p| p.mac)))
+                    .bind(column(accounts, |a| {
+                        a.outgoing_password.map(|p| p.ciphertext)
+                    }))
+                    .bind(column(accounts, |a| a.outgoing_password.map(|p| p.mac)))
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
         Ok(())
     }
+}
+
+/// One field of every account, as an array parameter.
+fn column<'a, T>(accounts: &[AccountWrite<'a>], field: impl Fn(&AccountWrite<'a>) -> T) -> Vec<T> {
+    accounts.iter().map(field).collect()
 }
 
 /// A stored account with its sealed passwords, as profiles need it.

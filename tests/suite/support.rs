@@ -68,8 +68,8 @@ impl TestDb {
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
         let mut admin = connect_postgres(&base).await;
         sqlx::Executor::execute(&mut admin, format!("CREATE SCHEMA {schema}").as_str())
-        .await
-        .expect("create a test schema");
+            .await
+            .expect("create a test schema");
         let separator = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
         Some(TestDb {
