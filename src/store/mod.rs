@@ -159,6 +159,9 @@ pub fn backend_of(url: &str) -> Result<Backend, StoreError> {
 
 /// The SQLite file a URL or path names, if it names one (not `sqlite::memory:`).
 pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    if !matches!(backend_of(url), Ok(Backend::Sqlite)) {
+        return None;
+    }
     let path = match url.strip_prefix("sqlite://") {
         Some(rest) => rest,
         None => url.strip_prefix("sqlite:").unwrap_or(url),
@@ -410,6 +413,7 @@ mod tests {
         assert_eq!(sqlite_path("sqlite:b.db"), Some("b.db".into()));
         assert_eq!(sqlite_path("/var/lib/m.db"), Some("/var/lib/m.db".into()));
         assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://h/db"), None);
     }
 
     #[test]

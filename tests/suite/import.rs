@@ -463,6 +463,50 @@ store_test! {
     }
 }
 
+store_test! {
+    async fn a_storage_error_half_way_leaves_the_store_as_it_was(db: TestDb) {
+        let store = store_with_users(&db).await;
+        db.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON email_accounts \
+             WHEN NEW.address = 'boom@mail.example.com' BEGIN SELECT RAISE(ABORT, 'boom'); END",
+            "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN \
+             IF NEW.address = 'boom@mail.example.com' THEN RAISE EXCEPTION 'boom'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER boom BEFORE INSERT ON email_accounts FOR EACH ROW EXECUTE FUNCTION boom()",
+        )
+        .await;
+        // Past the first batches, so some rows are written before the failing one.
+        let mut text = String::new();
+        for i in 0..1_200 {
+            let user = ["alice", "bob", "chloe"][i % 3];
+            let address = if i == 1_100 { "boom".to_owned() } else { format!("box{i}") };
+            text.push_str(&format!("{user}@example.com,N{i},{address}@mail.example.com,l{i},p{i},l{i},\n"));
+        }
+
+        let err = commit_err(&store, text.clone().into_bytes()).await;
+
+        assert!(matches!(err, ImportError::Store(_)), "{err}");
+        assert!(err.to_string().contains("boom"), "{err}");
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await, 0);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM imports").await, 0);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM import_results").await, 0);
+        db.execute("DROP TRIGGER boom", "DROP TRIGGER boom ON email_accounts").await;
+        let again = commit(&store, text.into_bytes(), AccountKind::Email).await;
+        assert_eq!(again.counts.added, 1_200);
+    }
+}
+
+async fn commit_err(store: &Store, bytes: Vec<u8>) -> ImportError {
+    run(
+        store,
+        bytes,
+        &ImportOptions::new(AccountKind::Email),
+        COMMIT,
+    )
+    .await
+    .unwrap_err()
+}
+
 /// Collects every line's outcome.
 #[derive(Default)]
 struct Recorder(Vec<(u64, Outcome, String)>);

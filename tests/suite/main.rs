@@ -6,6 +6,8 @@ mod support;
 mod cli;
 mod directory;
 mod import;
+mod import_cli;
 mod migrations;
 mod profile;
+mod properties;
 mod server;

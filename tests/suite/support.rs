@@ -107,6 +107,29 @@ impl TestDb {
         }
     }
 
+    /// Runs SQL written for this test's backend (`sqlite` or `postgres`), for setting up
+    /// conditions the application cannot create, such as a failing trigger.
+    pub async fn execute(&self, sqlite: &str, postgres: &str) {
+        match &self.schema {
+            None => {
+                let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect to the test database");
+                sqlx::raw_sql(sqlite)
+                    .execute(&mut conn)
+                    .await
+                    .expect(sqlite);
+            }
+            Some(_) => {
+                let mut conn = connect_postgres(&self.url).await;
+                sqlx::raw_sql(postgres)
+                    .execute(&mut conn)
+                    .await
+                    .expect(postgres);
+            }
+        }
+    }
+
     /// Runs the real `mdm-mail` binary against this database, in the scratch folder, with
     /// the test secret key.
     pub fn run(&self, args: &[&str]) -> Output {
