@@ -203,10 +203,12 @@ fn actor() -> String {
 
 async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
     if demo {
-        match crate::demo::load_if_empty(&store).await? {
+        match crate::demo::load_if_empty(&store, &settings.key_source()).await? {
             Some(loaded) => println!(
-                "demo: loaded {} users and {} devices",
-                loaded.users.added, loaded.devices.added
+                "demo: loaded {} users, {} devices and {} mail accounts",
+                loaded.users.added,
+                loaded.devices.added,
+                loaded.accounts.iter().map(|a| a.counts.added).sum::<u64>()
             ),
             None => println!("demo: the store already has users; nothing loaded"),
         }

@@ -1,27 +1,72 @@
-//! The sample users and devices `serve --demo` loads into an empty store, so a newcomer sees
-//! the product working on something real. They load through the same importers as any file.
+//! The sample data `serve --demo` loads into an empty store, so a newcomer sees the product
+//! working on something real: users, their devices and a few mail accounts of both types. It
+//! loads through the same importers as any file.
 
-use crate::import::directory::{self, LoadError, LoadReport};
+use crate::crypto::KeySource;
+use crate::import::directory::{self, LoadReport};
+use crate::import::{self, ImportOptions, ImportResult, Mode};
+use crate::model::AccountKind;
 use crate::store::Store;
 
 const USERS: &str = include_str!("users.csv");
 const DEVICES: &str = include_str!("devices.csv");
+const EMAIL_ACCOUNTS: &str = include_str!("accounts-email.csv");
+const EXCHANGE_ACCOUNTS: &str = include_str!("accounts-exchange.csv");
 
-/// What the demo loaded; `None` when the store already had users and was left alone.
+/// What the demo loaded.
 pub struct Loaded {
     /// The users file's report.
     pub users: LoadReport,
     /// The devices file's report.
     pub devices: LoadReport,
+    /// The two account imports (Email, Exchange).
+    pub accounts: Vec<ImportResult>,
 }
 
-/// Loads the sample set if the store has no users yet.
-pub async fn load_if_empty(store: &Store) -> Result<Option<Loaded>, LoadError> {
-    if store.count_users().await? > 0 {
+/// Why the demo could not load.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Users or devices did not load.
+    #[error(transparent)]
+    Directory(#[from] directory::LoadError),
+    /// Accounts did not import.
+    #[error(transparent)]
+    Import(#[from] import::ImportError),
+}
+
+/// Loads the sample set if the store has no users yet; `None` when it had some.
+pub async fn load_if_empty(store: &Store, keys: &KeySource) -> Result<Option<Loaded>, DemoError> {
+    if store
+        .count_users()
+        .await
+        .map_err(directory::LoadError::from)?
+        > 0
+    {
         return Ok(None);
     }
     let users = directory::load_users(store, USERS.as_bytes(), "demo", "demo users").await?;
     let devices =
         directory::load_devices(store, DEVICES.as_bytes(), "demo", "demo devices").await?;
-    Ok(Some(Loaded { users, devices }))
+    let mut accounts = Vec::new();
+    for (kind, text, source) in [
+        (AccountKind::Email, EMAIL_ACCOUNTS, "demo email accounts"),
+        (
+            AccountKind::Exchange,
+            EXCHANGE_ACCOUNTS,
+            "demo exchange accounts",
+        ),
+    ] {
+        let mode = Mode::Commit {
+            actor: "demo",
+            source,
+            expected: None,
+        };
+        let options = ImportOptions::new(kind);
+        accounts.push(import::run(store, keys, text.as_bytes(), &options, mode, None).await?);
+    }
+    Ok(Some(Loaded {
+        users,
+        devices,
+        accounts,
+    }))
 }

@@ -16,6 +16,7 @@ impl Server {
         let mut child = Command::new(binary())
             .current_dir(db.dir.path())
             .env("MDM_MAIL_DATABASE_URL", &db.url)
+            .env("MDM_MAIL_SECRET_KEY", crate::import::KEY)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -71,6 +72,8 @@ store_test! {
         let platforms: std::collections::BTreeSet<&str> =
             devices.as_array().unwrap().iter().map(|d| d["platform"].as_str().unwrap()).collect();
         assert_eq!(platforms.len(), 5, "every platform is represented: {platforms:?}");
+        let accounts: u64 = users.as_array().unwrap().iter().map(|u| u["accounts"].as_u64().unwrap()).sum();
+        assert_eq!(accounts, 6, "Email and Exchange accounts, some with passwords");
 
         // A second start leaves the store as it is.
         Server::start(&db, &["--demo"]).terminate();
