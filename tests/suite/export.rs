@@ -385,28 +385,23 @@ async fn bad_export_options_are_usage_errors_naming_the_option() {
     }
 }
 
-#[tokio::test]
-async fn a_failed_export_leaves_no_file_behind() {
-    let db = TestDb::sqlite().await;
-    let out = db.dir.path().join("missing-folder").join("email.csv");
-    let output = db.run(&[
-        "export",
-        "--type",
-        "email",
-        "--out",
-        &out.display().to_string(),
-    ]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("nothing was exported"),
-        "{}",
-        stderr(&output)
-    );
-    assert!(!out.exists());
-    let leftovers: Vec<_> = std::fs::read_dir(db.dir.path())
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+store_test! {
+    async fn a_failed_export_leaves_the_target_file_as_it_was(db: TestDb) {
+        let _store = fixture_store(&db).await;
+        let out = db.dir.path().join("email.csv");
+        std::fs::write(&out, "the previous export\n").unwrap();
+        // The export starts (the file is being written) and then the store fails.
+        db.execute("DROP TABLE email_accounts", "DROP TABLE email_accounts").await;
+        let output = db.run(&["export", "--type", "email", "--out", &out.display().to_string()]);
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(stderr(&output).contains("nothing was exported"), "{}", stderr(&output));
+        assert!(stderr(&output).contains("email_accounts"), "{}", stderr(&output));
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "the previous export\n");
+        let leftovers: Vec<_> = std::fs::read_dir(db.dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
 }
