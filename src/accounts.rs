@@ -52,7 +52,8 @@ pub async fn page(
         .collect()
 }
 
-fn open_user(
+/// A stored user and their sealed accounts, passwords opened.
+pub fn open_user(
     keys: &Keys,
     user: StoredUser,
     sealed: Vec<SealedAccount>,

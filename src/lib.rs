@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod csv;
 pub mod demo;
+pub mod export;
 pub mod http;
 pub mod import;
 pub mod model;

@@ -1,6 +1,7 @@
 //! The `mdm-mail` command line: parses arguments, opens the store, calls the library, prints.
 //! Every command is a thin shell over a library function the HTTP layer uses too.
 
+mod export;
 mod import;
 mod output;
 mod profile;
@@ -58,6 +59,8 @@ enum Command {
     },
     /// Import email accounts from CSV onto existing users.
     Import(import::ImportArgs),
+    /// Export accounts as CSV in the import format (passwords blank), or device mappings.
+    Export(export::ExportArgs),
     /// Render users' email configuration profiles.
     Profile(profile::ProfileArgs),
     /// Load or list the MDM's users.
@@ -164,6 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let code = match cli.command {
         Command::Serve { demo, .. } => serve(store.clone(), settings, demo).await?,
         Command::Import(args) => import::run(&store, &settings, args).await?,
+        Command::Export(args) => export::run(&store, &settings, args).await?,
         Command::Profile(args) => profile::run(&store, &settings, args).await?,
         Command::Users { command } => directory_command(&store, command, Kind::Users).await?,
         Command::Devices { command } => directory_command(&store, command, Kind::Devices).await?,

@@ -8,6 +8,7 @@
 mod accounts;
 mod audit;
 mod devices;
+mod export;
 mod imports;
 mod users;
 
@@ -22,6 +23,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
 pub use devices::StoredDevice;
+pub use export::{ExportKey, ExportRow, UserMappings};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
 pub use users::{StoredUser, UserSummary};
 

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod directory;
+mod export;
 mod import;
 mod import_cli;
 mod migrations;
