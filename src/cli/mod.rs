@@ -1,6 +1,7 @@
 //! The `mdm-mail` command line: parses arguments, opens the store, calls the library, prints.
 //! Every command is a thin shell over a library function the HTTP layer uses too.
 
+mod admin;
 mod import;
 mod output;
 mod profile;
@@ -69,6 +70,16 @@ enum Command {
     Devices {
         #[command(subcommand)]
         command: DirectoryCommand,
+    },
+    /// Manage the admins who sign in to the web wizard.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: admin::TokenCommand,
     },
 }
 
@@ -167,6 +178,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(args) => profile::run(&store, &settings, args).await?,
         Command::Users { command } => directory_command(&store, command, Kind::Users).await?,
         Command::Devices { command } => directory_command(&store, command, Kind::Devices).await?,
+        Command::Admin { command } => admin::admin(&store, command).await?,
+        Command::Token { command } => admin::token(&store, command).await?,
     };
     store.close().await;
     Ok(code)
@@ -211,6 +224,12 @@ async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<E
                 loaded.accounts.iter().map(|a| a.counts.added).sum::<u64>()
             ),
             None => println!("demo: the store already has users; nothing loaded"),
+        }
+        if let Some(password) = crate::demo::ensure_admin(&store).await? {
+            println!(
+                "demo: sign in as {:?} with password {password}",
+                crate::demo::ADMIN
+            );
         }
     }
     let listener = tokio::net::TcpListener::bind(settings.listen)

@@ -6,9 +6,12 @@
 //! [`Tx`] so that a whole import commits or leaves no trace. One module per table.
 
 mod accounts;
+mod admins;
 mod audit;
 mod devices;
 mod imports;
+mod manage;
+mod tokens;
 mod users;
 
 use std::str::FromStr;
@@ -21,6 +24,7 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
+pub use admins::{StoredAdmin, StoredSession};
 pub use devices::StoredDevice;
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
 pub use users::{StoredUser, UserSummary};
