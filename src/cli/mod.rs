@@ -169,6 +169,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 key: env_path("MDM_MAIL_SIGNING_KEY"),
                 pkcs12: env_path("MDM_MAIL_SIGNING_PKCS12"),
             },
+            upload_limit_mib: match std::env::var("MDM_MAIL_UPLOAD_LIMIT_MIB") {
+                Ok(v) => Some(v.trim().parse().with_context(|| {
+                    format!("MDM_MAIL_UPLOAD_LIMIT_MIB={v:?} is not a whole number of MiB")
+                })?),
+                Err(_) => None,
+            },
         },
     )?;
     let store = Store::open(&settings.database_url).await?;
