@@ -12,3 +12,4 @@ mod migrations;
 mod profile;
 mod properties;
 mod server;
+mod wizard;

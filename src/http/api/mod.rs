@@ -586,3 +586,16 @@ pub fn router(state: AppState) -> Router<AppState> {
         // Bodies are read under the configured limit by `body`, which answers 413 itself.
         .layer(DefaultBodyLimit::disable())
 }
+
+/// A user's profile for `platform` as text with passwords redacted, or why there is none:
+/// the wizard's profile preview.
+pub async fn profile_preview(
+    state: &AppState,
+    email: &str,
+    platform: crate::model::Platform,
+) -> Result<String, String> {
+    profile::render(state, email, platform, true)
+        .await
+        .map(|rendered| String::from_utf8_lossy(&rendered.body).into_owned())
+        .map_err(|e| e.message)
+}
