@@ -537,3 +537,20 @@ store_test! {
         assert!(mdm_mail::auth::sign_in(&store, "nobody", "a long enough password").await.unwrap().is_none());
     }
 }
+
+store_test! {
+    async fn a_preview_on_the_wrong_delimiter_still_shows_no_password(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let file = std::fs::read(fixture("wizard/accounts-semicolon-bom.csv")).unwrap();
+        let preview = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email&delimiter=comma&lines=all")
+                .body(file).send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(preview["rejected"], 5);
+        let text = preview.to_string();
+        assert!(!text.contains("imap-secret-1") && !text.contains("smtp-secret-1"), "{text}");
+    }
+}

@@ -13,3 +13,4 @@ mod profile;
 mod properties;
 mod server;
 mod wizard;
+mod wizard_browser;

@@ -43,13 +43,26 @@ struct ReviewLine {
 #[derive(Default)]
 struct Collect(Vec<ReviewLine>);
 
+/// Any of the delimiters a file may be split on.
+const DELIMITERS: [char; 4] = [',', ';', '\t', '|'];
+
+/// `cell` unless it holds a delimiter: then the line was split on the wrong one, the cell is
+/// a whole line or several cells, and may hold a password, so it is masked.
+fn unsplit_masked(cell: &str) -> String {
+    if cell.contains(DELIMITERS) {
+        import::MASK.to_owned()
+    } else {
+        cell.to_owned()
+    }
+}
+
 impl LineSink for Collect {
     fn line(&mut self, line: &LineResult<'_>) -> std::io::Result<()> {
         self.0.push(ReviewLine {
             line: line.line,
             outcome: line.outcome,
-            user_email: line.user_email.to_owned(),
-            account_address: line.account_address.to_owned(),
+            user_email: unsplit_masked(line.user_email),
+            account_address: unsplit_masked(line.account_address),
             field: line.field.map(str::to_owned),
             message: line.message.to_owned(),
         });
@@ -77,7 +90,22 @@ fn described(result: &ImportResult, source: &str) -> Value {
     value["bom"] = json!(result.bom);
     value["source"] = json!(source);
     value["columns"] = json!(result.columns);
-    value["sample"] = json!(result.sample);
+    // A record narrower than the columns was split on the wrong delimiter: its cells are not
+    // where the password masking expects them.
+    let sample: Vec<_> = result
+        .sample
+        .iter()
+        .map(|row| {
+            let mut row = row.clone();
+            if row.cells.len() < result.columns.len() {
+                for cell in &mut row.cells {
+                    *cell = unsplit_masked(cell);
+                }
+            }
+            row
+        })
+        .collect();
+    value["sample"] = json!(sample);
     value["fingerprint"] = json!(result.fingerprint);
     value["file_sha256"] = json!(result.file_sha256);
     value

@@ -49,7 +49,7 @@
   }
 
   function fail(message) {
-    const box = $("file-error");
+    const box = $("wizard-error");
     box.textContent = message;
     box.hidden = false;
   }
@@ -72,7 +72,7 @@
   }
 
   async function preview(delimiter) {
-    $("file-error").hidden = true;
+    $("wizard-error").hidden = true;
     const answer = await call("/api/imports/preview?lines=all&" + query(delimiter), state.bytes);
     if (answer.status !== 200) {
       fail(answer.json && answer.json.error ? answer.json.error.message : "The preview failed (" + answer.status + ").");
@@ -87,7 +87,7 @@
 
   function render() {
     const p = state.preview;
-    showRaw(p.encoding);
+    showRaw(p);
     $("next-3").disabled = false;
     $("encoding").textContent = p.encoding + (p.bom ? " (with byte-order mark)" : "");
     $("header").textContent = p.header ? "yes" : "no";
@@ -98,12 +98,13 @@
     renderImport();
   }
 
-  function showRaw(encoding) {
-    let label = encoding === "windows-1252" ? "windows-1252" : encoding;
-    let decoded;
-    try { decoded = new TextDecoder(label).decode(state.bytes.slice(0, 8192)); }
-    catch (_) { decoded = new TextDecoder("utf-8").decode(state.bytes.slice(0, 8192)); }
-    $("raw").textContent = decoded.split(/\r?\n/).slice(0, 12).join("\n");
+  // The first lines as the file has them, but rebuilt from the server's split so that
+  // password cells show masked: the page never displays a password.
+  function showRaw(p) {
+    const lines = [];
+    if (p.header) lines.push(p.columns.map((c) => c.header || "").join(p.delimiter));
+    for (const row of p.sample.slice(0, 12)) lines.push(row.cells.join(p.delimiter));
+    $("raw").textContent = lines.join("\n");
     $("raw-preview").hidden = false;
   }
 
