@@ -189,3 +189,42 @@ store_test! {
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     }
 }
+
+store_test! {
+    async fn serve_demo_creates_an_admin_once_and_prints_the_password(db: TestDb) {
+        use std::io::{BufRead, BufReader};
+        let start = || {
+            let mut child = std::process::Command::new(crate::support::binary())
+                .current_dir(db.dir.path())
+                .env("MDM_MAIL_DATABASE_URL", &db.url)
+                .env("MDM_MAIL_SECRET_KEY", crate::import::KEY)
+                .args(["serve", "--listen", "127.0.0.1:0", "--demo"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+                .lines()
+                .map_while(Result::ok)
+                .take_while(|l| !l.starts_with("mdm-mail listening on"))
+                .collect();
+            (child, lines)
+        };
+        let (mut first, lines) = start();
+        let password = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("demo: sign in as \"demo\" with password "))
+            .unwrap_or_else(|| panic!("no password in {lines:?}"))
+            .to_owned();
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let store = db.open().await;
+        assert!(mdm_mail::auth::sign_in(&store, "demo", &password).await.unwrap().is_some());
+        store.close().await;
+
+        let (mut second, lines) = start();
+        second.kill().unwrap();
+        second.wait().unwrap();
+        assert!(!lines.iter().any(|l| l.contains("password")), "{lines:?}");
+    }
+}
