@@ -14,6 +14,8 @@ use crate::profile::{SignError, Signer};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://mdm-mail.db";
 /// Where `serve` listens by default: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The largest upload the server accepts, in MiB, unless configured.
+pub const DEFAULT_UPLOAD_LIMIT_MIB: u64 = 64;
 /// The config file read when present and none is named.
 pub const DEFAULT_CONFIG_FILE: &str = "mdm-mail.toml";
 
@@ -32,6 +34,8 @@ pub struct Settings {
     pub secret_key_file: Option<PathBuf>,
     /// Where the identity that signs Apple profiles is.
     pub signing: Signing,
+    /// The largest request body `serve` accepts, in bytes (`upload_limit_mib`).
+    pub upload_limit: u64,
 }
 
 /// The files of the identity that signs Apple profiles: a PEM certificate chain and key, or
@@ -123,6 +127,7 @@ impl std::fmt::Debug for Settings {
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
             .field("signing", &self.signing)
+            .field("upload_limit", &self.upload_limit)
             .finish()
     }
 }
@@ -142,6 +147,8 @@ pub struct Overrides {
     pub secret_key_file: Option<PathBuf>,
     /// `MDM_MAIL_SIGNING_CERTIFICATE`, `MDM_MAIL_SIGNING_KEY`, `MDM_MAIL_SIGNING_PKCS12`.
     pub signing: Signing,
+    /// `MDM_MAIL_UPLOAD_LIMIT_MIB`.
+    pub upload_limit_mib: Option<u64>,
 }
 
 /// The config file's shape.
@@ -154,6 +161,7 @@ struct FileSettings {
     secret_key_file: Option<PathBuf>,
     #[serde(default)]
     signing: Signing,
+    upload_limit_mib: Option<u64>,
 }
 
 /// A config file that cannot be used.
@@ -209,6 +217,11 @@ impl Settings {
                 key: overrides.signing.key.or(file.signing.key),
                 pkcs12: overrides.signing.pkcs12.or(file.signing.pkcs12),
             },
+            upload_limit: overrides
+                .upload_limit_mib
+                .or(file.upload_limit_mib)
+                .unwrap_or(DEFAULT_UPLOAD_LIMIT_MIB)
+                .saturating_mul(1024 * 1024),
         })
     }
 }

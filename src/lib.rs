@@ -8,6 +8,7 @@
 //! and [`http`] are thin shells over these.
 
 pub mod accounts;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -1,6 +1,7 @@
 //! The `mdm-mail` command line: parses arguments, opens the store, calls the library, prints.
 //! Every command is a thin shell over a library function the HTTP layer uses too.
 
+mod admin;
 mod export;
 mod import;
 mod output;
@@ -72,6 +73,16 @@ enum Command {
     Devices {
         #[command(subcommand)]
         command: DirectoryCommand,
+    },
+    /// Manage the admins who sign in to the web wizard.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: admin::TokenCommand,
     },
 }
 
@@ -161,6 +172,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 key: env_path("MDM_MAIL_SIGNING_KEY"),
                 pkcs12: env_path("MDM_MAIL_SIGNING_PKCS12"),
             },
+            upload_limit_mib: match std::env::var("MDM_MAIL_UPLOAD_LIMIT_MIB") {
+                Ok(v) => Some(v.trim().parse().with_context(|| {
+                    format!("MDM_MAIL_UPLOAD_LIMIT_MIB={v:?} is not a whole number of MiB")
+                })?),
+                Err(_) => None,
+            },
         },
     )?;
     let store = Store::open(&settings.database_url).await?;
@@ -171,6 +188,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(args) => profile::run(&store, &settings, args).await?,
         Command::Users { command } => directory_command(&store, command, Kind::Users).await?,
         Command::Devices { command } => directory_command(&store, command, Kind::Devices).await?,
+        Command::Admin { command } => admin::admin(&store, command).await?,
+        Command::Token { command } => admin::token(&store, command).await?,
     };
     store.close().await;
     Ok(code)
@@ -215,6 +234,12 @@ async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<E
                 loaded.accounts.iter().map(|a| a.counts.added).sum::<u64>()
             ),
             None => println!("demo: the store already has users; nothing loaded"),
+        }
+        if let Some(password) = crate::demo::ensure_admin(&store).await? {
+            println!(
+                "demo: sign in as {:?} with password {password}",
+                crate::demo::ADMIN
+            );
         }
     }
     let listener = tokio::net::TcpListener::bind(settings.listen)

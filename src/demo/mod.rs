@@ -23,6 +23,20 @@ pub struct Loaded {
     pub accounts: Vec<ImportResult>,
 }
 
+/// The name of the admin `serve --demo` creates.
+pub const ADMIN: &str = "demo";
+
+/// Creates the admin [`ADMIN`] with a random password when there is no admin at all, and
+/// returns that password (to be printed once); `None` when admins exist.
+pub async fn ensure_admin(store: &Store) -> Result<Option<String>, crate::auth::AuthError> {
+    if store.count_admins().await? > 0 {
+        return Ok(None);
+    }
+    let password = crate::auth::random_secret()[..20].to_owned();
+    crate::auth::add_admin(store, ADMIN, &password).await?;
+    Ok(Some(password))
+}
+
 /// Why the demo could not load.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {

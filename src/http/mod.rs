@@ -1,4 +1,11 @@
-//! The HTTP server: a thin shell over the library, as the CLI is.
+//! The HTTP server: a thin shell over the library, as the CLI is. The JSON API is under
+//! `/api` ([`api`]); the web wizard is at `/` ([`wizard`]).
+
+pub mod api;
+mod body;
+pub mod error;
+pub mod session;
+pub mod wizard;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +34,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(api::router(state.clone()))
+        .merge(wizard::router())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

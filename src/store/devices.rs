@@ -23,7 +23,7 @@ pub struct StoredDevice {
 }
 
 #[derive(sqlx::FromRow)]
-struct DeviceRow {
+pub(super) struct DeviceRow {
     id: i64,
     user_email: String,
     device_id: String,
@@ -33,7 +33,7 @@ struct DeviceRow {
 }
 
 impl DeviceRow {
-    fn into_device(self) -> Result<Device, StoreError> {
+    pub(super) fn into_device(self) -> Result<Device, StoreError> {
         let platform: Platform = self
             .platform
             .parse()

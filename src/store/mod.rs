@@ -6,10 +6,13 @@
 //! [`Tx`] so that a whole import commits or leaves no trace. One module per table.
 
 mod accounts;
+mod admins;
 mod audit;
 mod devices;
 mod export;
 mod imports;
+mod manage;
+mod tokens;
 mod users;
 
 use std::str::FromStr;
@@ -22,6 +25,7 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
+pub use admins::{StoredAdmin, StoredSession};
 pub use devices::StoredDevice;
 pub use export::{ExportKey, ExportRow, UserMappings};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api;
 mod cli;
 mod directory;
 mod export;
@@ -12,3 +13,5 @@ mod migrations;
 mod profile;
 mod properties;
 mod server;
+mod wizard;
+mod wizard_browser;

@@ -1,0 +1,87 @@
+//! `mdm-mail admin add` and `mdm-mail token create`: the people and programs that may use
+//! the web wizard and the JSON API.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::auth;
+use crate::store::Store;
+
+/// The variable a script may pass an admin password in instead of standard input.
+pub const PASSWORD_ENV: &str = "MDM_MAIL_ADMIN_PASSWORD";
+
+/// `admin` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Add a wizard admin, or set a new password for one. The password is asked for on a
+    /// terminal, else read as the first line of standard input (or MDM_MAIL_ADMIN_PASSWORD).
+    Add {
+        /// The sign-in name.
+        name: String,
+    },
+}
+
+/// `token` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Mint an API token and print it alone on standard output. It is shown once: only its
+    /// hash is stored.
+    Create {
+        /// What the token is for (unique).
+        name: String,
+    },
+}
+
+/// Runs `admin …`.
+pub async fn admin(store: &Store, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AdminCommand::Add { name } => {
+            let password = read_password()?;
+            let added = auth::add_admin(store, &name, &password).await?;
+            if added {
+                eprintln!("admin {name:?} added");
+            } else {
+                eprintln!("admin {name:?} already existed: password changed");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs `token …`.
+pub async fn token(store: &Store, command: TokenCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Create { name } => {
+            let token = auth::create_token(store, &name).await?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var(PASSWORD_ENV) {
+        return Ok(password);
+    }
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+        let second =
+            rpassword::prompt_password("Password again: ").context("cannot read the password")?;
+        if first != second {
+            bail!("the two passwords differ; nothing was changed");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        bail!("no password on standard input (or set {PASSWORD_ENV})");
+    }
+    Ok(password.to_owned())
+}

@@ -1,0 +1,601 @@
+//! The JSON API under `/api`. Every route is declared once, as an [`Operation`] with its
+//! handler: the router is built from the declarations and so is the OpenAPI document, so
+//! the two cannot drift apart. Adding a route is one `.route(Operation { … }, handler)`
+//! entry in [`api`].
+
+mod directory;
+mod imports;
+pub mod openapi;
+mod profile;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Query};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, on};
+use axum::{Extension, Json, Router};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// Where a parameter goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum In {
+    /// A `{name}` segment of the path.
+    Path,
+    /// A query parameter.
+    Query,
+}
+
+/// A documented parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    /// Its name.
+    pub name: &'static str,
+    /// Path or query.
+    pub location: In,
+    /// Whether it must be given.
+    pub required: bool,
+    /// JSON Schema type: `string`, `integer` or `boolean`.
+    pub kind: &'static str,
+    /// The values it takes, when it is one of a few.
+    pub values: &'static [&'static str],
+    /// What it means.
+    pub description: &'static str,
+}
+
+/// A documented response.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// What it means.
+    pub description: &'static str,
+    /// Media type of the body, if there is one.
+    pub media: Option<&'static str>,
+    /// Name of the schema under `components.schemas` for JSON bodies.
+    pub schema: Option<&'static str>,
+}
+
+/// One route of the API and its documentation.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// HTTP method.
+    pub method: Method,
+    /// Path in axum's (and OpenAPI's) `{param}` syntax.
+    pub path: &'static str,
+    /// OpenAPI `operationId`.
+    pub id: &'static str,
+    /// Group.
+    pub tag: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// Parameters.
+    pub params: Vec<Param>,
+    /// Accepted request bodies: (media type, schema name).
+    pub body: Vec<(&'static str, &'static str)>,
+    /// Responses besides 401, which every route has.
+    pub replies: Vec<Reply>,
+}
+
+/// The API being assembled: the router and the declarations it was built from.
+pub struct Api {
+    router: Router<AppState>,
+    operations: Vec<Operation>,
+}
+
+impl Api {
+    fn new() -> Api {
+        Api {
+            router: Router::new(),
+            operations: Vec::new(),
+        }
+    }
+
+    /// Adds `handler` at `operation`'s method and path, and `operation` to the document.
+    pub fn route<H, T>(mut self, operation: Operation, handler: H) -> Api
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(operation.method.clone())
+            .unwrap_or_else(|_| unreachable!("only standard methods are declared"));
+        self.router = self.router.route(operation.path, on(filter, handler));
+        self.operations.push(operation);
+        self
+    }
+
+    /// Every declared route.
+    pub fn operations(&self) -> &[Operation] {
+        &self.operations
+    }
+}
+
+/// Query parameters, parsed with errors that name the parameter.
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    fn of(Query(map): Query<HashMap<String, String>>) -> Params {
+        Params(map)
+    }
+
+    /// The raw value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `name` parsed, or `None` when absent.
+    pub fn parse<T>(&self, name: &str) -> Result<Option<T>, ApiError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.get(name)
+            .map(|v| v.parse().map_err(|e| ApiError::parameter(name, e)))
+            .transpose()
+    }
+
+    /// `name` parsed; an error when absent.
+    pub fn require<T>(&self, name: &str) -> Result<T, ApiError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.parse(name)?
+            .ok_or_else(|| ApiError::parameter(name, "required"))
+    }
+
+    /// A page size: `limit`, default `default`, at most `max`.
+    pub fn limit(&self, default: i64, max: i64) -> Result<i64, ApiError> {
+        let limit = self.parse::<i64>("limit")?.unwrap_or(default);
+        if !(1..=max).contains(&limit) {
+            return Err(ApiError::parameter(
+                "limit",
+                format!("must be between 1 and {max}"),
+            ));
+        }
+        Ok(limit)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(Params::of)
+            .map_err(|e| ApiError::parameter("query", e.body_text()))
+    }
+}
+
+const Q: In = In::Query;
+const P: In = In::Path;
+
+const fn param(
+    name: &'static str,
+    location: In,
+    required: bool,
+    kind: &'static str,
+    description: &'static str,
+) -> Param {
+    Param {
+        name,
+        location,
+        required,
+        kind,
+        values: &[],
+        description,
+    }
+}
+
+const fn json(status: u16, description: &'static str, schema: &'static str) -> Reply {
+    Reply {
+        status,
+        description,
+        media: Some("application/json"),
+        schema: Some(schema),
+    }
+}
+
+const fn error(status: u16, description: &'static str) -> Reply {
+    json(status, description, "Error")
+}
+
+const IMPORT_TYPE: Param = Param {
+    values: &["email", "exchange"],
+    ..param("type", Q, true, "string", "Account type of the rows.")
+};
+const IMPORT_OPTIONS: [Param; 4] = [
+    IMPORT_TYPE,
+    Param {
+        values: &["auto", "comma", "semicolon", "tab", "pipe"],
+        ..param(
+            "delimiter",
+            Q,
+            false,
+            "string",
+            "Delimiter; detected by default.",
+        )
+    },
+    Param {
+        values: &["auto", "utf-8", "utf-16", "windows-1252"],
+        ..param(
+            "encoding",
+            Q,
+            false,
+            "string",
+            "Encoding; detected by default.",
+        )
+    },
+    Param {
+        values: &["auto", "yes", "no"],
+        ..param(
+            "header",
+            Q,
+            false,
+            "string",
+            "Whether the first row is a header.",
+        )
+    },
+];
+const PREVIEW_PARAMS: [Param; 5] = [
+    IMPORT_OPTIONS[0],
+    IMPORT_OPTIONS[1],
+    IMPORT_OPTIONS[2],
+    IMPORT_OPTIONS[3],
+    Param {
+        values: &["all"],
+        ..param(
+            "lines",
+            Q,
+            false,
+            "string",
+            "`all` adds every line's outcome (`results`), for a review table.",
+        )
+    },
+];
+const COMMIT_PARAMS: [Param; 6] = [
+    IMPORT_OPTIONS[0],
+    IMPORT_OPTIONS[1],
+    IMPORT_OPTIONS[2],
+    IMPORT_OPTIONS[3],
+    param(
+        "fingerprint",
+        Q,
+        false,
+        "string",
+        "The preview's fingerprint: if the import would now do anything else, nothing is written (409).",
+    ),
+    param(
+        "strict",
+        Q,
+        false,
+        "boolean",
+        "Write nothing unless every line is valid and unique.",
+    ),
+];
+const CSV_BODY: [(&str, &str); 2] = [("text/csv", "CsvFile"), ("multipart/form-data", "Upload")];
+const PAGING: [Param; 2] = [
+    param(
+        "after",
+        Q,
+        false,
+        "string",
+        "The `next` of the previous page.",
+    ),
+    param(
+        "limit",
+        Q,
+        false,
+        "integer",
+        "Page size (default 50, at most 1000).",
+    ),
+];
+const USER_EMAIL: Param = param("email", P, true, "string", "The user's email address.");
+const PAGE_LIMIT_MAX: i64 = 1000;
+
+/// Every route of the API.
+pub fn api() -> Api {
+    Api::new()
+        .route(
+            Operation {
+                method: Method::POST,
+                path: "/api/imports/preview",
+                id: "previewImport",
+                tag: "imports",
+                summary: "Decide every line of a CSV file against the store, writing nothing",
+                params: PREVIEW_PARAMS.to_vec(),
+                body: CSV_BODY.to_vec(),
+                replies: vec![
+                    json(200, "What the import would do", "ImportPreview"),
+                    error(400, "A parameter is invalid"),
+                    error(413, "The file is over the upload limit"),
+                    error(422, "The file cannot be read as CSV"),
+                ],
+            },
+            imports::preview,
+        )
+        .route(
+            Operation {
+                method: Method::POST,
+                path: "/api/imports",
+                id: "commitImport",
+                tag: "imports",
+                summary: "Import a CSV file in one transaction",
+                params: COMMIT_PARAMS.to_vec(),
+                body: CSV_BODY.to_vec(),
+                replies: vec![
+                    json(201, "The import was committed", "ImportCommitted"),
+                    error(400, "A parameter is invalid"),
+                    error(409, "The store changed since the preview; nothing was written"),
+                    error(413, "The file is over the upload limit"),
+                    error(422, "The file cannot be read, or a strict import had rejected lines"),
+                ],
+            },
+            imports::commit,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
+                path: "/api/imports/{id}",
+                id: "getImport",
+                tag: "imports",
+                summary: "A committed import's summary and the lines it did not apply",
+                params: vec![param("id", P, true, "string", "The import id.")],
+                body: vec![],
+                replies: vec![
+                    json(200, "The import", "ImportRecord"),
+                    error(404, "No such import"),
+                ],
+            },
+            imports::get,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
+                path: "/api/imports/{id}/results.csv",
+                id: "getImportResults",
+                tag: "imports",
+                summary: "A committed import's per-line results as CSV",
+                params: vec![param("id", P, true, "string", "The import id.")],
+                body: vec![],
+                replies: vec![
+                    Reply {
+                        status: 200,
+                        description: "line, user_email, account_address, outcome, message",
+                        media: Some("text/csv"),
+                        schema: None,
+                    },
+                    error(404, "No such import"),
+                ],
+            },
+            imports::results_csv,
+        )
+        .route(
+            Operation {
+                method: Method::POST,
+                path: "/api/email-accounts/import/preview",
+                id: "previewAccountRows",
+                tag: "imports",
+                summary: "Decide account rows given as JSON, writing nothing",
+                params: vec![],
+                body: vec![("application/json", "AccountRows")],
+                replies: vec![
+                    json(200, "Each row's outcome", "RowOutcomes"),
+                    error(400, "The body is not the JSON expected"),
+                    error(413, "The body is over the upload limit"),
+                ],
+            },
+            imports::preview_rows,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
+                path: "/api/users",
+                id: "listUsers",
+                tag: "directory",
+                summary: "A page of users with their device and account counts",
+                params: vec![
+                    PAGING[0],
+                    PAGING[1],
+                    param("q", Q, false, "string", "Only users whose address or name contains this."),
+                ],
+                body: vec![],
+                replies: vec![json(200, "A page of users", "UserPage")],
+            },
+            directory::list_users,
+        )
+        .route(
+            Operation {
+                method: Method::POST,
+                path: "/api/users",
+                id: "addUser",
+                tag: "directory",
+                summary: "Add a user, or update their display name",
+                params: vec![],
+                body: vec![("application/json", "NewUser")],
+                replies: vec![
+                    json(201, "The user as stored", "UserChange"),
+                    error(422, "The user is invalid"),
+                ],
+            },
+            directory::add_user,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
+                path: "/api/users/{email}",
+                id: "getUser",
+                tag: "directory",
+                summary: "A user with their accounts (no passwords) and devices",
+                params: vec![USER_EMAIL],
+                body: vec![],
+                replies: vec![json(200, "The user", "UserDetail"), error(404, "No such user")],
+            },
+            directory::get_user,
+        )
+        .route(
+            Operation {
+                method: Method::DELETE,
+                path: "/api/users/{email}",
+                id: "removeUser",
+                tag: "directory",
+                summary: "Remove a user with their accounts and devices",
+                params: vec![USER_EMAIL],
+                body: vec![],
+                replies: vec![
+                    Reply {
+                        status: 204,
+                        description: "Removed",
+                        media: None,
+                        schema: None,
+                    },
+                    error(404, "No such user"),
+                ],
+            },
+            directory::remove_user,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
+                path: "/api/devices",
+                id: "listDevices",
+                tag: "directory",
+                summary: "A page of enrolled devices",
+                params: PAGING.to_vec(),
+                body: vec![],
+                replies: vec![json(200, "A page of devices", "DevicePage")],
+            },
+            directory::list_devices,
+        )
+        .route(
+            Operation {
+                method: Method::POST,
+                path: "/api/devices",
+                id: "addDevice",
+                tag: "directory",
+                summary: "Add a device to a user, or update it",
+                params: vec![],
+                body: vec![("application/json", "NewDevice")],
+                replies: vec![
+                    json(201, "The device as stored", "DeviceChange"),
+                    error(422, "The device is invalid or its user unknown"),
+                ],
+            },
+            directory::add_device,
+        )
+        .route(
+            Operation {
+                method: Method::DELETE,
+                path: "/api/devices/{device_id}",
+                id: "removeDevice",
+                tag: "directory",
+                summary: "Remove a device",
+                params: vec![param("device_id", P, true, "string", "The MDM's device id.")],
+                body: vec![],
+                replies: vec![
+                    Reply {
+                        status: 204,
+                        description: "Removed",
+                        media: None,
+                        schema: None,
+                    },
+                    error(404, "No such device"),
+                ],
+            },
+            directory::remove_device,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
+                path: "/api/users/{email}/profile",
+                id: "getUserProfile",
+                tag: "profiles",
+                summary: "The user's rendered mail profile for a platform",
+                params: vec![
+                    USER_EMAIL,
+                    Param {
+                        values: &["ios", "ipados", "macos", "windows", "android"],
+                        ..param("platform", Q, true, "string", "The device platform.")
+                    },
+                    param("redact", Q, false, "boolean", "Replace passwords with asterisks (a preview; never signed)."),
+                ],
+                body: vec![],
+                replies: vec![
+                    Reply {
+                        status: 200,
+                        description: "The profile: application/x-apple-aspen-config (Apple), SyncML XML (Windows) or JSON (Android)",
+                        media: Some("application/octet-stream"),
+                        schema: None,
+                    },
+                    error(404, "No such user"),
+                    error(422, "Nothing to render for that platform"),
+                ],
+            },
+            profile::get,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
+                path: "/api/openapi.json",
+                id: "openapi",
+                tag: "meta",
+                summary: "This document",
+                params: vec![],
+                body: vec![],
+                replies: vec![Reply {
+                    status: 200,
+                    description: "The OpenAPI 3.1 document",
+                    media: Some("application/json"),
+                    schema: None,
+                }],
+            },
+            openapi_json,
+        )
+}
+
+/// The served OpenAPI document.
+#[derive(Clone)]
+struct Document(Arc<serde_json::Value>);
+
+async fn openapi_json(
+    Extension(Document(document)): Extension<Document>,
+) -> Json<serde_json::Value> {
+    Json((*document).clone())
+}
+
+/// The `/api` routes, behind token or session authentication.
+pub fn router(state: AppState) -> Router<AppState> {
+    let api = api();
+    let document = Document(Arc::new(openapi::document(api.operations())));
+    api.router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            super::session::require_api_auth,
+        ))
+        .layer(Extension(document))
+        // Bodies are read under the configured limit by `body`, which answers 413 itself.
+        .layer(DefaultBodyLimit::disable())
+}
+
+/// A user's profile for `platform` as text with passwords redacted, or why there is none:
+/// the wizard's profile preview.
+pub async fn profile_preview(
+    state: &AppState,
+    email: &str,
+    platform: crate::model::Platform,
+) -> Result<String, String> {
+    profile::render(state, email, platform, true)
+        .await
+        .map(|rendered| String::from_utf8_lossy(&rendered.body).into_owned())
+        .map_err(|e| e.message)
+}

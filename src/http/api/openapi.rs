@@ -1,0 +1,194 @@
+//! The OpenAPI 3.1 document, built from the route declarations of [`super::api`].
+
+use serde_json::{Map, Value, json};
+
+use super::{In, Operation};
+
+/// The document describing `operations`.
+pub fn document(operations: &[Operation]) -> Value {
+    let mut paths = Map::new();
+    for op in operations {
+        let entry = paths
+            .entry(op.path.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[op.method.as_str().to_ascii_lowercase()] = operation(op);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "mdm-mail",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Imports email accounts onto MDM users and renders their mail profiles. \
+                Every route takes `Authorization: Bearer <token>` (`mdm-mail token create NAME`). \
+                Errors are `{\"error\": {\"code\", \"message\"}}` with a stable code.",
+        },
+        "security": [{ "bearer": [] }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": schemas(),
+        },
+    })
+}
+
+fn operation(op: &Operation) -> Value {
+    let parameters: Vec<Value> = op
+        .params
+        .iter()
+        .map(|p| {
+            let mut schema = json!({ "type": p.kind });
+            if !p.values.is_empty() {
+                schema["enum"] = json!(p.values);
+            }
+            json!({
+                "name": p.name,
+                "in": if p.location == In::Path { "path" } else { "query" },
+                "required": p.required,
+                "description": p.description,
+                "schema": schema,
+            })
+        })
+        .collect();
+    let mut responses = Map::new();
+    for reply in &op.replies {
+        let mut response = json!({ "description": reply.description });
+        if let Some(media) = reply.media {
+            let schema = match reply.schema {
+                Some(name) => json!({ "$ref": format!("#/components/schemas/{name}") }),
+                None => json!({}),
+            };
+            response["content"] = json!({ media: { "schema": schema } });
+        }
+        responses.insert(reply.status.to_string(), response);
+    }
+    responses.insert(
+        "401".to_owned(),
+        json!({
+            "description": "No valid token",
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } },
+        }),
+    );
+    let mut value = json!({
+        "operationId": op.id,
+        "tags": [op.tag],
+        "summary": op.summary,
+        "parameters": parameters,
+        "responses": responses,
+    });
+    if !op.body.is_empty() {
+        let content: Map<String, Value> = op
+            .body
+            .iter()
+            .map(|(media, schema)| {
+                (
+                    (*media).to_owned(),
+                    json!({ "schema": { "$ref": format!("#/components/schemas/{schema}") } }),
+                )
+            })
+            .collect();
+        value["requestBody"] = json!({ "required": true, "content": content });
+    }
+    value
+}
+
+fn schemas() -> Value {
+    let counts = json!({
+        "rows": { "type": "integer" }, "added": { "type": "integer" },
+        "updated": { "type": "integer" }, "unchanged": { "type": "integer" },
+        "discarded": { "type": "integer" }, "rejected": { "type": "integer" },
+        "duplicates": { "type": "integer" },
+    });
+    let line = json!({
+        "type": "object",
+        "properties": {
+            "line": { "type": "integer" },
+            "outcome": { "type": "string", "enum": ["added", "updated", "unchanged", "discarded", "rejected", "duplicate"] },
+            "field": { "type": "string" },
+            "message": { "type": "string" },
+        },
+    });
+    let mut summary = json!({
+        "type": "object",
+        "properties": {
+            "type": { "type": "string", "enum": ["email", "exchange"] },
+            "encoding": { "type": "string" },
+            "delimiter": { "type": "string" },
+            "header": { "type": "boolean" },
+            "dry_run": { "type": "boolean" },
+            "lines": { "type": "array", "items": line },
+        },
+    });
+    merge(&mut summary["properties"], &counts);
+    let mut preview = summary.clone();
+    merge(
+        &mut preview["properties"],
+        &json!({
+            "bom": { "type": "boolean" },
+            "source": { "type": "string" },
+            "fingerprint": { "type": "string", "description": "Pass to POST /api/imports to import exactly what was previewed." },
+            "file_sha256": { "type": "string" },
+            "columns": { "type": "array", "items": { "type": "object", "properties": {
+                "header": { "type": ["string", "null"] }, "column": { "type": ["string", "null"] } } } },
+            "sample": { "type": "array", "items": { "type": "object", "properties": {
+                "line": { "type": "integer" }, "cells": { "type": "array", "items": { "type": "string" } } } },
+                "description": "The first records, passwords masked" },
+            "results": { "type": "array", "items": line, "description": "Every line, with lines=all" },
+        }),
+    );
+    let mut committed = summary.clone();
+    merge(
+        &mut committed["properties"],
+        &json!({ "id": { "type": "string", "format": "uuid" } }),
+    );
+    let user = json!({ "type": "object", "properties": {
+        "email": { "type": "string" }, "display_name": { "type": "string" },
+        "devices": { "type": "integer" }, "accounts": { "type": "integer" } } });
+    let device = json!({ "type": "object", "required": ["user_email", "device_id", "platform", "enrollment_id"], "properties": {
+        "user_email": { "type": "string" }, "device_id": { "type": "string" },
+        "platform": { "type": "string", "enum": ["ios", "ipados", "macos", "windows", "android"] },
+        "enrollment_id": { "type": "string" }, "user_channel_id": { "type": ["string", "null"] } } });
+    json!({
+        "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {
+            "code": { "type": "string" }, "message": { "type": "string" }, "details": {} } } } },
+        "CsvFile": { "type": "string", "format": "binary" },
+        "Upload": { "type": "object", "properties": { "file": { "type": "string", "format": "binary" } } },
+        "ImportPreview": preview,
+        "ImportCommitted": committed,
+        "ImportRecord": { "type": "object", "properties": {
+            "id": { "type": "string" }, "type": { "type": "string" }, "source": { "type": "string" },
+            "actor": { "type": "string" }, "created_at": { "type": "integer", "description": "unix ms" },
+            "counts": { "type": "object", "properties": counts }, "lines": { "type": "array", "items": line } } },
+        "AccountRows": { "type": "object", "required": ["type", "rows"], "properties": {
+            "type": { "type": "string", "enum": ["email", "exchange"] },
+            "rows": { "type": "array", "items": { "type": "object", "additionalProperties": { "type": "string" },
+                "description": "Cells by canonical column name (user_email, email_address, …)" } } } },
+        "RowOutcomes": { "type": "object", "properties": {
+            "counts": { "type": "object", "properties": counts },
+            "rows": { "type": "array", "items": { "type": "object", "properties": {
+                "row": { "type": "integer", "description": "0-based index in the request" },
+                "outcome": { "type": "string" }, "field": { "type": "string" }, "message": { "type": "string" } } } } } },
+        "UserPage": { "type": "object", "properties": {
+            "users": { "type": "array", "items": user }, "next": { "type": ["string", "null"] } } },
+        "NewUser": { "type": "object", "required": ["email"], "properties": {
+            "email": { "type": "string" }, "display_name": { "type": "string" } } },
+        "UserChange": { "type": "object", "properties": {
+            "email": { "type": "string" }, "added": { "type": "boolean" } } },
+        "UserDetail": { "type": "object", "properties": {
+            "email": { "type": "string" }, "display_name": { "type": "string" },
+            "accounts": { "type": "array", "items": { "type": "object" } },
+            "devices": { "type": "array", "items": device } } },
+        "DevicePage": { "type": "object", "properties": {
+            "devices": { "type": "array", "items": device }, "next": { "type": ["string", "null"] } } },
+        "NewDevice": device,
+        "DeviceChange": { "type": "object", "properties": {
+            "device_id": { "type": "string" }, "added": { "type": "boolean" } } },
+    })
+}
+
+fn merge(into: &mut Value, from: &Value) {
+    if let (Some(into), Some(from)) = (into.as_object_mut(), from.as_object()) {
+        for (key, value) in from {
+            into.insert(key.clone(), value.clone());
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `GET /api/users/{email}/profile`: a user's rendered profile, the same library call as
+//! `mdm-mail profile`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+
+use super::Params;
+use crate::accounts::AccountsError;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::model::Platform;
+use crate::profile::{ProfileError, Profiles, RenderOptions, Rendered};
+
+/// Everything rendering needs, read from the settings: definitions, signer, key.
+pub fn profiles(state: &AppState) -> Result<Profiles, ApiError> {
+    let config = |e: &dyn std::error::Error| ApiError::internal("profile_config", e);
+    let settings = &state.settings;
+    let definitions =
+        crate::profile::Definitions::load(&settings.profiles_dir).map_err(|e| config(&e))?;
+    let password = std::env::var("MDM_MAIL_SIGNING_PASSWORD").ok();
+    let signer = settings
+        .signing
+        .signer(password.as_deref())
+        .map_err(|e| config(&e))?;
+    // With no key yet, no password is stored, and a throwaway key opens all there is.
+    let keys = settings
+        .key_source()
+        .load(false)
+        .map_err(|e| config(&e))?
+        .unwrap_or_else(crate::crypto::Keys::ephemeral);
+    Ok(Profiles {
+        definitions,
+        signer,
+        keys,
+    })
+}
+
+/// A user's profile for `platform`, passwords redacted when `redact`.
+pub async fn render(
+    state: &AppState,
+    email: &str,
+    platform: Platform,
+    redact: bool,
+) -> Result<Rendered, ApiError> {
+    let options = RenderOptions {
+        redact_secrets: redact,
+        ..RenderOptions::default()
+    };
+    profiles(state)?
+        .for_user(&state.store, email, platform, &options)
+        .await
+        .map_err(|e| match e {
+            ProfileError::Accounts(AccountsError::NoUser(_)) => ApiError::not_found(e.to_string()),
+            ProfileError::Render(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_profile",
+                e.to_string(),
+            ),
+            other => ApiError::internal("profile", &other),
+        })
+}
+
+/// `GET /api/users/{email}/profile?platform=…`.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let platform: Platform = params.require("platform")?;
+    let redact = params.parse::<bool>("redact")?.unwrap_or(false);
+    let rendered = render(&state, &email, platform, redact).await?;
+    let file = format!(
+        "attachment; filename=\"{}-{}.{}\"",
+        email
+            .trim()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "@.-_".contains(c) {
+                c
+            } else {
+                '_'
+            })
+            .collect::<String>(),
+        platform.as_str(),
+        rendered.extension
+    );
+    Ok((
+        [
+            (CONTENT_TYPE, rendered.content_type.to_owned()),
+            (CONTENT_DISPOSITION, file),
+        ],
+        rendered.body,
+    )
+        .into_response())
+}

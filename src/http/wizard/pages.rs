@@ -1,0 +1,364 @@
+//! The wizard's server-rendered pages.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::{LOGIN_COOKIE, cookie, end_session, escape, signed_in, url_escape};
+use crate::auth::{self, Session};
+use crate::http::AppState;
+use crate::http::session::{COOKIE_NAME, CSRF_FIELD, same_secret};
+use crate::import::schema;
+use crate::model::{AccountKind, Platform, normalize_email};
+
+/// Users per page of the Users view.
+const USERS_PAGE: i64 = 50;
+
+/// A whole page: header with the signed-in admin and sign-out, then `main`.
+fn layout(title: &str, session: Option<&Session>, main: &str) -> Html<String> {
+    let account = match session {
+        Some(s) => format!(
+            r#"<form method="post" action="/sign-out" class="signout">
+<span class="who">Signed in as {admin}</span>
+<input type="hidden" name="{CSRF_FIELD}" value="{csrf}">
+<button type="submit" class="button secondary" id="sign-out">Sign out</button></form>"#,
+            admin = escape(&s.admin),
+            csrf = escape(&s.csrf_token)
+        ),
+        None => String::new(),
+    };
+    let csrf_meta = session.map_or(String::new(), |s| {
+        format!(
+            r#"<meta name="csrf-token" content="{}">"#,
+            escape(&s.csrf_token)
+        )
+    });
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{csrf_meta}
+<title>{title} · mdm-mail</title>
+<link rel="stylesheet" href="/assets/wizard.css">
+</head><body>
+<header class="top"><a class="brand" href="/">mdm-mail</a><nav><a href="/">Users</a></nav>{account}</header>
+<main>{main}</main>
+<script src="/assets/wizard.js"></script>
+</body></html>"#,
+        title = escape(title),
+    ))
+}
+
+/// `GET /sign-in`.
+pub async fn sign_in_form(headers: HeaderMap) -> Response {
+    sign_in_page(&headers, None, StatusCode::OK)
+}
+
+fn sign_in_page(headers: &HeaderMap, error: Option<&str>, status: StatusCode) -> Response {
+    let token = auth::random_secret();
+    let error = error.map_or(String::new(), |e| {
+        format!(r#"<p class="alert error" role="alert">{}</p>"#, escape(e))
+    });
+    let main = format!(
+        r#"<section class="card narrow"><h1>Sign in</h1>{error}
+<form method="post" action="/sign-in">
+<input type="hidden" name="{CSRF_FIELD}" value="{token}">
+<label for="name">Name</label><input id="name" name="name" autocomplete="username" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit" class="button primary" id="sign-in">Sign in</button>
+</form></section>"#
+    );
+    (
+        status,
+        [(SET_COOKIE, cookie(headers, LOGIN_COOKIE, &token, 600))],
+        layout("Sign in", None, &main),
+    )
+        .into_response()
+}
+
+/// The sign-in form.
+#[derive(serde::Deserialize)]
+pub struct SignIn {
+    name: String,
+    password: String,
+    csrf_token: String,
+}
+
+/// `POST /sign-in`.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let expected = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same_secret(&form.csrf_token, &expected) {
+        return sign_in_page(
+            &headers,
+            Some("The form expired; please sign in again."),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    match auth::sign_in(&state.store, form.name.trim(), &form.password).await {
+        Ok(Some(session)) => {
+            let max_age = auth::SESSION_LIFETIME_MS / 1000;
+            let mut response = Redirect::to("/").into_response();
+            let cookies = response.headers_mut();
+            for value in [
+                cookie(&headers, COOKIE_NAME, &session.token, max_age),
+                cookie(&headers, LOGIN_COOKIE, "", 0),
+            ] {
+                if let Ok(value) = value.parse() {
+                    cookies.append(SET_COOKIE, value);
+                }
+            }
+            response
+        }
+        Ok(None) => sign_in_page(
+            &headers,
+            Some("Wrong name or password."),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(e) => crate::http::error::ApiError::from(e).into_response(),
+    }
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (n, v) = pair.trim().split_once('=')?;
+            (n == name).then(|| v.to_owned())
+        })
+}
+
+/// `POST /sign-out`.
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let sent = form.get(CSRF_FIELD).map_or("", String::as_str);
+    if !same_secret(sent, &session.csrf_token) {
+        return crate::http::error::ApiError::csrf().into_response();
+    }
+    match end_session(&state, &headers).await {
+        Ok(clear) => ([(SET_COOKIE, clear)], Redirect::to("/sign-in")).into_response(),
+        Err(e) => crate::http::error::ApiError::from(e).into_response(),
+    }
+}
+
+/// `GET /`: the Users view.
+pub async fn users(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let q = query.get("q").map(|q| q.trim()).filter(|q| !q.is_empty());
+    let after = query.get("after").map(|a| normalize_email(a));
+    let page = match q {
+        Some(q) => {
+            state
+                .store
+                .search_users(q, after.as_deref(), USERS_PAGE)
+                .await
+        }
+        None => state.store.list_users(after.as_deref(), USERS_PAGE).await,
+    };
+    let users = match page {
+        Ok(users) => users,
+        Err(e) => return crate::http::error::ApiError::from(e).into_response(),
+    };
+    let total = state.store.count_users().await.unwrap_or(0);
+    let mut rows = String::new();
+    for u in &users {
+        rows.push_str(&format!(
+            r#"<tr><td><a href="/users/{link}">{email}</a></td><td>{name}</td><td class="num">{accounts}</td><td class="num">{devices}</td></tr>"#,
+            link = url_escape(&u.email),
+            email = escape(&u.email),
+            name = escape(&u.display_name),
+            accounts = u.accounts,
+            devices = u.devices,
+        ));
+    }
+    if users.is_empty() {
+        rows.push_str(r#"<tr><td colspan="4" class="empty">No users found.</td></tr>"#);
+    }
+    let q_value = q.map(escape).unwrap_or_default();
+    let q_param = q.map_or(String::new(), |q| format!("q={}&", url_escape(q)));
+    let next = if users.len() == usize::try_from(USERS_PAGE).unwrap_or(usize::MAX) {
+        users.last().map_or(String::new(), |last| {
+            format!(
+                r#"<a class="button secondary" id="next-page" href="/?{q_param}after={}">Next page</a>"#,
+                url_escape(&normalize_email(&last.email))
+            )
+        })
+    } else {
+        String::new()
+    };
+    let first = if after.is_some() {
+        format!(r#"<a class="button secondary" href="/?{q_param}">First page</a>"#)
+    } else {
+        String::new()
+    };
+    let main = format!(
+        r#"<div class="toolbar"><h1>Users <span class="muted">({total})</span></h1>
+<details class="menu"><summary class="button primary" id="import-menu">Import</summary>
+<ul><li><a href="/import" id="import-csv">Import from CSV</a></li></ul></details></div>
+<form method="get" action="/" class="search" role="search">
+<label for="q">Search users</label><input id="q" name="q" type="search" value="{q_value}" placeholder="Address or name">
+<button type="submit" class="button secondary">Search</button></form>
+<table class="grid" id="users"><thead><tr><th scope="col">User</th><th scope="col">Name</th><th scope="col" class="num">Mail accounts</th><th scope="col" class="num">Devices</th></tr></thead>
+<tbody>{rows}</tbody></table>
+<nav class="pager" aria-label="Pages">{first}{next}</nav>"#
+    );
+    layout("Users", Some(&session), &main).into_response()
+}
+
+/// `GET /import`: the import wizard; its steps run in `wizard.js`.
+pub async fn import(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let columns = |kind: AccountKind| {
+        schema::columns(kind)
+            .iter()
+            .map(|c| {
+                let optional = if c.required {
+                    ""
+                } else {
+                    " <span class=\"muted\">(optional)</span>"
+                };
+                format!(
+                    "<li><code>{}</code> — {}{optional}</li>",
+                    escape(c.name),
+                    escape(c.label)
+                )
+            })
+            .collect::<String>()
+    };
+    let main = format!(
+        include_str!("import.html"),
+        email_columns = columns(AccountKind::Email),
+        exchange_columns = columns(AccountKind::Exchange),
+    );
+    layout("Import from CSV", Some(&session), &main).into_response()
+}
+
+/// `GET /users/{email}`: a user's accounts and devices, and their profile previewed per
+/// platform with passwords redacted.
+pub async fn user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(email): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let norm = normalize_email(&email);
+    let (user, accounts) = match state.store.user_with_accounts(&norm).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            let main = format!(
+                r#"<p class="alert error" role="alert">No user with email {}.</p>"#,
+                escape(&email)
+            );
+            return (
+                StatusCode::NOT_FOUND,
+                layout("Not found", Some(&session), &main),
+            )
+                .into_response();
+        }
+        Err(e) => return crate::http::error::ApiError::from(e).into_response(),
+    };
+    let devices = state.store.devices_of_user(&norm).await.unwrap_or_default();
+    let platform = query
+        .get("platform")
+        .and_then(|p| p.parse::<Platform>().ok())
+        .or_else(|| devices.first().map(|d| d.platform))
+        .unwrap_or(Platform::Ios);
+    let mut account_rows = String::new();
+    for a in &accounts {
+        account_rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if a.kind == "exchange" {
+                "Mail for Exchange"
+            } else {
+                "Email"
+            },
+            escape(&a.address),
+            escape(&a.username),
+            if a.password.is_some() {
+                "set (hidden)"
+            } else {
+                "none: the device asks"
+            },
+        ));
+    }
+    let mut device_rows = String::new();
+    for d in &devices {
+        device_rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&d.device_id),
+            escape(d.platform.as_str()),
+            escape(&d.enrollment_id),
+        ));
+    }
+    let preview = match crate::http::api::profile_preview(&state, &user.email, platform).await {
+        Ok(text) => format!(
+            r#"<pre class="profile" id="profile" tabindex="0">{}</pre>"#,
+            escape(&text)
+        ),
+        Err(message) => format!(
+            r#"<p class="alert" role="status" id="profile">{}</p>"#,
+            escape(&message)
+        ),
+    };
+    let options: String = [
+        Platform::Ios,
+        Platform::Ipados,
+        Platform::Macos,
+        Platform::Windows,
+        Platform::Android,
+    ]
+    .iter()
+    .map(|p| {
+        let selected = if *p == platform { " selected" } else { "" };
+        format!(r#"<option value="{0}"{selected}>{0}</option>"#, p.as_str())
+    })
+    .collect();
+    let main = format!(
+        r#"<p><a href="/">← Users</a></p>
+<h1>{email} <span class="muted">{name}</span></h1>
+<h2>Mail accounts</h2>
+<table class="grid"><thead><tr><th scope="col">Type</th><th scope="col">Address</th><th scope="col">User name</th><th scope="col">Password</th></tr></thead><tbody>{account_rows}</tbody></table>
+<h2>Devices</h2>
+<table class="grid"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col">Enrollment</th></tr></thead><tbody>{device_rows}</tbody></table>
+<h2>Profile preview</h2>
+<form method="get" class="inline"><label for="platform">Platform</label>
+<select id="platform" name="platform">{options}</select>
+<button type="submit" class="button secondary">Show</button></form>
+<p class="muted">Passwords are shown as ********; devices receive the real profile.</p>
+{preview}"#,
+        email = escape(&user.email),
+        name = escape(&user.display_name),
+    );
+    layout(&user.email, Some(&session), &main).into_response()
+}

@@ -1,0 +1,223 @@
+// The import wizard's steps. Every decision is the server's: this script only sends the file
+// to /api/imports/preview (and, on Import, to /api/imports with the preview's fingerprint)
+// and shows what comes back.
+"use strict";
+
+(function () {
+  const wizard = document.getElementById("wizard");
+  if (!wizard) return;
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  const DELIMITERS = { ",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe" };
+  const PAGE = 50;
+  const OUTCOMES = ["added", "updated", "unchanged", "discarded", "rejected", "duplicates"];
+  const state = { type: "email", file: null, bytes: null, delimiter: null, preview: null, page: 0 };
+
+  function show(step) {
+    wizard.dataset.step = String(step);
+    for (const section of wizard.querySelectorAll(".step")) {
+      section.hidden = section.id !== "step-" + step;
+    }
+    for (const item of document.querySelectorAll(".steps li")) {
+      if (item.dataset.step === String(step)) item.setAttribute("aria-current", "step");
+      else item.removeAttribute("aria-current");
+    }
+    const heading = $("h-" + step);
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+
+  for (const button of wizard.querySelectorAll("[data-goto]")) {
+    button.addEventListener("click", () => show(Number(button.dataset.goto)));
+  }
+
+  for (const radio of document.querySelectorAll('input[name="account-type"]')) {
+    radio.addEventListener("change", () => {
+      state.type = radio.value;
+      for (const block of wizard.querySelectorAll(".columns")) {
+        block.hidden = block.dataset.type !== state.type;
+      }
+      if (state.bytes) preview(null);
+    });
+  }
+
+  function text(tag, content, className) {
+    const element = document.createElement(tag);
+    element.textContent = content == null ? "" : String(content);
+    if (className) element.className = className;
+    return element;
+  }
+
+  function fail(message) {
+    const box = $("wizard-error");
+    box.textContent = message;
+    box.hidden = false;
+  }
+
+  async function call(url, body) {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/octet-stream", "X-CSRF-Token": csrf },
+      body: body,
+    });
+    let json = null;
+    try { json = await response.json(); } catch (_) { /* a body that is not JSON */ }
+    return { status: response.status, json: json };
+  }
+
+  function query(delimiter) {
+    let q = "type=" + encodeURIComponent(state.type);
+    if (delimiter) q += "&delimiter=" + encodeURIComponent(delimiter);
+    return q;
+  }
+
+  async function preview(delimiter) {
+    $("wizard-error").hidden = true;
+    const answer = await call("/api/imports/preview?lines=all&" + query(delimiter), state.bytes);
+    if (answer.status !== 200) {
+      fail(answer.json && answer.json.error ? answer.json.error.message : "The preview failed (" + answer.status + ").");
+      $("next-3").disabled = true;
+      return;
+    }
+    state.preview = answer.json;
+    state.delimiter = DELIMITERS[answer.json.delimiter] || "comma";
+    state.page = 0;
+    render();
+  }
+
+  function render() {
+    const p = state.preview;
+    showRaw(p);
+    $("next-3").disabled = false;
+    $("encoding").textContent = p.encoding + (p.bom ? " (with byte-order mark)" : "");
+    $("header").textContent = p.header ? "yes" : "no";
+    $("delimiter").value = state.delimiter;
+    renderColumns(p);
+    renderCounts($("review-counts"), p);
+    renderReview();
+    renderImport();
+  }
+
+  // The first lines as the file has them, but rebuilt from the server's split so that
+  // password cells show masked: the page never displays a password.
+  function showRaw(p) {
+    const lines = [];
+    if (p.header) lines.push(p.columns.map((c) => c.header || "").join(p.delimiter));
+    for (const row of p.sample.slice(0, 12)) lines.push(row.cells.join(p.delimiter));
+    $("raw").textContent = lines.join("\n");
+    $("raw-preview").hidden = false;
+  }
+
+  function renderColumns(p) {
+    const table = $("columns-table");
+    const head = document.createElement("tr");
+    head.appendChild(text("th", "Line"));
+    p.columns.forEach((c, i) => {
+      const th = text("th", c.column || (c.header ? c.header + " (ignored)" : "column " + (i + 1) + " (ignored)"));
+      th.scope = "col";
+      head.appendChild(th);
+    });
+    table.tHead.replaceChildren(head);
+    const rows = p.sample.map((row) => {
+      const tr = document.createElement("tr");
+      tr.appendChild(text("td", row.line));
+      for (const cell of row.cells) tr.appendChild(text("td", cell));
+      return tr;
+    });
+    table.tBodies[0].replaceChildren(...rows);
+  }
+
+  function renderCounts(list, summary) {
+    const items = [text("dt", "Lines"), text("dd", summary.rows)];
+    for (const name of OUTCOMES) {
+      const dd = text("dd", summary[name]);
+      dd.dataset.count = name;
+      items.push(text("dt", name, "outcome-" + name), dd);
+    }
+    list.replaceChildren(...items);
+  }
+
+  function renderReview() {
+    const results = state.preview.results || [];
+    const pages = Math.max(1, Math.ceil(results.length / PAGE));
+    state.page = Math.min(state.page, pages - 1);
+    const rows = results.slice(state.page * PAGE, (state.page + 1) * PAGE).map((line) => {
+      const tr = document.createElement("tr");
+      tr.className = "outcome-" + line.outcome;
+      tr.appendChild(text("td", line.line));
+      tr.appendChild(text("td", line.user_email));
+      tr.appendChild(text("td", line.account_address));
+      tr.appendChild(text("td", line.outcome));
+      tr.appendChild(text("td", line.field || ""));
+      tr.appendChild(text("td", line.message));
+      return tr;
+    });
+    $("review").tBodies[0].replaceChildren(...rows);
+    $("review-page").textContent = "Page " + (state.page + 1) + " of " + pages;
+    $("review-prev").disabled = state.page === 0;
+    $("review-next").disabled = state.page >= pages - 1;
+  }
+
+  function renderImport() {
+    const p = state.preview;
+    const willApply = p.added + p.updated;
+    $("import-summary").textContent = willApply + " account(s) will be added or updated, " +
+      p.unchanged + " are unchanged, " + p.discarded + " line(s) name no known user and " +
+      p.duplicates + " repeat an earlier line.";
+    const rejected = p.rejected > 0;
+    $("rejected-note").hidden = !rejected;
+    $("rejected-note").textContent = p.rejected + " line(s) are rejected (see the review).";
+    $("skip-label").hidden = !rejected;
+    if (!rejected) $("skip-rejected").checked = false;
+    $("import-button").disabled = rejected && !$("skip-rejected").checked;
+  }
+
+  $("review-prev").addEventListener("click", () => { state.page -= 1; renderReview(); });
+  $("review-next").addEventListener("click", () => { state.page += 1; renderReview(); });
+  $("skip-rejected").addEventListener("change", renderImport);
+  $("delimiter").addEventListener("change", () => preview($("delimiter").value));
+
+  const browse = $("browse");
+  browse.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      $("file").click();
+    }
+  });
+  $("file").addEventListener("change", async () => {
+    const file = $("file").files[0];
+    if (!file) return;
+    state.file = file;
+    $("file-name").textContent = file.name + " (" + file.size.toLocaleString() + " bytes)";
+    state.bytes = new Uint8Array(await file.arrayBuffer());
+    await preview(null);
+  });
+
+  $("import-button").addEventListener("click", async () => {
+    const button = $("import-button");
+    button.disabled = true;
+    const url = "/api/imports?" + query(state.delimiter) +
+      "&fingerprint=" + encodeURIComponent(state.preview.fingerprint);
+    const answer = await call(url, state.bytes);
+    const note = $("notification");
+    const link = $("results-csv");
+    if (answer.status === 201) {
+      const r = answer.json;
+      note.className = "alert success";
+      note.textContent = "Import complete: " + r.added + " added, " + r.updated + " updated, " +
+        r.unchanged + " unchanged; " + r.discarded + " discarded, " + r.rejected + " rejected, " +
+        r.duplicates + " duplicate.";
+      renderCounts($("result-counts"), r);
+      link.href = "/api/imports/" + encodeURIComponent(r.id) + "/results.csv";
+      link.hidden = false;
+    } else {
+      const error = answer.json && answer.json.error;
+      note.className = "alert error";
+      note.textContent = "Import failed: " + (error ? error.message : "status " + answer.status);
+      if (error && error.details) renderCounts($("result-counts"), error.details);
+      else $("result-counts").replaceChildren();
+      link.hidden = true;
+    }
+    show(7);
+  });
+})();

@@ -1,0 +1,109 @@
+//! The `admins` and `sessions` tables: who may sign in to the wizard, and who is signed in.
+
+use super::{Store, StoreError, now_ms, on_pool};
+
+/// An admin as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredAdmin {
+    /// Store id.
+    pub id: i64,
+    /// Sign-in name.
+    pub name: String,
+    /// argon2 PHC string.
+    pub password_hash: String,
+}
+
+/// A live session, as a request finds it by its cookie.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredSession {
+    /// The signed-in admin's name.
+    pub admin: String,
+    /// What state-changing requests of this session must carry.
+    pub csrf_token: String,
+    /// When it ends, unix milliseconds.
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// Adds the admin `name`, or replaces their password hash if they exist; true when added.
+    pub async fn upsert_admin(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        const UPDATE: &str =
+            "UPDATE admins SET password_hash = $2, updated_at = $3 WHERE name = $1";
+        const INSERT: &str = "INSERT INTO admins (name, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO NOTHING";
+        let now = now_ms();
+        let updated = on_pool!(self, pool => {
+            sqlx::query(UPDATE).bind(name).bind(password_hash).bind(now).execute(pool).await
+                .map(|r| r.rows_affected())
+        })?;
+        if updated > 0 {
+            return Ok(false);
+        }
+        let inserted = on_pool!(self, pool => {
+            sqlx::query(INSERT).bind(name).bind(password_hash).bind(now).execute(pool).await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(inserted > 0)
+    }
+
+    /// The admin called `name`.
+    pub async fn admin(&self, name: &str) -> Result<Option<StoredAdmin>, StoreError> {
+        const SQL: &str = "SELECT id, name, password_hash FROM admins WHERE name = $1";
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(SQL).bind(name).fetch_optional(pool).await
+        })?)
+    }
+
+    /// How many admins there are.
+    pub async fn count_admins(&self) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM admins";
+        Ok(on_pool!(self, pool => sqlx::query_scalar(SQL).fetch_one(pool).await)?)
+    }
+
+    /// Records a new session for `admin_id`, and forgets sessions that have ended.
+    pub async fn insert_session(
+        &self,
+        token_hash: &[u8],
+        admin_id: i64,
+        csrf_token: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        const PURGE: &str = "DELETE FROM sessions WHERE expires_at <= $1";
+        const INSERT: &str = "INSERT INTO sessions (token_hash, admin_id, csrf_token, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5)";
+        let now = now_ms();
+        on_pool!(self, pool => {
+            sqlx::query(PURGE).bind(now).execute(pool).await.map(|r| r.rows_affected())
+        })?;
+        on_pool!(self, pool => {
+            sqlx::query(INSERT)
+                .bind(token_hash)
+                .bind(admin_id)
+                .bind(csrf_token)
+                .bind(now)
+                .bind(expires_at)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// The session whose cookie hashes to `token_hash`, if it has not ended.
+    pub async fn session(&self, token_hash: &[u8]) -> Result<Option<StoredSession>, StoreError> {
+        const SQL: &str = "SELECT a.name AS admin, s.csrf_token, s.expires_at FROM sessions s \
+             JOIN admins a ON a.id = s.admin_id WHERE s.token_hash = $1 AND s.expires_at > $2";
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(SQL).bind(token_hash).bind(now_ms()).fetch_optional(pool).await
+        })?)
+    }
+
+    /// Ends the session whose cookie hashes to `token_hash`.
+    pub async fn delete_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+        const SQL: &str = "DELETE FROM sessions WHERE token_hash = $1";
+        on_pool!(self, pool => {
+            sqlx::query(SQL).bind(token_hash).execute(pool).await.map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+}

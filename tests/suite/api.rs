@@ -1,0 +1,556 @@
+//! The JSON API over real HTTP on loopback, against SQLite and PostgreSQL: the real router
+//! served on a random port, called with reqwest.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mdm_mail::config::{Overrides, Settings};
+use mdm_mail::http::{AppState, api};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{TestDb, fixture, store_test};
+
+/// The application on a random loopback port, with an API token.
+pub struct App {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// A valid API token.
+    pub token: String,
+    client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl App {
+    /// Serves `db` with the fixture profile definitions and the test key.
+    pub async fn start(db: &TestDb) -> App {
+        App::start_with(db, Overrides::default()).await
+    }
+
+    /// As [`App::start`], with some settings overridden.
+    pub async fn start_with(db: &TestDb, overrides: Overrides) -> App {
+        let settings = Settings::load(
+            None,
+            Overrides {
+                database_url: Some(db.url.clone()),
+                profiles_dir: Some(fixture("profiles")),
+                secret_key: Some(crate::import::KEY.to_owned()),
+                ..overrides
+            },
+        )
+        .expect("settings");
+        let store = db.open().await;
+        let token = mdm_mail::auth::create_token(&store, "tests")
+            .await
+            .expect("mint a token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let state = AppState {
+            store: store.clone(),
+            settings: Arc::new(settings),
+        };
+        tokio::spawn(mdm_mail::http::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        App {
+            base,
+            token,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+        }
+    }
+
+    /// A request to `path` carrying the token.
+    pub fn call(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// A request to `path` without credentials.
+    pub fn anonymous(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Loads the fixture users and devices through the API.
+    pub async fn load_directory(&self) {
+        for (email, name) in [
+            ("alice@example.com", "Alice Adams"),
+            ("bob@example.com", "Bob Baker"),
+            ("chloe@example.com", "Chloé Chen"),
+        ] {
+            let response = self
+                .call(Method::POST, "/api/users")
+                .json(&json!({ "email": email, "display_name": name }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The JSON of a response, after checking its status.
+pub async fn json_of(response: reqwest::Response, status: StatusCode) -> Value {
+    let got = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(got, status, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// A concrete path for a declared one: `{param}` segments filled in.
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "0190f1a2-0000-7000-8000-000000000000")
+        .replace("{email}", "nobody@example.com")
+        .replace("{device_id}", "NO-DEVICE")
+}
+
+fn email_csv() -> Vec<u8> {
+    std::fs::read(fixture("import/email.csv")).unwrap()
+}
+
+store_test! {
+    async fn every_api_route_refuses_requests_without_a_valid_token(db: TestDb) {
+        let app = App::start(&db).await;
+        let operations = api::api().operations().to_vec();
+        assert!(operations.len() >= 14, "{} routes", operations.len());
+        for op in &operations {
+            let path = concrete(op.path);
+            for request in [
+                app.anonymous(op.method.clone(), &path),
+                app.anonymous(op.method.clone(), &path).bearer_auth("mdmm_not-a-token"),
+                app.anonymous(op.method.clone(), &path).header("authorization", "Basic Zm9vOmJhcg=="),
+            ] {
+                let body = json_of(request.send().await.unwrap(), StatusCode::UNAUTHORIZED).await;
+                assert_eq!(body["error"]["code"], "unauthorized", "{} {}", op.method, op.path);
+            }
+            // With the token the route exists: whatever it answers, it is not the router's
+            // 404 or 405, nor 401.
+            let response = app.call(op.method.clone(), &path).send().await.unwrap();
+            let status = response.status();
+            assert!(
+                status != StatusCode::UNAUTHORIZED && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{} {path}: {status}", op.method
+            );
+            if status == StatusCode::NOT_FOUND {
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "not_found", "{} {path}", op.method);
+            }
+        }
+    }
+}
+
+store_test! {
+    async fn the_openapi_document_lists_every_route(db: TestDb) {
+        let app = App::start(&db).await;
+        let document = json_of(
+            app.call(Method::GET, "/api/openapi.json").send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(document["openapi"], "3.1.0");
+        let operations = api::api().operations().to_vec();
+        let mut documented = 0;
+        for (path, methods) in document["paths"].as_object().unwrap() {
+            documented += methods.as_object().unwrap().len();
+            assert!(path.starts_with("/api/"), "{path}");
+        }
+        assert_eq!(documented, operations.len());
+        for op in &operations {
+            let entry = &document["paths"][op.path][op.method.as_str().to_lowercase()];
+            assert!(entry.is_object(), "{} {} is not documented", op.method, op.path);
+            assert!(entry["responses"]["401"].is_object());
+            for name in entry["parameters"].as_array().unwrap().iter().filter(|p| p["in"] == "path") {
+                let name = name["name"].as_str().unwrap();
+                assert!(op.path.contains(&format!("{{{name}}}")), "{name} in {}", op.path);
+            }
+        }
+        // Every schema a route refers to exists.
+        let text = document.to_string();
+        for reference in text.split("#/components/schemas/").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            assert!(document["components"]["schemas"][name].is_object(), "{name}");
+        }
+    }
+}
+
+store_test! {
+    async fn a_preview_then_its_commit_import_exactly_what_was_previewed(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+
+        let preview = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email&lines=all")
+                .body(email_csv())
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(preview["dry_run"], true);
+        assert_eq!(
+            (preview["rows"].as_u64(), preview["added"].as_u64(), preview["discarded"].as_u64(),
+             preview["rejected"].as_u64(), preview["duplicates"].as_u64()),
+            (Some(5), Some(2), Some(1), Some(1), Some(1))
+        );
+        assert_eq!(preview["delimiter"], ",");
+        assert_eq!(preview["encoding"], "utf-8");
+        assert_eq!(preview["results"].as_array().unwrap().len(), 5);
+        assert_eq!(preview["results"][3]["field"], "email_address");
+        assert_eq!(preview["columns"].as_array().unwrap().len(), 7);
+        let sample = preview["sample"].to_string();
+        assert!(!sample.contains("imap-secret-1") && !sample.contains("smtp-secret-1"), "{sample}");
+        assert!(sample.contains("alice@mail.example.com"));
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await, 0);
+
+        let fingerprint = preview["fingerprint"].as_str().unwrap();
+        let committed = json_of(
+            app.call(Method::POST, &format!("/api/imports?type=email&fingerprint={fingerprint}"))
+                .body(email_csv())
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(committed["added"], 2);
+        assert_eq!(committed["dry_run"], false);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await, 2);
+        let id = committed["id"].as_str().unwrap();
+
+        let record = json_of(
+            app.call(Method::GET, &format!("/api/imports/{id}")).send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(record["counts"]["added"], 2);
+        assert_eq!(record["actor"], "token:tests");
+        let lines: Vec<u64> = record["lines"].as_array().unwrap().iter()
+            .map(|l| l["line"].as_u64().unwrap()).collect();
+        assert_eq!(lines, [3, 4, 5]);
+
+        let response = app.call(Method::GET, &format!("/api/imports/{id}/results.csv"))
+            .send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+        let csv = response.text().await.unwrap();
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows[0], "line,user_email,account_address,outcome,message");
+        assert_eq!(rows.len(), 6, "{csv}");
+        assert!(rows[1].starts_with("1,alice@example.com,alice@mail.example.com,added"));
+        assert!(!csv.contains("secret"));
+    }
+}
+
+store_test! {
+    async fn a_commit_after_the_store_changed_writes_nothing_and_says_so(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let preview = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email").body(email_csv())
+                .send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        // The unmatched user now exists: the commit would add a line the preview discarded.
+        app.call(Method::POST, "/api/users")
+            .json(&json!({ "email": "nobody@example.com" }))
+            .send().await.unwrap();
+        let refused = json_of(
+            app.call(Method::POST, &format!(
+                "/api/imports?type=email&fingerprint={}", preview["fingerprint"].as_str().unwrap()))
+                .body(email_csv()).send().await.unwrap(),
+            StatusCode::CONFLICT,
+        )
+        .await;
+        assert_eq!(refused["error"]["code"], "store_changed");
+        assert_eq!(refused["error"]["details"]["added"], 3);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await, 0);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM imports").await, 0);
+    }
+}
+
+store_test! {
+    async fn uploads_come_as_multipart_or_raw_and_over_the_limit_get_a_413_message(db: TestDb) {
+        let app = App::start_with(&db, Overrides { upload_limit_mib: Some(1), ..Overrides::default() }).await;
+        app.load_directory().await;
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(email_csv()).file_name("accounts.csv"),
+        );
+        let preview = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email&delimiter=comma&header=no")
+                .multipart(form).send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(preview["source"], "accounts.csv");
+        assert_eq!(preview["added"], 2);
+
+        let mut big = email_csv();
+        while big.len() <= 2 * 1024 * 1024 {
+            big.extend_from_slice(b"alice@example.com,Alice,a@mail.example.com,a,,a,\n");
+        }
+        let refused = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email").body(big)
+                .send().await.expect("the answer arrives rather than a reset connection"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+        .await;
+        assert_eq!(refused["error"]["code"], "upload_too_large");
+        assert!(refused["error"]["message"].as_str().unwrap().contains("1 MiB"));
+
+        let bad = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=calendar").body("x").send().await.unwrap(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(bad["error"]["code"], "invalid_parameter");
+        assert!(bad["error"]["message"].as_str().unwrap().starts_with("type:"));
+        let unreadable = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email").body("\n\n").send().await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(unreadable["error"]["code"], "unreadable_file");
+    }
+}
+
+store_test! {
+    async fn json_rows_get_one_outcome_each_without_writing(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let outcomes = json_of(
+            app.call(Method::POST, "/api/email-accounts/import/preview")
+                .json(&json!({ "type": "exchange", "rows": [
+                    { "user_email": "alice@example.com", "exchange_email": "alice@corp.example.com",
+                      "exchange_username": "alice", "exchange_password": "=secret" },
+                    { "user_email": "nobody@example.com", "exchange_email": "n@corp.example.com",
+                      "exchange_username": "n" },
+                    { "user_email": "bob@example.com", "exchange_email": "not an address",
+                      "exchange_username": "bob" },
+                    {},
+                ]}))
+                .send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        let rows = outcomes["rows"].as_array().unwrap();
+        let got: Vec<(&str, &Value)> = rows.iter()
+            .map(|r| (r["outcome"].as_str().unwrap(), &r["field"])).collect();
+        assert_eq!(got[0].0, "added");
+        assert_eq!(got[1].0, "discarded");
+        assert_eq!(got[2], ("rejected", &json!("exchange_email")));
+        assert_eq!(got[3].0, "rejected");
+        assert!(!outcomes.to_string().contains("secret"));
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await, 0);
+
+        let unknown = json_of(
+            app.call(Method::POST, "/api/email-accounts/import/preview")
+                .json(&json!({ "type": "email", "rows": [{ "colour": "blue" }] }))
+                .send().await.unwrap(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(unknown["error"]["message"].as_str().unwrap().contains("\"colour\""));
+    }
+}
+
+store_test! {
+    async fn users_and_devices_are_listed_added_shown_and_removed(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let device = json!({ "user_email": "alice@example.com", "device_id": "IPHONE-A",
+            "platform": "ios", "enrollment_id": "IPHONE-A" });
+        let added = json_of(
+            app.call(Method::POST, "/api/devices").json(&device).send().await.unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(added, json!({ "device_id": "IPHONE-A", "added": true }));
+        let orphan = json_of(
+            app.call(Method::POST, "/api/devices")
+                .json(&json!({ "user_email": "nobody@example.com", "device_id": "X", "platform": "ios", "enrollment_id": "X" }))
+                .send().await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(orphan["error"]["code"], "invalid_device");
+        let invalid = json_of(
+            app.call(Method::POST, "/api/users").json(&json!({ "email": "not-an-address" }))
+                .send().await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(invalid["error"]["message"].as_str().unwrap().starts_with("email:"), "{invalid}");
+
+        let first = json_of(
+            app.call(Method::GET, "/api/users?limit=2").send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(first["users"].as_array().unwrap().len(), 2);
+        assert_eq!(first["users"][0]["devices"], 1);
+        let next = first["next"].as_str().unwrap();
+        let second = json_of(
+            app.call(Method::GET, &format!("/api/users?limit=2&after={next}")).send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(second["users"][0]["email"], "chloe@example.com");
+        assert_eq!(second["next"], Value::Null);
+        let found = json_of(
+            app.call(Method::GET, "/api/users?q=CHLO").send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(found["users"].as_array().unwrap().len(), 1);
+
+        let alice = json_of(
+            app.call(Method::GET, "/api/users/ALICE@example.com").send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(alice["devices"][0]["device_id"], "IPHONE-A");
+        let devices = json_of(app.call(Method::GET, "/api/devices").send().await.unwrap(), StatusCode::OK).await;
+        assert_eq!(devices["devices"].as_array().unwrap().len(), 1);
+
+        let removed = app.call(Method::DELETE, "/api/devices/IPHONE-A").send().await.unwrap();
+        assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+        let removed = app.call(Method::DELETE, "/api/users/bob@example.com").send().await.unwrap();
+        assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+        let again = json_of(
+            app.call(Method::DELETE, "/api/users/bob@example.com").send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(again["error"]["code"], "not_found");
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM users").await, 2);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM devices").await, 0);
+    }
+}
+
+store_test! {
+    async fn a_users_profile_comes_per_platform_with_apples_media_type(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        json_of(
+            app.call(Method::POST, "/api/imports?type=email").body(email_csv()).send().await.unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        let response = app.call(Method::GET, "/api/users/alice@example.com/profile?platform=ios")
+            .send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "application/x-apple-aspen-config");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("com.apple.mail.managed") && body.contains("imap-secret-1"));
+
+        let redacted = app.call(Method::GET, "/api/users/alice@example.com/profile?platform=windows&redact=true")
+            .send().await.unwrap();
+        assert_eq!(redacted.status(), StatusCode::OK);
+        let body = redacted.text().await.unwrap();
+        assert!(!body.contains("imap-secret-1") && body.contains("alice@mail.example.com"), "{body}");
+
+        let missing = json_of(
+            app.call(Method::GET, "/api/users/nobody@example.com/profile?platform=ios").send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(missing["error"]["code"], "not_found");
+        let bad = json_of(
+            app.call(Method::GET, "/api/users/alice@example.com/profile?platform=palm").send().await.unwrap(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(bad["error"]["message"].as_str().unwrap().starts_with("platform:"));
+    }
+}
+
+store_test! {
+    async fn token_create_prints_the_token_alone_and_stores_only_its_hash(db: TestDb) {
+        let output = db.run(&["token", "create", "ci"]);
+        assert!(output.status.success(), "{}", crate::support::stderr(&output));
+        let printed = crate::support::stdout(&output);
+        let token = printed.trim_end();
+        assert_eq!(printed, format!("{token}\n"));
+        assert!(token.starts_with("mdmm_") && token.len() > 40, "{token}");
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM api_tokens WHERE name = 'ci'").await, 1);
+        let file = PathBuf::from(db.dir.path()).join("test.db");
+        if file.exists() {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
+        }
+
+        let again = db.run(&["token", "create", "ci"]);
+        assert_eq!(again.status.code(), Some(1));
+        assert!(crate::support::stderr(&again).contains("already exists"));
+        assert!(again.stdout.is_empty());
+
+        // The token works against the API.
+        let app = App::start(&db).await;
+        let response = app.anonymous(Method::GET, "/api/users").bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}
+
+store_test! {
+    async fn admin_add_takes_the_password_from_standard_input_and_hashes_it(db: TestDb) {
+        use std::io::Write;
+        let add = |password: &'static str| {
+            let mut child = std::process::Command::new(crate::support::binary())
+                .current_dir(db.dir.path())
+                .env_remove("MDM_MAIL_ADMIN_PASSWORD")
+                .env("MDM_MAIL_DATABASE_URL", &db.url)
+                .env("MDM_MAIL_SECRET_KEY", crate::import::KEY)
+                .args(["admin", "add", "ops"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
+            child.wait_with_output().unwrap()
+        };
+        let short = add("short\n");
+        assert_eq!(short.status.code(), Some(1));
+        assert!(crate::support::stderr(&short).contains("too short"));
+        let added = add("a long enough password\n");
+        assert!(added.status.success(), "{}", crate::support::stderr(&added));
+        assert_eq!(
+            db.scalar_i64("SELECT COUNT(*) FROM admins WHERE name = 'ops' AND password_hash LIKE '$argon2id$%'").await,
+            1
+        );
+        let store = db.open().await;
+        assert!(mdm_mail::auth::sign_in(&store, "ops", "a long enough password").await.unwrap().is_some());
+        assert!(mdm_mail::auth::sign_in(&store, "ops", "wrong password!!").await.unwrap().is_none());
+        assert!(mdm_mail::auth::sign_in(&store, "nobody", "a long enough password").await.unwrap().is_none());
+    }
+}
+
+store_test! {
+    async fn a_preview_on_the_wrong_delimiter_still_shows_no_password(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let file = std::fs::read(fixture("wizard/accounts-semicolon-bom.csv")).unwrap();
+        let preview = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email&delimiter=comma&lines=all")
+                .body(file).send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(preview["rejected"], 5);
+        let text = preview.to_string();
+        assert!(!text.contains("imap-secret-1") && !text.contains("smtp-secret-1"), "{text}");
+    }
+}

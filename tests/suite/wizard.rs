@@ -1,0 +1,230 @@
+//! The web wizard over real HTTP: sign-in, sessions, CSRF, pages and assets. The browser
+//! run of the import steps is in `wizard_browser`.
+
+use mdm_mail::config::Overrides;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+
+use crate::api::App;
+use crate::support::store_test;
+
+/// The password of the admin the tests sign in as.
+pub const PASSWORD: &str = "wizard test password";
+
+/// A client that follows no redirects, so that they can be checked.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` of the `Set-Cookie` for `name`, and the whole header.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| (v.split(';').next().unwrap().to_owned(), v.to_owned()))
+}
+
+/// The 64 hex digits that follow `marker` in `html`.
+fn after(html: &str, marker: &str) -> String {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} in the page"))
+        + marker.len();
+    html[at..at + 64].to_owned()
+}
+
+fn hidden_csrf(html: &str) -> String {
+    after(html, "name=\"csrf_token\" value=\"")
+}
+
+/// Signs in as `ops` and returns the session cookie (`name=value`) and the CSRF token.
+async fn sign_in(app: &App) -> (String, String) {
+    let client = client();
+    let form = client
+        .get(format!("{}/sign-in", app.base))
+        .send()
+        .await
+        .unwrap();
+    let (login_cookie, _) = set_cookie(&form, "mdm_mail_login").unwrap();
+    let csrf = hidden_csrf(&form.text().await.unwrap());
+    let response = client
+        .post(format!("{}/sign-in", app.base))
+        .header(COOKIE, &login_cookie)
+        .form(&[
+            ("name", "ops"),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (session, header) = set_cookie(&response, "mdm_mail_session").unwrap();
+    assert!(
+        header.contains("HttpOnly") && header.contains("SameSite=Strict"),
+        "{header}"
+    );
+    assert!(!header.contains("Secure"), "plain HTTP: {header}");
+    let page = client
+        .get(format!("{}/import", app.base))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (session, after(&page, "name=\"csrf-token\" content=\""))
+}
+
+store_test! {
+    async fn signing_in_needs_the_right_password_and_the_forms_token(db: TestDb) {
+        let app = App::start(&db).await;
+        mdm_mail::auth::add_admin(&db.open().await, "ops", PASSWORD).await.unwrap();
+        let client = client();
+
+        let anonymous = client.get(format!("{}/", app.base)).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+        assert_eq!(anonymous.headers()[LOCATION], "/sign-in");
+
+        let form = client.get(format!("{}/sign-in", app.base)).send().await.unwrap();
+        let (login_cookie, _) = set_cookie(&form, "mdm_mail_login").unwrap();
+        let csrf = hidden_csrf(&form.text().await.unwrap());
+        let wrong = client.post(format!("{}/sign-in", app.base)).header(COOKIE, &login_cookie)
+            .form(&[("name", "ops"), ("password", "not the password"), ("csrf_token", &csrf)])
+            .send().await.unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert!(set_cookie(&wrong, "mdm_mail_session").is_none());
+        assert!(wrong.text().await.unwrap().contains("Wrong name or password."));
+        let forged = client.post(format!("{}/sign-in", app.base))
+            .form(&[("name", "ops"), ("password", PASSWORD), ("csrf_token", &csrf)])
+            .send().await.unwrap();
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        assert!(set_cookie(&forged, "mdm_mail_session").is_none());
+
+        let behind_tls = client.post(format!("{}/sign-in", app.base)).header(COOKIE, &login_cookie)
+            .header("x-forwarded-proto", "https")
+            .form(&[("name", "ops"), ("password", PASSWORD), ("csrf_token", &csrf)])
+            .send().await.unwrap();
+        let (_, header) = set_cookie(&behind_tls, "mdm_mail_session").unwrap();
+        assert!(header.contains("; Secure"), "{header}");
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM sessions").await, 1);
+    }
+}
+
+store_test! {
+    async fn a_session_reaches_pages_and_the_api_with_its_csrf_token_until_sign_out(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        mdm_mail::auth::add_admin(&db.open().await, "ops", PASSWORD).await.unwrap();
+        let (session, csrf) = sign_in(&app).await;
+        let client = client();
+
+        let users = client.get(format!("{}/?q=chlo", app.base)).header(COOKIE, &session)
+            .send().await.unwrap().text().await.unwrap();
+        assert!(users.contains("chloe@example.com") && users.contains("Chloé Chen"));
+        assert!(!users.contains("alice@example.com"));
+        assert!(users.contains("Import from CSV"));
+
+        let list = client.get(format!("{}/api/users", app.base)).header(COOKIE, &session)
+            .send().await.unwrap();
+        assert_eq!(list.status(), StatusCode::OK);
+        let without_csrf = client.post(format!("{}/api/users", app.base)).header(COOKIE, &session)
+            .json(&serde_json::json!({ "email": "dan@example.com" })).send().await.unwrap();
+        assert_eq!(without_csrf.status(), StatusCode::FORBIDDEN);
+        let with_csrf = client.post(format!("{}/api/users", app.base)).header(COOKIE, &session)
+            .header("x-csrf-token", &csrf)
+            .json(&serde_json::json!({ "email": "dan@example.com" })).send().await.unwrap();
+        assert_eq!(with_csrf.status(), StatusCode::CREATED);
+
+        let refused = client.post(format!("{}/sign-out", app.base)).header(COOKIE, &session)
+            .form(&[("csrf_token", "0".repeat(64))]).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let out = client.post(format!("{}/sign-out", app.base)).header(COOKIE, &session)
+            .form(&[("csrf_token", &csrf)]).send().await.unwrap();
+        assert_eq!(out.status(), StatusCode::SEE_OTHER);
+        let (cleared, _) = set_cookie(&out, "mdm_mail_session").unwrap();
+        assert_eq!(cleared, "mdm_mail_session=");
+        let after = client.get(format!("{}/api/users", app.base)).header(COOKIE, &session)
+            .send().await.unwrap();
+        assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM sessions").await, 0);
+    }
+}
+
+store_test! {
+    async fn pages_and_assets_come_from_mdm_mail_itself(db: TestDb) {
+        let app = App::start_with(&db, Overrides::default()).await;
+        app.load_directory().await;
+        mdm_mail::auth::add_admin(&db.open().await, "ops", PASSWORD).await.unwrap();
+        let (session, _) = sign_in(&app).await;
+        let client = client();
+        let mut everything = String::new();
+        for path in ["/", "/import", "/users/alice@example.com?platform=windows", "/assets/wizard.css", "/assets/wizard.js"] {
+            let response = client.get(format!("{}{path}", app.base)).header(COOKIE, &session)
+                .send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            everything.push_str(&response.text().await.unwrap());
+        }
+        for external in ["http://", "https://", "//cdn", "@import", "url("] {
+            let allowed = "http://www.apple.com/DTDs"; // the plist DOCTYPE of a profile preview
+            assert!(
+                everything.replace(allowed, "").find(external).is_none(),
+                "{external} in a page or asset"
+            );
+        }
+        let template = client.get(format!("{}/templates/exchange.csv", app.base)).send().await.unwrap();
+        assert_eq!(template.status(), StatusCode::OK);
+        assert_eq!(
+            template.text().await.unwrap(),
+            "user_email,exchange_email,exchange_username,exchange_domain,exchange_password\r\n"
+        );
+        let missing = app.anonymous(Method::GET, "/templates/other.csv").send().await.unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    }
+}
+
+store_test! {
+    async fn serve_demo_creates_an_admin_once_and_prints_the_password(db: TestDb) {
+        use std::io::{BufRead, BufReader};
+        let start = || {
+            let mut child = std::process::Command::new(crate::support::binary())
+                .current_dir(db.dir.path())
+                .env("MDM_MAIL_DATABASE_URL", &db.url)
+                .env("MDM_MAIL_SECRET_KEY", crate::import::KEY)
+                .args(["serve", "--listen", "127.0.0.1:0", "--demo"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+                .lines()
+                .map_while(Result::ok)
+                .take_while(|l| !l.starts_with("mdm-mail listening on"))
+                .collect();
+            (child, lines)
+        };
+        let (mut first, lines) = start();
+        let password = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("demo: sign in as \"demo\" with password "))
+            .unwrap_or_else(|| panic!("no password in {lines:?}"))
+            .to_owned();
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let store = db.open().await;
+        assert!(mdm_mail::auth::sign_in(&store, "demo", &password).await.unwrap().is_some());
+        store.close().await;
+
+        let (mut second, lines) = start();
+        second.kill().unwrap();
+        second.wait().unwrap();
+        assert!(!lines.iter().any(|l| l.contains("password")), "{lines:?}");
+    }
+}

@@ -1,0 +1,402 @@
+//! The import wizard in a real browser: headless Chromium driven through chromedriver over
+//! WebDriver (plain HTTP with reqwest). Runs when `MDM_MAIL_TEST_BROWSER=1` (CI sets it and
+//! installs Debian's `chromium` and `chromium-driver`), and then fails if either is missing;
+//! otherwise it is skipped with a notice. A screenshot of every step is saved under
+//! `target/wizard-screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::api::App;
+use crate::support::{TestDb, fixture};
+
+const BROWSER_ENV: &str = "MDM_MAIL_TEST_BROWSER";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The key WebDriver names elements by.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// How long a step may take to show its result.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A chromedriver process and one browser session in it.
+struct Browser {
+    driver: Child,
+    http: reqwest::Client,
+    url: String,
+    shots: PathBuf,
+    taken: usize,
+}
+
+impl Browser {
+    async fn start(shots: PathBuf) -> Browser {
+        for program in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(program).exists(),
+                "{BROWSER_ENV} is set but {program} is missing: apt-get install chromium chromium-driver"
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        loop {
+            let ready = http.get(format!("{base}/status")).send().await;
+            if let Ok(response) = ready
+                && let Ok(status) = response.json::<Value>().await
+                && status["value"]["ready"] == true
+            {
+                break;
+            }
+            assert!(started.elapsed() < PATIENCE, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let session = http
+            .post(format!("{base}/session"))
+            .json(&json!({ "capabilities": { "alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": CHROMIUM,
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                             "--disable-dev-shm-usage", "--window-size=1280,1100"],
+                },
+            } } }))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        let id = session["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no browser session: {session}"))
+            .to_owned();
+        std::fs::create_dir_all(&shots).unwrap();
+        Browser {
+            driver,
+            http,
+            url: format!("{base}/session/{id}"),
+            shots,
+            taken: 0,
+        }
+    }
+
+    async fn command(&self, method: Method, path: &str, body: Value) -> Value {
+        let request = self.http.request(method, format!("{}{path}", self.url));
+        let request = if body.is_null() {
+            request
+        } else {
+            request.json(&body)
+        };
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        if let Some(error) = answer["value"]["error"].as_str() {
+            panic!("WebDriver {path}: {error}: {}", answer["value"]["message"]);
+        }
+        answer["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.command(Method::POST, "/url", json!({ "url": url }))
+            .await;
+    }
+
+    /// The element `css` selects, waiting for it to appear.
+    async fn find(&self, css: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let answer: Value = self
+                .http
+                .post(format!("{}/element", self.url))
+                .json(&json!({ "using": "css selector", "value": css }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(id) = answer["value"][ELEMENT].as_str() {
+                return id.to_owned();
+            }
+            if started.elapsed() > PATIENCE {
+                let page = self
+                    .eval(
+                        "return location.href + '\\n' + document.documentElement.outerHTML;",
+                        json!([]),
+                    )
+                    .await;
+                panic!(
+                    "no element {css} ({answer}) in {}",
+                    page.as_str().unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.command(Method::POST, &format!("/element/{id}/click"), json!({}))
+            .await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.command(
+            Method::POST,
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    /// Runs `script` in the page and returns its value.
+    async fn eval(&self, script: &str, args: Value) -> Value {
+        self.command(
+            Method::POST,
+            "/execute/sync",
+            json!({ "script": script, "args": args }),
+        )
+        .await
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let script =
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;";
+        self.eval(script, json!([css]))
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// Waits until the page's `condition` (a JavaScript expression) holds.
+    async fn wait_for(&self, condition: &str) {
+        let started = Instant::now();
+        let script = format!("return Boolean({condition});");
+        while self.eval(&script, json!([])).await != true {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "timed out waiting for {condition}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&mut self, name: &str) {
+        let png = self.command(Method::GET, "/screenshot", Value::Null).await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        self.taken += 1;
+        std::fs::write(
+            self.shots.join(format!("{:02}-{name}.png", self.taken)),
+            bytes,
+        )
+        .unwrap();
+    }
+
+    async fn count(&self, list: &str, outcome: &str) -> String {
+        self.text(&format!("#{list} dd[data-count={outcome}]"))
+            .await
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
+    if std::env::var(BROWSER_ENV).as_deref() != Ok("1") {
+        eprintln!("{BROWSER_ENV} is not 1: the browser test of the wizard is skipped");
+        return;
+    }
+    let db = TestDb::sqlite().await;
+    let app = App::start(&db).await;
+    app.load_directory().await;
+    mdm_mail::auth::add_admin(&db.open().await, "ops", crate::wizard::PASSWORD)
+        .await
+        .unwrap();
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wizard-screenshots");
+    let _ = std::fs::remove_dir_all(&shots);
+    let mut browser = Browser::start(shots).await;
+
+    browser.goto(&format!("{}/", app.base)).await;
+    browser.type_into("#name", "ops").await;
+    browser
+        .type_into("#password", crate::wizard::PASSWORD)
+        .await;
+    browser.screenshot("sign-in").await;
+    browser.click("#sign-in").await;
+    browser.find("#users").await;
+    assert!(browser.text("#users").await.contains("chloe@example.com"));
+    browser.click("#import-menu").await;
+    browser.screenshot("users-import-menu").await;
+    browser.click("#import-csv").await;
+
+    browser.find("#step-1").await;
+    browser.screenshot("step-1-import-type").await;
+    browser.click("#next-1").await;
+    browser.click("#type-email").await;
+    assert!(
+        browser
+            .text("#step-2 .columns[data-type=email]")
+            .await
+            .contains("incoming_password")
+    );
+    browser.screenshot("step-2-account-type").await;
+    browser.click("#next-2").await;
+
+    let file = fixture("wizard/accounts-semicolon-bom.csv");
+    browser.type_into("#file", file.to_str().unwrap()).await;
+    browser
+        .wait_for("!document.getElementById('next-3').disabled")
+        .await;
+    assert!(
+        browser
+            .text("#raw")
+            .await
+            .contains("alice@example.com;Alice Adams")
+    );
+    assert!(
+        browser
+            .text("#file-name")
+            .await
+            .starts_with("accounts-semicolon-bom.csv")
+    );
+    browser.screenshot("step-3-file").await;
+    browser.click("#next-3").await;
+
+    // Detected: semicolon, UTF-8 with its BOM, a header row; seven columns.
+    assert_eq!(
+        browser
+            .eval(
+                "return document.getElementById('delimiter').value;",
+                json!([])
+            )
+            .await,
+        "semicolon"
+    );
+    assert_eq!(
+        browser.text("#encoding").await,
+        "utf-8 (with byte-order mark)"
+    );
+    assert_eq!(browser.text("#header").await, "yes");
+    let columns = "document.querySelectorAll('#columns-table thead th').length";
+    browser.wait_for(&format!("{columns} === 8")).await;
+    assert!(browser.text("#columns-table").await.contains("Chloé Chen"));
+    browser.screenshot("step-4-delimiter-detected").await;
+    // Another delimiter re-columns the preview at once: on commas every line is one cell,
+    // and every line (the header is no longer one) is rejected.
+    let first_row = "document.querySelectorAll('#columns-table tbody tr:first-child td').length";
+    browser.wait_for(&format!("{first_row} === 8")).await;
+    browser.click("#delimiter option[value=comma]").await;
+    browser.wait_for(&format!("{first_row} === 2")).await;
+    browser
+        .wait_for(
+            "document.querySelector('#review-counts dd[data-count=rejected]').textContent === '5'",
+        )
+        .await;
+    assert!(
+        !browser.text("#wizard").await.contains("imap-secret-1"),
+        "a password reached the page"
+    );
+    browser.screenshot("step-4-delimiter-comma").await;
+    browser.click("#delimiter option[value=semicolon]").await;
+    browser.wait_for(&format!("{first_row} === 8")).await;
+    browser.click("#next-4").await;
+
+    browser
+        .wait_for(
+            "document.querySelector('#review-counts dd[data-count=rejected]').textContent === '1'",
+        )
+        .await;
+    assert_eq!(browser.count("review-counts", "added").await, "2");
+    assert_eq!(browser.count("review-counts", "discarded").await, "1");
+    assert_eq!(browser.count("review-counts", "rejected").await, "1");
+    let rejected = browser.text("#review tr.outcome-rejected").await;
+    assert!(
+        rejected.contains("email_address") && rejected.contains("bob.example.com"),
+        "{rejected}"
+    );
+    assert!(
+        browser
+            .text("#review tr.outcome-discarded")
+            .await
+            .contains("nobody@example.com")
+    );
+    assert!(
+        !browser.text("#wizard").await.contains("imap-secret-1"),
+        "a password reached the page"
+    );
+    browser.screenshot("step-5-review").await;
+    browser.click("#next-5").await;
+
+    let disabled = "document.getElementById('import-button').disabled";
+    assert_eq!(
+        browser
+            .eval(&format!("return {disabled};"), json!([]))
+            .await,
+        true
+    );
+    browser.click("#skip-rejected").await;
+    assert_eq!(
+        browser
+            .eval(&format!("return {disabled};"), json!([]))
+            .await,
+        false
+    );
+    browser.screenshot("step-6-import").await;
+    browser.click("#import-button").await;
+
+    browser
+        .wait_for(
+            "document.getElementById('notification').textContent.startsWith('Import complete')",
+        )
+        .await;
+    assert_eq!(browser.count("result-counts", "added").await, "2");
+    assert_eq!(browser.count("result-counts", "rejected").await, "1");
+    browser.screenshot("step-7-result").await;
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
+        2
+    );
+
+    // The results file, fetched by the page with the admin's session as the link would be.
+    let script = "const done = arguments[arguments.length - 1];
+        fetch(document.getElementById('results-csv').href).then(r => r.text()).then(done);";
+    let csv = browser
+        .command(
+            Method::POST,
+            "/execute/async",
+            json!({ "script": script, "args": [] }),
+        )
+        .await;
+    let csv = csv.as_str().unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "line,user_email,account_address,outcome,message");
+    assert_eq!(lines.len(), 5, "{csv}");
+    assert!(
+        lines[4].starts_with("5,bob@example.com,bob.example.com,rejected,\"email_address:"),
+        "{csv}"
+    );
+
+    browser.command(Method::DELETE, "", Value::Null).await;
+}
