@@ -32,6 +32,8 @@ pub struct Settings {
     pub secret_key_file: Option<PathBuf>,
     /// Where the identity that signs Apple profiles is.
     pub signing: Signing,
+    /// Profile push: transports and queue tuning.
+    pub push: crate::push::PushSettings,
 }
 
 /// The files of the identity that signs Apple profiles: a PEM certificate chain and key, or
@@ -123,6 +125,7 @@ impl std::fmt::Debug for Settings {
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
             .field("signing", &self.signing)
+            .field("push", &self.push)
             .finish()
     }
 }
@@ -142,6 +145,8 @@ pub struct Overrides {
     pub secret_key_file: Option<PathBuf>,
     /// `MDM_MAIL_SIGNING_CERTIFICATE`, `MDM_MAIL_SIGNING_KEY`, `MDM_MAIL_SIGNING_PKCS12`.
     pub signing: Signing,
+    /// `MDM_MAIL_NANOMDM_URL`, `MDM_MAIL_NANOMDM_API_KEY` and the other push variables.
+    pub push: crate::push::PushEnv,
 }
 
 /// The config file's shape.
@@ -154,6 +159,8 @@ struct FileSettings {
     secret_key_file: Option<PathBuf>,
     #[serde(default)]
     signing: Signing,
+    #[serde(default)]
+    push: crate::push::PushFile,
 }
 
 /// A config file that cannot be used.
@@ -209,6 +216,7 @@ impl Settings {
                 key: overrides.signing.key.or(file.signing.key),
                 pkcs12: overrides.signing.pkcs12.or(file.signing.pkcs12),
             },
+            push: crate::push::PushSettings::resolve(overrides.push, file.push)?,
         })
     }
 }

@@ -4,6 +4,7 @@
 mod import;
 mod output;
 mod profile;
+mod push;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,11 @@ enum Command {
     Devices {
         #[command(subcommand)]
         command: DirectoryCommand,
+    },
+    /// Push profiles to devices: reconcile, send, show the queue.
+    Push {
+        #[command(subcommand)]
+        command: push::PushCommand,
     },
 }
 
@@ -158,6 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 key: env_path("MDM_MAIL_SIGNING_KEY"),
                 pkcs12: env_path("MDM_MAIL_SIGNING_PKCS12"),
             },
+            push: crate::push::PushEnv::from_env(),
         },
     )?;
     let store = Store::open(&settings.database_url).await?;
@@ -166,7 +173,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(&store, &settings, args).await?,
         Command::Profile(args) => profile::run(&store, &settings, args).await?,
         Command::Users { command } => directory_command(&store, command, Kind::Users).await?,
-        Command::Devices { command } => directory_command(&store, command, Kind::Devices).await?,
+        Command::Devices { command } => {
+            let loaded = matches!(command, DirectoryCommand::Import { .. });
+            let code = directory_command(&store, command, Kind::Devices).await?;
+            if loaded && code != ExitCode::FAILURE {
+                push::after_change(&store, &settings).await;
+            }
+            code
+        }
+        Command::Push { command } => push::run(&store, &settings, command).await?,
     };
     store.close().await;
     Ok(code)
@@ -219,11 +234,27 @@ async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<E
     let address = listener.local_addr()?;
     println!("mdm-mail listening on http://{address}");
     tracing::info!(%address, store = ?store, "serving");
+    // Definitions may have changed since the last run: reconcile before serving.
+    let pusher = push::pusher(&store, &settings)?;
+    match pusher.after_change().await {
+        Ok(report) => tracing::info!(
+            installs = report.installs,
+            removals = report.removals,
+            "push reconciled"
+        ),
+        Err(e) => tracing::warn!(error = %e, "push: cannot reconcile at start-up"),
+    }
+    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+    let worker = pusher.spawn_worker(stopped)?;
     let state = crate::http::AppState {
         store,
         settings: Arc::new(settings),
     };
     crate::http::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_worker.send(true);
+    if let Err(e) = worker.await {
+        tracing::warn!(error = %e, "push worker ended abnormally");
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

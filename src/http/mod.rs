@@ -1,5 +1,7 @@
 //! The HTTP server: a thin shell over the library, as the CLI is.
 
+mod webhook;
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(webhook::routes())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -9,6 +9,7 @@ mod accounts;
 mod audit;
 mod devices;
 mod imports;
+mod push;
 mod users;
 
 use std::str::FromStr;
@@ -23,6 +24,10 @@ use sqlx::{Postgres, Sqlite, Transaction};
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
 pub use devices::StoredDevice;
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
+pub use push::{
+    ClaimedJob, DeviceJobs, JobDevice, JobResult, NewJob, Pending, PushSource, SourceAccount,
+    StateCounts, TargetDevice, TargetWrite,
+};
 pub use users::{StoredUser, UserSummary};
 
 /// The largest number of rows one multi-row statement carries. Well under both databases'
