@@ -234,25 +234,35 @@ async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<E
     let address = listener.local_addr()?;
     println!("mdm-mail listening on http://{address}");
     tracing::info!(%address, store = ?store, "serving");
-    // Definitions may have changed since the last run: reconcile before serving.
-    let pusher = push::pusher(&store, &settings)?;
-    match pusher.after_change().await {
-        Ok(report) => tracing::info!(
-            installs = report.installs,
-            removals = report.removals,
-            "push reconciled"
-        ),
-        Err(e) => tracing::warn!(error = %e, "push: cannot reconcile at start-up"),
-    }
+    // Definitions may have changed since the last run: reconcile before serving. Without
+    // usable definitions the wizard and API still serve; push waits for them.
     let (stop_worker, stopped) = tokio::sync::watch::channel(false);
-    let worker = pusher.spawn_worker(stopped)?;
+    let worker = match push::pusher(&store, &settings) {
+        Ok(pusher) => {
+            match pusher.after_change().await {
+                Ok(report) => tracing::info!(
+                    installs = report.installs,
+                    removals = report.removals,
+                    "push reconciled"
+                ),
+                Err(e) => tracing::warn!(error = %e, "push: cannot reconcile at start-up"),
+            }
+            Some(pusher.spawn_worker(stopped)?)
+        }
+        Err(e) => {
+            tracing::warn!(error = %explain(&e), "push is off until the profiles load");
+            None
+        }
+    };
     let state = crate::http::AppState {
         store,
         settings: Arc::new(settings),
     };
     crate::http::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_worker.send(true);
-    if let Err(e) = worker.await {
+    if let Some(worker) = worker
+        && let Err(e) = worker.await
+    {
         tracing::warn!(error = %e, "push worker ended abnormally");
     }
     tracing::info!("stopped");

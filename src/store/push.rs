@@ -227,11 +227,11 @@ struct AccountRow {
     outgoing_password_mac: Option<Vec<u8>>,
 }
 
-const STATES: &str = "SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued, \
-     SUM(CASE WHEN state = 'sending' THEN 1 ELSE 0 END) AS sending, \
-     SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END) AS sent, \
-     SUM(CASE WHEN state = 'acknowledged' THEN 1 ELSE 0 END) AS acknowledged, \
-     SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed";
+const STATES: &str = "COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0) AS queued, \
+     COALESCE(SUM(CASE WHEN state = 'sending' THEN 1 ELSE 0 END), 0) AS sending, \
+     COALESCE(SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END), 0) AS sent, \
+     COALESCE(SUM(CASE WHEN state = 'acknowledged' THEN 1 ELSE 0 END), 0) AS acknowledged, \
+     COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS failed";
 
 impl Store {
     /// One page of users that have devices, in id order after user id `after`, with their
@@ -589,11 +589,7 @@ impl Store {
 
     /// Jobs per state.
     pub async fn push_state_counts(&self) -> Result<StateCounts, StoreError> {
-        let sql = format!(
-            "SELECT COALESCE(SUM(q.queued), 0), COALESCE(SUM(q.sending), 0), \
-             COALESCE(SUM(q.sent), 0), COALESCE(SUM(q.acknowledged), 0), \
-             COALESCE(SUM(q.failed), 0) FROM (SELECT {STATES} FROM push_jobs) q"
-        );
+        let sql = format!("SELECT {STATES} FROM push_jobs");
         let (queued, sending, sent, acknowledged, failed): (i64, i64, i64, i64, i64) =
             on_pool!(self, pool => sqlx::query_as(&sql).fetch_one(pool).await)?;
         Ok(StateCounts {

@@ -10,4 +10,5 @@ mod import_cli;
 mod migrations;
 mod profile;
 mod properties;
+mod push;
 mod server;
