@@ -19,4 +19,5 @@ pub mod http;
 pub mod import;
 pub mod model;
 pub mod profile;
+pub mod push;
 pub mod store;

@@ -6,6 +6,7 @@ mod export;
 mod import;
 mod output;
 mod profile;
+mod push;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: admin::TokenCommand,
+    },
+    /// Push profiles to devices: reconcile, send, show the queue.
+    Push {
+        #[command(subcommand)]
+        command: push::PushCommand,
     },
 }
 
@@ -178,6 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })?),
                 Err(_) => None,
             },
+            push: crate::push::PushEnv::from_env(),
         },
     )?;
     let store = Store::open(&settings.database_url).await?;
@@ -187,7 +194,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(&store, &settings, args).await?,
         Command::Profile(args) => profile::run(&store, &settings, args).await?,
         Command::Users { command } => directory_command(&store, command, Kind::Users).await?,
-        Command::Devices { command } => directory_command(&store, command, Kind::Devices).await?,
+        Command::Devices { command } => {
+            let loaded = matches!(command, DirectoryCommand::Import { .. });
+            let code = directory_command(&store, command, Kind::Devices).await?;
+            if loaded && code != ExitCode::FAILURE {
+                push::after_change(&store, &settings).await;
+            }
+            code
+        }
+        Command::Push { command } => push::run(&store, &settings, command).await?,
         Command::Admin { command } => admin::admin(&store, command).await?,
         Command::Token { command } => admin::token(&store, command).await?,
     };
@@ -248,11 +263,37 @@ async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<E
     let address = listener.local_addr()?;
     println!("mdm-mail listening on http://{address}");
     tracing::info!(%address, store = ?store, "serving");
+    // Definitions may have changed since the last run: reconcile before serving. Without
+    // usable definitions the wizard and API still serve; push waits for them.
+    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+    let worker = match push::pusher(&store, &settings) {
+        Ok(pusher) => {
+            match pusher.after_change().await {
+                Ok(report) => tracing::info!(
+                    installs = report.installs,
+                    removals = report.removals,
+                    "push reconciled"
+                ),
+                Err(e) => tracing::warn!(error = %e, "push: cannot reconcile at start-up"),
+            }
+            Some(pusher.spawn_worker(stopped)?)
+        }
+        Err(e) => {
+            tracing::warn!(error = %explain(&e), "push is off until the profiles load");
+            None
+        }
+    };
     let state = crate::http::AppState {
         store,
         settings: Arc::new(settings),
     };
     crate::http::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_worker.send(true);
+    if let Some(worker) = worker
+        && let Err(e) = worker.await
+    {
+        tracing::warn!(error = %e, "push worker ended abnormally");
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,7 @@ mod export;
 mod imports;
 mod manage;
 mod tokens;
+mod push;
 mod users;
 
 use std::str::FromStr;
@@ -29,6 +30,10 @@ pub use admins::{StoredAdmin, StoredSession};
 pub use devices::StoredDevice;
 pub use export::{ExportKey, ExportRow, UserMappings};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
+pub use push::{
+    ClaimedJob, DeviceJobs, JobDevice, JobResult, NewJob, Pending, PushSource, SourceAccount,
+    StateCounts, TargetDevice, TargetWrite,
+};
 pub use users::{StoredUser, UserSummary};
 
 /// The largest number of rows one multi-row statement carries. Well under both databases'

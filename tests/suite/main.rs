@@ -12,6 +12,7 @@ mod import_cli;
 mod migrations;
 mod profile;
 mod properties;
+mod push;
 mod server;
 mod wizard;
 mod wizard_browser;
