@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::crypto::KeySource;
-use crate::profile::{SignError, Signer};
+use crate::crypto::{KeySource, Keys};
+use crate::profile::{Definitions, Profiles, SignError, Signer};
 
 /// The database used when none is configured: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://mdm-mail.db";
@@ -100,6 +100,25 @@ impl Signing {
 }
 
 impl Settings {
+    /// What rendering stored users' profiles needs: the definitions, the signing identity
+    /// (a PKCS#12 password from `MDM_MAIL_SIGNING_PASSWORD`) and the key that opens stored
+    /// passwords. With no key yet no password is stored, and a throwaway key opens all
+    /// there is.
+    pub fn profiles(&self) -> Result<Profiles, ConfigError> {
+        let definitions = Definitions::load(&self.profiles_dir)?;
+        let password = std::env::var("MDM_MAIL_SIGNING_PASSWORD").ok();
+        let signer = self.signing.signer(password.as_deref())?;
+        let keys = self
+            .key_source()
+            .load(false)?
+            .unwrap_or_else(Keys::ephemeral);
+        Ok(Profiles {
+            definitions,
+            signer,
+            keys,
+        })
+    }
+
     /// Where the key for stored passwords comes from: the environment, a named file, else a
     /// file beside the SQLite database (created on first use); PostgreSQL needs one of the
     /// first two.
@@ -190,6 +209,12 @@ pub enum ConfigError {
         /// What the parser said, with line and key.
         message: String,
     },
+    /// The profile definitions do not load.
+    #[error(transparent)]
+    Definitions(#[from] crate::profile::DefinitionError),
+    /// The key for stored passwords is unusable.
+    #[error(transparent)]
+    Key(#[from] crate::crypto::CryptoError),
 }
 
 impl Settings {

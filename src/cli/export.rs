@@ -41,7 +41,7 @@ pub async fn run(store: &Store, settings: &Settings, args: ExportArgs) -> anyhow
     let mut exporter = match args.what {
         ExportType::Accounts(kind) => Exporter::accounts(store, kind, options).await?,
         ExportType::Mappings => {
-            let profiles = Arc::new(super::profiles(settings)?);
+            let profiles = Arc::new(settings.profiles()?);
             Exporter::mappings(store, profiles, options).await?
         }
     };

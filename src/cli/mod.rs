@@ -216,24 +216,6 @@ fn env_path(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// Everything rendering stored users' profiles needs: the definitions (checked), the
-/// signing identity, and the key for stored passwords.
-pub fn profiles(settings: &Settings) -> anyhow::Result<crate::profile::Profiles> {
-    let definitions = crate::profile::Definitions::load(&settings.profiles_dir)?;
-    let password = std::env::var("MDM_MAIL_SIGNING_PASSWORD").ok();
-    let signer = settings.signing.signer(password.as_deref())?;
-    // With no key yet, no password is stored, and a throwaway key opens all there is.
-    let keys = settings
-        .key_source()
-        .load(false)?
-        .unwrap_or_else(crate::crypto::Keys::ephemeral);
-    Ok(crate::profile::Profiles {
-        definitions,
-        signer,
-        keys,
-    })
-}
-
 /// Who the audit log names for commands run from a shell.
 fn actor() -> String {
     std::env::var("USER").map_or_else(|_| "cli".to_owned(), |user| format!("cli:{user}"))
@@ -266,8 +248,15 @@ async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<E
     // Definitions may have changed since the last run: reconcile before serving. Without
     // usable definitions the wizard and API still serve; push waits for them.
     let (stop_worker, stopped) = tokio::sync::watch::channel(false);
-    let worker = match push::pusher(&store, &settings) {
-        Ok(pusher) => {
+    let pusher = match crate::push::Pusher::from_settings(&store, &settings) {
+        Ok(pusher) => Some(pusher),
+        Err(e) => {
+            tracing::warn!(error = %explain(&e.into()), "push is off until the profiles load");
+            None
+        }
+    };
+    let worker = match &pusher {
+        Some(pusher) => {
             match pusher.after_change().await {
                 Ok(report) => tracing::info!(
                     installs = report.installs,
@@ -278,14 +267,12 @@ async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<E
             }
             Some(pusher.spawn_worker(stopped)?)
         }
-        Err(e) => {
-            tracing::warn!(error = %explain(&e), "push is off until the profiles load");
-            None
-        }
+        None => None,
     };
     let state = crate::http::AppState {
         store,
         settings: Arc::new(settings),
+        pusher,
     };
     crate::http::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_worker.send(true);

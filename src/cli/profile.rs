@@ -47,7 +47,7 @@ pub async fn run(
     settings: &Settings,
     args: ProfileArgs,
 ) -> anyhow::Result<ExitCode> {
-    let profiles = super::profiles(settings)?;
+    let profiles = settings.profiles()?;
     let options = RenderOptions {
         redact_secrets: args.redact,
         syncml: match (&args.message, &args.server_url) {

@@ -2,7 +2,6 @@
 //! follows an import or a devices load.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::push::{Pusher, ReconcileReport};
@@ -39,16 +38,6 @@ pub enum PushCommand {
     Retry,
 }
 
-/// The push handle for `settings`.
-pub fn pusher(store: &Store, settings: &Settings) -> anyhow::Result<Pusher> {
-    let profiles = super::profiles(settings)?;
-    Ok(Pusher::new(
-        store.clone(),
-        Arc::new(profiles),
-        settings.push.clone(),
-    ))
-}
-
 /// Runs a `push` subcommand.
 pub async fn run(
     store: &Store,
@@ -57,7 +46,9 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     match command {
         PushCommand::Sync { dry_run, json } => {
-            let report = pusher(store, settings)?.sync(dry_run).await?;
+            let report = Pusher::from_settings(store, settings)?
+                .sync(dry_run)
+                .await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -65,7 +56,7 @@ pub async fn run(
             }
         }
         PushCommand::Run { json } => {
-            let report = pusher(store, settings)?.run().await?;
+            let report = Pusher::from_settings(store, settings)?.run().await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -119,9 +110,9 @@ pub async fn after_change(store: &Store, settings: &Settings) {
     if !store.has_devices().await.unwrap_or(true) {
         return;
     }
-    let result = match pusher(store, settings) {
+    let result = match Pusher::from_settings(store, settings) {
         Ok(pusher) => pusher.after_change().await.map_err(anyhow::Error::from),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     match result {
         Ok(report) => {

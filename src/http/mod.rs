@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
+use crate::push::Pusher;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -30,6 +31,9 @@ pub struct AppState {
     pub store: Store,
     /// Resolved settings.
     pub settings: Arc<Settings>,
+    /// Reconciles after imports and new devices and wakes the worker; `None` while the
+    /// profile definitions do not load, so push waits for them.
+    pub pusher: Option<Pusher>,
 }
 
 /// The whole application's routes.

@@ -23,6 +23,7 @@ pub use reconcile::{JobKind, ReconcileReport, reconcile};
 pub use settings::{PushEnv, PushFile, PushSettings};
 pub use worker::{DrainReport, Worker};
 
+use crate::config::{ConfigError, Settings};
 use crate::profile::Profiles;
 use crate::store::{DeviceJobs, StateCounts, Store, StoreError};
 
@@ -60,6 +61,16 @@ impl Pusher {
         }
     }
 
+    /// The handle `settings` configure: their definitions, signing identity, key and
+    /// transports.
+    pub fn from_settings(store: &Store, settings: &Settings) -> Result<Pusher, ConfigError> {
+        Ok(Pusher::new(
+            store.clone(),
+            Arc::new(settings.profiles()?),
+            settings.push.clone(),
+        ))
+    }
+
     /// Reconciles after something changed (accounts imported, devices added, definitions
     /// edited) and wakes the worker. The one call every trigger makes.
     pub async fn after_change(&self) -> Result<ReconcileReport, PushError> {
@@ -77,6 +88,15 @@ impl Pusher {
         } else {
             self.after_change().await
         }
+    }
+
+    /// Puts every failed job back in the queue and wakes the worker; returns how many.
+    pub async fn retry_failed(&self) -> Result<u64, PushError> {
+        let requeued = retry_failed(&self.store).await?;
+        if requeued > 0 {
+            self.wake.notify_one();
+        }
+        Ok(requeued)
     }
 
     /// A worker over the same store and settings.

@@ -12,8 +12,8 @@ mod devices;
 mod export;
 mod imports;
 mod manage;
-mod tokens;
 mod push;
+mod tokens;
 mod users;
 
 use std::str::FromStr;

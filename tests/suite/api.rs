@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use mdm_mail::config::{Overrides, Settings};
 use mdm_mail::http::{AppState, api};
+use mdm_mail::push::Pusher;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -46,9 +47,11 @@ impl App {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel();
+        let pusher = Pusher::from_settings(&store, &settings).expect("push handle");
         let state = AppState {
             store: store.clone(),
             settings: Arc::new(settings),
+            pusher: Some(pusher),
         };
         tokio::spawn(mdm_mail::http::serve(listener, state, async {
             let _ = stopped.await;

@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod api_wiring;
 mod cli;
 mod directory;
 mod export;

@@ -72,7 +72,7 @@ fn one_record(header: &[&str], cells: &[&str]) -> Result<Vec<u8>, ApiError> {
 }
 
 /// The answer to an add: 201, or 422 naming the field and the reason.
-fn added(report: &LoadReport, key: (&str, &str), code: &'static str) -> Result<Response, ApiError> {
+fn added(report: &LoadReport, key: (&str, &str), code: &'static str) -> Result<Value, ApiError> {
     if let Some(e) = report.rejected.first() {
         let message = match e.field {
             Some(field) => format!("{field}: {}", e.message),
@@ -84,11 +84,7 @@ fn added(report: &LoadReport, key: (&str, &str), code: &'static str) -> Result<R
             message,
         ));
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ key.0: key.1, "added": report.added == 1 })),
-    )
-        .into_response())
+    Ok(json!({ key.0: key.1, "added": report.added == 1 }))
 }
 
 fn load_error(e: LoadError) -> ApiError {
@@ -116,7 +112,8 @@ pub async fn add_user(
     let report = directory::load_users(&state.store, Cursor::new(csv), &actor, "api")
         .await
         .map_err(load_error)?;
-    added(&report, ("email", user.email.trim()), "invalid_user")
+    let user = added(&report, ("email", user.email.trim()), "invalid_user")?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
 /// `GET /api/users/{email}`.
@@ -198,11 +195,13 @@ pub async fn add_device(
     let report = directory::load_devices(&state.store, Cursor::new(csv), &actor, "api")
         .await
         .map_err(load_error)?;
-    added(
+    let mut added = added(
         &report,
         ("device_id", device.device_id.trim()),
         "invalid_device",
-    )
+    )?;
+    added["push"] = super::push::after_change(&state).await;
+    Ok((StatusCode::CREATED, Json(added)).into_response())
 }
 
 /// `DELETE /api/devices/{device_id}`.

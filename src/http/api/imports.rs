@@ -173,6 +173,7 @@ pub async fn commit(
     .await?;
     let mut value = described(&result, &upload.name);
     value["id"] = json!(result.id);
+    value["push"] = super::push::after_change(&state).await;
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 

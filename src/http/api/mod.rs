@@ -4,9 +4,11 @@
 //! entry in [`api`].
 
 mod directory;
+mod export;
 mod imports;
 pub mod openapi;
 mod profile;
+pub mod push;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -542,6 +544,66 @@ pub fn api() -> Api {
                 ],
             },
             profile::get,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
+                path: "/api/export",
+                id: "export",
+                tag: "export",
+                summary: "Accounts as CSV in the import format (passwords blank), or the device mappings report",
+                params: vec![
+                    Param {
+                        values: &["email", "exchange", "mappings"],
+                        ..param("type", Q, true, "string", "Email or Exchange accounts, or each device's expected profiles.")
+                    },
+                    Param {
+                        values: &["comma", "semicolon", "tab"],
+                        ..param("delimiter", Q, false, "string", "Field delimiter (default comma).")
+                    },
+                    Param {
+                        values: &["utf-8", "utf-8-bom", "utf-16"],
+                        ..param("encoding", Q, false, "string", "Text encoding (default utf-8).")
+                    },
+                ],
+                body: vec![],
+                replies: vec![
+                    Reply {
+                        status: 200,
+                        description: "The CSV file, streamed",
+                        media: Some("text/csv"),
+                        schema: None,
+                    },
+                    error(400, "A parameter is invalid"),
+                ],
+            },
+            export::get,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
+                path: "/api/push/jobs",
+                id: "pushJobs",
+                tag: "push",
+                summary: "Push jobs per state, and a page of devices with theirs",
+                params: PAGING.to_vec(),
+                body: vec![],
+                replies: vec![json(200, "The push queue", "PushStatus")],
+            },
+            push::jobs,
+        )
+        .route(
+            Operation {
+                method: Method::POST,
+                path: "/api/push/retry",
+                id: "retryPush",
+                tag: "push",
+                summary: "Put every failed push job back in the queue",
+                params: vec![],
+                body: vec![],
+                replies: vec![json(200, "How many jobs were queued again", "PushRetried")],
+            },
+            push::retry,
         )
         .route(
             Operation {

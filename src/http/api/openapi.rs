@@ -135,10 +135,21 @@ fn schemas() -> Value {
             "results": { "type": "array", "items": line, "description": "Every line, with lines=all" },
         }),
     );
+    let push_queued = json!({ "type": "object", "description": "What push queued after the change (or why nothing)",
+        "properties": { "installs": { "type": "integer" }, "removals": { "type": "integer" }, "error": { "type": "string" } } });
     let mut committed = summary.clone();
     merge(
         &mut committed["properties"],
-        &json!({ "id": { "type": "string", "format": "uuid" } }),
+        &json!({ "id": { "type": "string", "format": "uuid" }, "push": push_queued }),
+    );
+    let states = json!({ "type": "object", "properties": {
+        "queued": { "type": "integer" }, "sending": { "type": "integer" }, "sent": { "type": "integer" },
+        "acknowledged": { "type": "integer" }, "failed": { "type": "integer" } } });
+    let mut device_jobs = states.clone();
+    merge(
+        &mut device_jobs["properties"],
+        &json!({ "device_id": { "type": "string" }, "platform": { "type": "string" },
+            "last_error": { "type": ["string", "null"] }, "status": { "type": ["string", "null"] } }),
     );
     let user = json!({ "type": "object", "properties": {
         "email": { "type": "string" }, "display_name": { "type": "string" },
@@ -181,7 +192,12 @@ fn schemas() -> Value {
             "devices": { "type": "array", "items": device }, "next": { "type": ["string", "null"] } } },
         "NewDevice": device,
         "DeviceChange": { "type": "object", "properties": {
-            "device_id": { "type": "string" }, "added": { "type": "boolean" } } },
+            "device_id": { "type": "string" }, "added": { "type": "boolean" }, "push": push_queued } },
+        "PushStatus": { "type": "object", "properties": {
+            "jobs": states, "done": { "type": "boolean", "description": "Nothing queued or being sent" },
+            "worker": { "type": "boolean", "description": "Whether this server runs a push worker" },
+            "devices": { "type": "array", "items": device_jobs }, "next": { "type": ["string", "null"] } } },
+        "PushRetried": { "type": "object", "properties": { "requeued": { "type": "integer" } } },
     })
 }
 

@@ -13,28 +13,13 @@ use crate::http::error::ApiError;
 use crate::model::Platform;
 use crate::profile::{ProfileError, Profiles, RenderOptions, Rendered};
 
-/// Everything rendering needs, read from the settings: definitions, signer, key.
+/// Everything rendering needs, read from the settings now, so edited definitions show at
+/// once.
 pub fn profiles(state: &AppState) -> Result<Profiles, ApiError> {
-    let config = |e: &dyn std::error::Error| ApiError::internal("profile_config", e);
-    let settings = &state.settings;
-    let definitions =
-        crate::profile::Definitions::load(&settings.profiles_dir).map_err(|e| config(&e))?;
-    let password = std::env::var("MDM_MAIL_SIGNING_PASSWORD").ok();
-    let signer = settings
-        .signing
-        .signer(password.as_deref())
-        .map_err(|e| config(&e))?;
-    // With no key yet, no password is stored, and a throwaway key opens all there is.
-    let keys = settings
-        .key_source()
-        .load(false)
-        .map_err(|e| config(&e))?
-        .unwrap_or_else(crate::crypto::Keys::ephemeral);
-    Ok(Profiles {
-        definitions,
-        signer,
-        keys,
-    })
+    state
+        .settings
+        .profiles()
+        .map_err(|e| ApiError::internal("profile_config", &e))
 }
 
 /// A user's profile for `platform`, passwords redacted when `redact`.

@@ -126,7 +126,7 @@ store_test! {
         )
         .unwrap();
         app_settings.push.nanomdm_webhook_key = Some(mdm_mail::model::Secret::new("hook-key"));
-        let state = mdm_mail::http::AppState { store: store.clone(), settings: Arc::new(app_settings) };
+        let state = mdm_mail::http::AppState { store: store.clone(), settings: Arc::new(app_settings), pusher: None };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/webhooks/nanomdm", listener.local_addr().unwrap());
         tokio::spawn(mdm_mail::http::serve(listener, state, std::future::pending()));

@@ -1,0 +1,126 @@
+//! The API routes over the push queue and the export, over real HTTP on loopback against
+//! SQLite and PostgreSQL: what the wizard's push card, push page and Export buttons call.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::api::{App, json_of};
+use crate::support::{fixture, store_test};
+
+/// The fixture users, Alice's iPhone, and the fixture Email file committed.
+async fn imported(app: &App) -> serde_json::Value {
+    app.load_directory().await;
+    let device = json_of(
+        app.call(Method::POST, "/api/devices")
+            .json(
+                &json!({ "user_email": "alice@example.com", "device_id": "ALICE-IPHONE",
+                           "platform": "ios", "enrollment_id": "ALICE-IPHONE" }),
+            )
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(device["push"]["installs"], 0, "no accounts yet: {device}");
+    json_of(
+        app.call(Method::POST, "/api/imports?type=email")
+            .body(std::fs::read(fixture("import/email.csv")).unwrap())
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+store_test! {
+    async fn an_import_through_the_api_queues_a_push_to_each_device_it_changes(db: TestDb) {
+        let app = App::start(&db).await;
+        let committed = imported(&app).await;
+        assert_eq!(committed["push"], json!({ "installs": 1, "removals": 0 }), "{committed}");
+
+        let status = json_of(
+            app.call(Method::GET, "/api/push/jobs").send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(status["jobs"]["queued"], 1, "{status}");
+        assert_eq!(status["done"], false);
+        assert_eq!(status["devices"][0]["device_id"], "ALICE-IPHONE");
+
+        // The same file again changes nothing, so nothing more is queued.
+        let again = json_of(
+            app.call(Method::POST, "/api/imports?type=email")
+                .body(std::fs::read(fixture("import/email.csv")).unwrap())
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(again["push"], json!({ "installs": 0, "removals": 0 }), "{again}");
+    }
+}
+
+store_test! {
+    async fn retry_puts_failed_push_jobs_back_in_the_queue(db: TestDb) {
+        let app = App::start(&db).await;
+        imported(&app).await;
+        db.execute(
+            "UPDATE push_jobs SET state = 'failed', last_error = 'HTTP 400 from the MDM'",
+            "UPDATE push_jobs SET state = 'failed', last_error = 'HTTP 400 from the MDM'",
+        )
+        .await;
+        let failed = json_of(
+            app.call(Method::GET, "/api/push/jobs").send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(failed["jobs"]["failed"], 1, "{failed}");
+        assert_eq!(failed["devices"][0]["last_error"], "HTTP 400 from the MDM");
+
+        let retried = json_of(
+            app.call(Method::POST, "/api/push/retry").send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(retried["requeued"], 1);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM push_jobs WHERE state = 'queued'").await, 1);
+    }
+}
+
+store_test! {
+    async fn the_export_route_serves_the_export_command_s_file_without_passwords(db: TestDb) {
+        let app = App::start(&db).await;
+        imported(&app).await;
+
+        let response = app.call(Method::GET, "/api/export?type=email").send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+        assert!(response.headers()["content-disposition"].to_str().unwrap().contains("email-accounts.csv"));
+        let served = response.bytes().await.unwrap();
+        let cli = db.run(&["export", "--type", "email"]);
+        assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+        assert_eq!(served, cli.stdout);
+        let text = String::from_utf8(served.to_vec()).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(!text.contains("secret"), "{text}");
+
+        let semicolons = app
+            .call(Method::GET, "/api/export?type=email&delimiter=semicolon&encoding=utf-8-bom")
+            .send().await.unwrap().bytes().await.unwrap();
+        assert!(semicolons.starts_with(b"\xEF\xBB\xBFuser_email;"), "{semicolons:?}");
+
+        let mappings = app.call(Method::GET, "/api/export?type=mappings").send().await.unwrap();
+        assert_eq!(mappings.status(), StatusCode::OK);
+        assert!(mappings.text().await.unwrap().contains("ALICE-IPHONE"));
+
+        let bad = json_of(
+            app.call(Method::GET, "/api/export?type=contacts").send().await.unwrap(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(bad["error"]["code"], "invalid_parameter");
+    }
+}
