@@ -52,7 +52,8 @@ pub async fn page(
         .collect()
 }
 
-fn open_user(
+/// A stored user and their sealed accounts, passwords opened.
+pub fn open_user(
     keys: &Keys,
     user: StoredUser,
     sealed: Vec<SealedAccount>,
@@ -114,4 +115,24 @@ fn open(
         address: a.address,
         details,
     })
+}
+
+/// Deletes the `kind` account at `address` of the user with address `user_email`; returns
+/// whether there was one. Its profile content changes, so a push reconcile follows.
+pub async fn delete(
+    store: &Store,
+    user_email: &str,
+    kind: AccountKind,
+    address: &str,
+) -> Result<bool, AccountsError> {
+    let mut tx = store.begin().await?;
+    let deleted = tx
+        .delete_account(
+            &normalize_email(user_email),
+            kind.as_str(),
+            &normalize_email(address),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(deleted)
 }

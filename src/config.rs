@@ -36,6 +36,8 @@ pub struct Settings {
     pub signing: Signing,
     /// The largest request body `serve` accepts, in bytes (`upload_limit_mib`).
     pub upload_limit: u64,
+    /// Profile push: transports and queue tuning.
+    pub push: crate::push::PushSettings,
 }
 
 /// The files of the identity that signs Apple profiles: a PEM certificate chain and key, or
@@ -128,6 +130,7 @@ impl std::fmt::Debug for Settings {
             .field("secret_key_file", &self.secret_key_file)
             .field("signing", &self.signing)
             .field("upload_limit", &self.upload_limit)
+            .field("push", &self.push)
             .finish()
     }
 }
@@ -149,6 +152,8 @@ pub struct Overrides {
     pub signing: Signing,
     /// `MDM_MAIL_UPLOAD_LIMIT_MIB`.
     pub upload_limit_mib: Option<u64>,
+    /// `MDM_MAIL_NANOMDM_URL`, `MDM_MAIL_NANOMDM_API_KEY` and the other push variables.
+    pub push: crate::push::PushEnv,
 }
 
 /// The config file's shape.
@@ -162,6 +167,8 @@ struct FileSettings {
     #[serde(default)]
     signing: Signing,
     upload_limit_mib: Option<u64>,
+    #[serde(default)]
+    push: crate::push::PushFile,
 }
 
 /// A config file that cannot be used.
@@ -222,6 +229,7 @@ impl Settings {
                 .or(file.upload_limit_mib)
                 .unwrap_or(DEFAULT_UPLOAD_LIMIT_MIB)
                 .saturating_mul(1024 * 1024),
+            push: crate::push::PushSettings::resolve(overrides.push, file.push)?,
         })
     }
 }

@@ -54,6 +54,9 @@ pub struct ImportArgs {
     /// Write one CSV row per input line (line, user, account, outcome, message) to this file.
     #[arg(long, value_name = "OUT.csv")]
     results: Option<PathBuf>,
+    /// Do not queue the changed profiles for push after the import commits.
+    #[arg(long)]
+    no_push: bool,
 }
 
 /// Runs `import`.
@@ -126,6 +129,10 @@ pub async fn run(store: &Store, settings: &Settings, args: ImportArgs) -> anyhow
         results.keep()?;
     }
     print_result(&source, &result, args.json)?;
+    let changed = result.counts.added + result.counts.updated > 0;
+    if failure.is_none() && !result.dry_run && !args.no_push && changed {
+        super::push::after_change(store, settings).await;
+    }
     if let Some(reason) = failure {
         eprintln!("{source}: {reason}");
         return Ok(ExitCode::FAILURE);

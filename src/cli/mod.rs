@@ -2,9 +2,11 @@
 //! Every command is a thin shell over a library function the HTTP layer uses too.
 
 mod admin;
+mod export;
 mod import;
 mod output;
 mod profile;
+mod push;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +61,8 @@ enum Command {
     },
     /// Import email accounts from CSV onto existing users.
     Import(import::ImportArgs),
+    /// Export accounts as CSV in the import format (passwords blank), or device mappings.
+    Export(export::ExportArgs),
     /// Render users' email configuration profiles.
     Profile(profile::ProfileArgs),
     /// Load or list the MDM's users.
@@ -80,6 +84,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: admin::TokenCommand,
+    },
+    /// Push profiles to devices: reconcile, send, show the queue.
+    Push {
+        #[command(subcommand)]
+        command: push::PushCommand,
     },
 }
 
@@ -175,15 +184,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })?),
                 Err(_) => None,
             },
+            push: crate::push::PushEnv::from_env(),
         },
     )?;
     let store = Store::open(&settings.database_url).await?;
     let code = match cli.command {
         Command::Serve { demo, .. } => serve(store.clone(), settings, demo).await?,
         Command::Import(args) => import::run(&store, &settings, args).await?,
+        Command::Export(args) => export::run(&store, &settings, args).await?,
         Command::Profile(args) => profile::run(&store, &settings, args).await?,
         Command::Users { command } => directory_command(&store, command, Kind::Users).await?,
-        Command::Devices { command } => directory_command(&store, command, Kind::Devices).await?,
+        Command::Devices { command } => {
+            let loaded = matches!(command, DirectoryCommand::Import { .. });
+            let code = directory_command(&store, command, Kind::Devices).await?;
+            if loaded && code != ExitCode::FAILURE {
+                push::after_change(&store, &settings).await;
+            }
+            code
+        }
+        Command::Push { command } => push::run(&store, &settings, command).await?,
         Command::Admin { command } => admin::admin(&store, command).await?,
         Command::Token { command } => admin::token(&store, command).await?,
     };
@@ -244,11 +263,37 @@ async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<E
     let address = listener.local_addr()?;
     println!("mdm-mail listening on http://{address}");
     tracing::info!(%address, store = ?store, "serving");
+    // Definitions may have changed since the last run: reconcile before serving. Without
+    // usable definitions the wizard and API still serve; push waits for them.
+    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+    let worker = match push::pusher(&store, &settings) {
+        Ok(pusher) => {
+            match pusher.after_change().await {
+                Ok(report) => tracing::info!(
+                    installs = report.installs,
+                    removals = report.removals,
+                    "push reconciled"
+                ),
+                Err(e) => tracing::warn!(error = %e, "push: cannot reconcile at start-up"),
+            }
+            Some(pusher.spawn_worker(stopped)?)
+        }
+        Err(e) => {
+            tracing::warn!(error = %explain(&e), "push is off until the profiles load");
+            None
+        }
+    };
     let state = crate::http::AppState {
         store,
         settings: Arc::new(settings),
     };
     crate::http::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_worker.send(true);
+    if let Some(worker) = worker
+        && let Err(e) = worker.await
+    {
+        tracing::warn!(error = %e, "push worker ended abnormally");
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

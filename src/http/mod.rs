@@ -7,6 +7,8 @@ pub mod error;
 pub mod session;
 pub mod wizard;
 
+mod webhook;
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(api::router(state.clone()))
         .merge(wizard::router())
+        .merge(webhook::routes())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -9,8 +9,10 @@ mod accounts;
 mod admins;
 mod audit;
 mod devices;
+mod export;
 mod imports;
 mod manage;
+mod push;
 mod tokens;
 mod users;
 
@@ -26,7 +28,12 @@ use sqlx::{Postgres, Sqlite, Transaction};
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
 pub use admins::{StoredAdmin, StoredSession};
 pub use devices::StoredDevice;
+pub use export::{ExportKey, ExportRow, UserMappings};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
+pub use push::{
+    ClaimedJob, DeviceJobs, JobDevice, JobResult, NewJob, Pending, PushSource, SourceAccount,
+    StateCounts, TargetDevice, TargetWrite,
+};
 pub use users::{StoredUser, UserSummary};
 
 /// The largest number of rows one multi-row statement carries. Well under both databases'

@@ -1,0 +1,167 @@
+//! `mdm-mail push`: reconcile by hand, drain the queue, show its state; and the push that
+//! follows an import or a devices load.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::push::{Pusher, ReconcileReport};
+use crate::store::Store;
+
+/// Devices listed by `push status`.
+const STATUS_DEVICES: i64 = 1000;
+
+/// The `push` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum PushCommand {
+    /// Compare what each device should hold with what it was sent, and queue the difference.
+    Sync {
+        /// Show the plan and queue nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send every job that is due, wait for retries, and exit.
+    Run {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Jobs per state and per device.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put every failed job back in the queue.
+    Retry,
+}
+
+/// The push handle for `settings`.
+pub fn pusher(store: &Store, settings: &Settings) -> anyhow::Result<Pusher> {
+    let profiles = super::profiles(settings)?;
+    Ok(Pusher::new(
+        store.clone(),
+        Arc::new(profiles),
+        settings.push.clone(),
+    ))
+}
+
+/// Runs a `push` subcommand.
+pub async fn run(
+    store: &Store,
+    settings: &Settings,
+    command: PushCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        PushCommand::Sync { dry_run, json } => {
+            let report = pusher(store, settings)?.sync(dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_plan(&report);
+            }
+        }
+        PushCommand::Run { json } => {
+            let report = pusher(store, settings)?.run().await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "push: {} sent, {} failed, {} retries, {} waiting for a transport",
+                    report.sent, report.failed, report.retried, report.waiting
+                );
+            }
+        }
+        PushCommand::Status { json } => {
+            let status = crate::push::status(store, None, STATUS_DEVICES).await?;
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                let j = &status.jobs;
+                println!(
+                    "jobs: {} queued, {} sending, {} sent, {} acknowledged, {} failed",
+                    j.queued, j.sending, j.sent, j.acknowledged, j.failed
+                );
+                for d in &status.devices {
+                    let note = d
+                        .status
+                        .as_deref()
+                        .or(d.last_error.as_deref())
+                        .unwrap_or("");
+                    println!(
+                        "{} ({}): {} queued, {} sending, {} sent, {} acknowledged, {} failed  {note}",
+                        d.device_id,
+                        d.platform,
+                        d.queued,
+                        d.sending,
+                        d.sent,
+                        d.acknowledged,
+                        d.failed
+                    );
+                }
+            }
+        }
+        PushCommand::Retry => {
+            let n = crate::push::retry_failed(store).await?;
+            println!("push: {n} failed jobs queued again");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reconciles after a change made from the command line and says what was queued. A
+/// failure here is reported but does not undo or fail the change itself, which is
+/// committed: `push sync` can be run again.
+pub async fn after_change(store: &Store, settings: &Settings) {
+    if !store.has_devices().await.unwrap_or(true) {
+        return;
+    }
+    let result = match pusher(store, settings) {
+        Ok(pusher) => pusher.after_change().await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(report) => {
+            if report.installs + report.removals > 0 {
+                eprintln!(
+                    "push: {} installs and {} removals queued (the serve worker or `mdm-mail \
+                     push run` sends them)",
+                    report.installs, report.removals
+                );
+            }
+        }
+        Err(e) => eprintln!(
+            "push: nothing was queued: {}; run `mdm-mail push sync` once fixed",
+            super::explain(&e)
+        ),
+    }
+}
+
+fn print_plan(report: &ReconcileReport) {
+    for job in &report.jobs {
+        println!(
+            "{} {} ({}) {}",
+            job.kind.as_str(),
+            job.device,
+            job.platform,
+            job.identifier
+        );
+    }
+    for status in &report.statuses {
+        eprintln!(
+            "{} ({}): {}",
+            status.device, status.platform, status.message
+        );
+    }
+    println!(
+        "push{}: {} devices, {} installs, {} removals, {} unchanged",
+        if report.dry_run { " (dry run)" } else { "" },
+        report.devices,
+        report.installs,
+        report.removals,
+        report.unchanged + report.rendered_same
+    );
+}

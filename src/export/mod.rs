@@ -1,0 +1,382 @@
+//! The export: stored accounts back out as CSV in the import format, and the mappings report
+//! of which profile each device should hold.
+//!
+//! One [`Exporter`] serves the CLI, the HTTP API and the wizard: it reads the store page by
+//! page (keyset pagination inside one read-only snapshot, so memory stays constant and the
+//! file is one consistent state) and yields the CSV in chunks through
+//! [`Exporter::next_chunk`], which a CLI writes to a file and a server streams as a body.
+//!
+//! Account exports have a header row of canonical column names in Miradore order and one row
+//! per account, sorted by user email then account address. Passwords are always blank (they
+//! are not even read), which an import takes as "keep the stored one", and cells a
+//! spreadsheet would run as formulas are neutralised the way the import undoes: exporting
+//! and importing the file again changes nothing.
+
+mod rows;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+pub use rows::{MAPPINGS_HEADER, NO_ACCOUNTS, NO_DEVICE, account_cells, account_header};
+
+use crate::accounts;
+use crate::crypto::CryptoError;
+use crate::csv::Delimiter;
+use crate::model::{AccountKind, Platform};
+use crate::profile::{Profiles, RenderError, RenderOptions, render};
+use crate::store::{ExportKey, Store, StoreError, Tx};
+use rows::{CsvOut, DeviceCells, mapping_rows};
+
+/// Accounts read per page of an account export.
+const ACCOUNT_PAGE: i64 = 5_000;
+/// Users read per page of the mappings report.
+const USER_PAGE: i64 = 500;
+
+/// What to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportType {
+    /// Accounts of one kind, in the import format.
+    Accounts(AccountKind),
+    /// Users, their devices and the profile identifiers each device should have.
+    Mappings,
+}
+
+impl ExportType {
+    /// The name used on the command line and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportType::Accounts(kind) => kind.as_str(),
+            ExportType::Mappings => "mappings",
+        }
+    }
+
+    /// A file name for a download of this export.
+    pub fn file_name(self) -> String {
+        match self {
+            ExportType::Accounts(kind) => format!("{kind}-accounts.csv"),
+            ExportType::Mappings => "device-mappings.csv".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ExportType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExportType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "email" => Ok(ExportType::Accounts(AccountKind::Email)),
+            "exchange" => Ok(ExportType::Accounts(AccountKind::Exchange)),
+            "mappings" => Ok(ExportType::Mappings),
+            other => Err(format!(
+                "unknown export type {other:?} (expected email, exchange or mappings)"
+            )),
+        }
+    }
+}
+
+/// The text encoding of an export file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutputEncoding {
+    /// UTF-8 without a byte-order mark.
+    #[default]
+    Utf8,
+    /// UTF-8 with a byte-order mark, which Excel needs to read non-ASCII text right.
+    Utf8Bom,
+    /// UTF-16 little-endian with a byte-order mark (Excel's "Unicode Text").
+    Utf16,
+}
+
+impl OutputEncoding {
+    /// The name used on the command line and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputEncoding::Utf8 => "utf-8",
+            OutputEncoding::Utf8Bom => "utf-8-bom",
+            OutputEncoding::Utf16 => "utf-16",
+        }
+    }
+
+    /// The `Content-Type` of a file in this encoding.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            OutputEncoding::Utf8 | OutputEncoding::Utf8Bom => "text/csv; charset=utf-8",
+            OutputEncoding::Utf16 => "text/csv; charset=utf-16",
+        }
+    }
+
+    fn bom(self) -> &'static [u8] {
+        match self {
+            OutputEncoding::Utf8 => b"",
+            OutputEncoding::Utf8Bom => b"\xEF\xBB\xBF",
+            OutputEncoding::Utf16 => b"\xFF\xFE",
+        }
+    }
+}
+
+impl FromStr for OutputEncoding {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "utf-8" | "utf8" => Ok(OutputEncoding::Utf8),
+            "utf-8-bom" | "utf8-bom" | "utf-8-sig" => Ok(OutputEncoding::Utf8Bom),
+            "utf-16" | "utf16" | "utf-16le" | "unicode" => Ok(OutputEncoding::Utf16),
+            other => Err(format!(
+                "unknown export encoding {other:?} (expected utf-8, utf-8-bom or utf-16)"
+            )),
+        }
+    }
+}
+
+/// Parses an export delimiter name: `comma`, `semicolon` or `tab` (or the character).
+pub fn parse_delimiter(s: &str) -> Result<Delimiter, String> {
+    match s.trim_matches(' ').to_ascii_lowercase().as_str() {
+        "comma" | "," => Ok(Delimiter::COMMA),
+        "semicolon" | ";" => Ok(Delimiter::SEMICOLON),
+        "tab" | "\t" | "\\t" => Ok(Delimiter::TAB),
+        other => Err(format!(
+            "unknown export delimiter {other:?} (expected comma, semicolon or tab)"
+        )),
+    }
+}
+
+/// How to write an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Field delimiter.
+    pub delimiter: Delimiter,
+    /// Text encoding.
+    pub encoding: OutputEncoding,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            delimiter: Delimiter::COMMA,
+            encoding: OutputEncoding::Utf8,
+        }
+    }
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored password would not open (mappings: profiles are rendered to be exact).
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// A profile could not be rendered for the mappings report.
+    #[error("cannot render the profile of {user}: {source}")]
+    Render {
+        /// The user.
+        user: String,
+        /// Why.
+        source: RenderError,
+    },
+    /// A stored device has a platform this version does not know.
+    #[error("device {device}: {source}")]
+    Platform {
+        /// The device id.
+        device: String,
+        /// The stored name.
+        source: crate::model::UnknownPlatform,
+    },
+    /// The CSV could not be written.
+    #[error("cannot write the export: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+enum Source {
+    Accounts {
+        kind: AccountKind,
+        after: Option<ExportKey>,
+    },
+    Mappings {
+        profiles: Arc<Profiles>,
+        after: Option<String>,
+    },
+}
+
+/// A running export. Call [`Exporter::next_chunk`] until it returns `None`; each chunk is
+/// whole rows of encoded CSV, the first with the byte-order mark (if any) and the header.
+pub struct Exporter {
+    what: ExportType,
+    options: ExportOptions,
+    source: Source,
+    /// The snapshot read from; `None` once the last page was read.
+    snapshot: Option<Tx>,
+    out: CsvOut,
+    rows: u64,
+}
+
+impl Exporter {
+    /// Starts exporting the accounts of `kind`.
+    pub async fn accounts(
+        store: &Store,
+        kind: AccountKind,
+        options: ExportOptions,
+    ) -> Result<Exporter, ExportError> {
+        let mut out = CsvOut::new(options.delimiter, options.encoding);
+        out.row(account_header(kind))?;
+        Ok(Exporter {
+            what: ExportType::Accounts(kind),
+            options,
+            source: Source::Accounts { kind, after: None },
+            snapshot: Some(store.begin_read().await?),
+            out,
+            rows: 0,
+        })
+    }
+
+    /// Starts the mappings report: every user, each of their devices, and for each device
+    /// the profile identifier and account UUIDs it should hold, found by rendering the
+    /// user's profile for the device's platform exactly as a push would.
+    pub async fn mappings(
+        store: &Store,
+        profiles: Arc<Profiles>,
+        options: ExportOptions,
+    ) -> Result<Exporter, ExportError> {
+        let mut out = CsvOut::new(options.delimiter, options.encoding);
+        out.row(MAPPINGS_HEADER)?;
+        Ok(Exporter {
+            what: ExportType::Mappings,
+            options,
+            source: Source::Mappings {
+                profiles,
+                after: None,
+            },
+            snapshot: Some(store.begin_read().await?),
+            out,
+            rows: 0,
+        })
+    }
+
+    /// What this export is.
+    pub fn export_type(&self) -> ExportType {
+        self.what
+    }
+
+    /// The `Content-Type` of the file.
+    pub fn content_type(&self) -> &'static str {
+        self.options.encoding.content_type()
+    }
+
+    /// Data rows written so far (the header not counted).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The next chunk of the file, or `None` at the end.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ExportError> {
+        let Some(snapshot) = self.snapshot.as_mut() else {
+            return Ok(None);
+        };
+        let finished = match &mut self.source {
+            Source::Accounts { kind, after } => {
+                let page = snapshot
+                    .export_page(*kind, after.as_ref(), ACCOUNT_PAGE)
+                    .await?;
+                for row in &page {
+                    self.out.row(account_cells(*kind, row))?;
+                }
+                self.rows += page.len() as u64;
+                if let Some(last) = page.last() {
+                    *after = Some(ExportKey {
+                        user_email_norm: last.user_email_norm.clone(),
+                        address_norm: last.address_norm.clone(),
+                    });
+                }
+                page.len() < ACCOUNT_PAGE as usize
+            }
+            Source::Mappings { profiles, after } => {
+                let page = snapshot.mappings_page(after.as_deref(), USER_PAGE).await?;
+                for user in &page {
+                    self.rows += write_mappings(&mut self.out, profiles, user)?;
+                }
+                if let Some(last) = page.last() {
+                    *after = Some(last.user.email_norm.clone());
+                }
+                page.len() < USER_PAGE as usize
+            }
+        };
+        if finished && let Some(snapshot) = self.snapshot.take() {
+            snapshot.rollback().await?;
+        }
+        let chunk = self.out.take()?;
+        Ok((!chunk.is_empty() || !finished).then_some(chunk))
+    }
+}
+
+/// Writes one user's mappings rows and returns how many.
+fn write_mappings(
+    out: &mut CsvOut,
+    profiles: &Profiles,
+    mappings: &crate::store::UserMappings,
+) -> Result<u64, ExportError> {
+    let email = mappings.user.email.clone();
+    let (user, accounts) = accounts::open_user(
+        &profiles.keys,
+        mappings.user.clone(),
+        mappings.accounts.clone(),
+    )?;
+    let listed: Vec<(AccountKind, &str)> = accounts
+        .iter()
+        .map(|a| (a.kind(), a.address.as_str()))
+        .collect();
+    let options = RenderOptions {
+        redact_secrets: true,
+        ..RenderOptions::default()
+    };
+    let mut rows = Vec::new();
+    if mappings.devices.is_empty() {
+        rows.extend(mapping_rows(&user.email, None, None, &listed));
+    }
+    for (device_id, platform, enrollment_id) in &mappings.devices {
+        let platform: Platform = platform.parse().map_err(|source| ExportError::Platform {
+            device: device_id.clone(),
+            source,
+        })?;
+        let rendered = render(
+            &user.email,
+            &accounts,
+            platform,
+            &profiles.definitions,
+            &options,
+        );
+        if let Err(e) = &rendered
+            && !matches!(
+                e,
+                RenderError::NoAccounts { .. } | RenderError::NothingToRender { .. }
+            )
+        {
+            return Err(ExportError::Render {
+                user: email,
+                source: e.clone(),
+            });
+        }
+        let device = DeviceCells {
+            device_id,
+            platform: platform.as_str(),
+            enrollment_id,
+        };
+        rows.extend(mapping_rows(
+            &user.email,
+            Some(device),
+            Some(&rendered),
+            &listed,
+        ));
+    }
+    for row in &rows {
+        out.row(row.iter().map(String::as_str))?;
+    }
+    Ok(rows.len() as u64)
+}

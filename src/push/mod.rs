@@ -1,0 +1,127 @@
+//! Profile push: every enrolled device of every user ends up holding the profile its user's
+//! accounts call for, and nothing is sent twice that has not changed.
+//!
+//! [`reconcile`] compares what each device should hold with what was last decided for it
+//! and queues exactly the differences (installs, removals) as jobs in the database. The
+//! [`worker`] drains that queue through a [`transport`] with bounded concurrency, retries
+//! and leases that survive crashes. [`Pusher`] is the one handle the CLI and the HTTP layer
+//! use: [`Pusher::after_change`] after anything that may change profiles (an import, new
+//! devices, start-up), [`status`] and [`retry_failed`] for the admin.
+
+pub mod events;
+pub mod reconcile;
+pub mod settings;
+pub mod transport;
+pub mod worker;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+
+pub use reconcile::{JobKind, ReconcileReport, reconcile};
+pub use settings::{PushEnv, PushFile, PushSettings};
+pub use worker::{DrainReport, Worker};
+
+use crate::profile::Profiles;
+use crate::store::{DeviceJobs, StateCounts, Store, StoreError};
+
+/// Why push could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] transport::ClientError),
+    /// Stored data is not what push expects.
+    #[error("push: {0}")]
+    Data(String),
+}
+
+/// The push handle: reconciles, and wakes the worker of this process when there is work.
+#[derive(Clone)]
+pub struct Pusher {
+    store: Store,
+    profiles: Arc<Profiles>,
+    settings: Arc<PushSettings>,
+    wake: Arc<Notify>,
+}
+
+impl Pusher {
+    /// A handle over `store` rendering with `profiles`.
+    pub fn new(store: Store, profiles: Arc<Profiles>, settings: PushSettings) -> Pusher {
+        Pusher {
+            store,
+            profiles,
+            settings: Arc::new(settings),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Reconciles after something changed (accounts imported, devices added, definitions
+    /// edited) and wakes the worker. The one call every trigger makes.
+    pub async fn after_change(&self) -> Result<ReconcileReport, PushError> {
+        let report = reconcile(&self.store, &self.profiles, false).await?;
+        if report.installs + report.removals > 0 {
+            self.wake.notify_one();
+        }
+        Ok(report)
+    }
+
+    /// Reconciles; with `dry_run`, only reports the plan.
+    pub async fn sync(&self, dry_run: bool) -> Result<ReconcileReport, PushError> {
+        if dry_run {
+            reconcile(&self.store, &self.profiles, true).await
+        } else {
+            self.after_change().await
+        }
+    }
+
+    /// A worker over the same store and settings.
+    pub fn worker(&self) -> Result<Worker, PushError> {
+        Worker::new(
+            self.store.clone(),
+            Arc::clone(&self.profiles),
+            Arc::clone(&self.settings),
+        )
+    }
+
+    /// Sends everything due, then returns (`mdm-mail push run`).
+    pub async fn run(&self) -> Result<DrainReport, PushError> {
+        self.worker()?.drain().await
+    }
+
+    /// Starts the worker in the background until `shutdown` turns true.
+    pub fn spawn_worker(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<tokio::task::JoinHandle<()>, PushError> {
+        let worker = self.worker()?;
+        let wake = Arc::clone(&self.wake);
+        Ok(tokio::spawn(worker.serve(wake, shutdown)))
+    }
+}
+
+/// The queue as the admin sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// Jobs per state.
+    pub jobs: StateCounts,
+    /// Per device, jobs per state and the latest error or status.
+    pub devices: Vec<DeviceJobs>,
+}
+
+/// Jobs per state, and per device (a page of `limit` devices after device id `after`).
+pub async fn status(store: &Store, after: Option<&str>, limit: i64) -> Result<Status, PushError> {
+    Ok(Status {
+        jobs: store.push_state_counts().await?,
+        devices: store.push_device_jobs(after, limit).await?,
+    })
+}
+
+/// Puts every failed job back in the queue; returns how many.
+pub async fn retry_failed(store: &Store) -> Result<u64, PushError> {
+    Ok(store.retry_failed_push_jobs().await?)
+}

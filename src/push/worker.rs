@@ -1,0 +1,378 @@
+//! The worker: claims due jobs in batches, renders and sends them with bounded concurrency,
+//! and records how each attempt ended. Transport errors, timeouts and 5xx are retried with
+//! exponential backoff and jitter up to the attempt limit; 4xx fail at once with the reason.
+//! A job stays leased to its worker while it is sent; if the worker dies, the lease runs out
+//! and another worker (or the same one restarted) sends it again: at-least-once, which
+//! stable identifiers make harmless.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use super::reconcile::{JobKind, content_hash, is_apple, render_for};
+use super::transport::{Delivery, SendError, Transports};
+use super::{PushError, PushSettings};
+use crate::accounts;
+use crate::model::Platform;
+use crate::profile::{
+    Profiles, RenderOptions, RenderedAccount, SyncMlCommand, SyncMlForm, render, windows,
+};
+use crate::store::{ClaimedJob, JobDevice, JobResult, Store, now_ms};
+
+/// How long an idle worker inside `serve` sleeps before looking at the queue again (it is
+/// woken at once when this process queues jobs).
+const IDLE_POLL: Duration = Duration::from_secs(2);
+/// How long a job with no transport waits before it is looked at again.
+const NO_TRANSPORT_RETRY: Duration = Duration::from_secs(60);
+
+/// What a drain did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DrainReport {
+    /// Jobs handed to a transport.
+    pub sent: u64,
+    /// Attempts that will be retried.
+    pub retried: u64,
+    /// Jobs that failed for good.
+    pub failed: u64,
+    /// Jobs left waiting for a transport.
+    pub waiting: u64,
+}
+
+/// A queue worker.
+pub struct Worker {
+    store: Store,
+    profiles: Arc<Profiles>,
+    settings: Arc<PushSettings>,
+    transports: Transports,
+    id: String,
+}
+
+impl Worker {
+    /// A worker with a fresh id.
+    pub fn new(
+        store: Store,
+        profiles: Arc<Profiles>,
+        settings: Arc<PushSettings>,
+    ) -> Result<Worker, PushError> {
+        let transports = Transports::new(&settings)?;
+        Ok(Worker {
+            store,
+            profiles,
+            settings,
+            transports,
+            id: Uuid::new_v4().to_string(),
+        })
+    }
+
+    /// Claims one batch and sends it; returns what happened (all zero: nothing was due).
+    pub async fn run_batch(&self) -> Result<DrainReport, PushError> {
+        let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
+        let batch = i64::try_from(self.settings.concurrency * 16).unwrap_or(128);
+        let claimed = self
+            .store
+            .claim_push_jobs(&self.id, now_ms().saturating_add(lease), batch)
+            .await?;
+        if claimed.is_empty() {
+            return Ok(DrainReport::default());
+        }
+        let device_ids: Vec<i64> = claimed.iter().map(|(j, _)| j.device_id).collect();
+        let devices: HashMap<i64, JobDevice> = self
+            .store
+            .job_devices(&device_ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d))
+            .collect();
+        let queue = Arc::new(Mutex::new(VecDeque::from(claimed)));
+        let devices = Arc::new(devices);
+        let lanes = self.settings.concurrency.max(1);
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..lanes {
+            let queue = Arc::clone(&queue);
+            let devices = Arc::clone(&devices);
+            let results = Arc::clone(&results);
+            let lane = Lane {
+                store: self.store.clone(),
+                profiles: Arc::clone(&self.profiles),
+                settings: Arc::clone(&self.settings),
+                transports: self.transports.clone(),
+            };
+            set.spawn(async move {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some((job, command_uuid)) = next else {
+                        break;
+                    };
+                    let result = lane
+                        .attempt(&job, command_uuid, devices.get(&job.device_id))
+                        .await;
+                    if let Ok(mut r) = results.lock() {
+                        r.push((job, result));
+                    }
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
+        let results = std::mem::take(&mut *results.lock().map_err(|_| {
+            PushError::Data("a push lane panicked while recording a result".into())
+        })?);
+        let mut report = DrainReport::default();
+        for (_, result) in &results {
+            match result {
+                JobResult::Sent { .. } => report.sent += 1,
+                JobResult::Retry { .. } => report.retried += 1,
+                JobResult::Failed { .. } => report.failed += 1,
+                JobResult::Deferred { .. } => report.waiting += 1,
+            }
+        }
+        self.store.finish_push_jobs(&self.id, &results).await?;
+        Ok(report)
+    }
+
+    /// Sends everything due, waits for jobs being retried or held by a lapsed lease, and
+    /// returns once nothing is left but jobs waiting for a transport.
+    pub async fn drain(&self) -> Result<DrainReport, PushError> {
+        let mut total = DrainReport::default();
+        loop {
+            let done = self.run_batch().await?;
+            total.sent += done.sent;
+            total.retried += done.retried;
+            total.failed += done.failed;
+            total.waiting += done.waiting;
+            if done != DrainReport::default() {
+                continue;
+            }
+            let pending = self.store.push_pending().await?;
+            if pending.due == 0 && pending.in_flight == 0 {
+                return Ok(total);
+            }
+            let wait = pending
+                .next_due_at
+                .map_or(100, |at| (at - now_ms()).clamp(10, 1000));
+            tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+        }
+    }
+
+    /// Runs until `shutdown` turns true: sends what is due, then sleeps until `wake` is
+    /// notified or the poll interval passes. Store errors are logged and retried.
+    pub async fn serve(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let idle = match self.run_batch().await {
+                Ok(done) => done == DrainReport::default(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "push worker: cannot work the queue");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+/// What one concurrent sender needs.
+struct Lane {
+    store: Store,
+    profiles: Arc<Profiles>,
+    settings: Arc<PushSettings>,
+    transports: Transports,
+}
+
+impl Lane {
+    async fn attempt(
+        &self,
+        job: &ClaimedJob,
+        command_uuid: Uuid,
+        device: Option<&JobDevice>,
+    ) -> JobResult {
+        let Some(device) = device else {
+            return JobResult::Failed {
+                error: "the device is no longer stored".into(),
+            };
+        };
+        let platform: Platform = match device.platform.parse() {
+            Ok(p) => p,
+            Err(e) => {
+                return JobResult::Failed {
+                    error: format!("{e}"),
+                };
+            }
+        };
+        let Some(transport) = self.transports.for_platform(platform) else {
+            return JobResult::Deferred {
+                at: now_ms() + millis(NO_TRANSPORT_RETRY),
+                reason: Transports::missing(platform),
+            };
+        };
+        let delivery = match self.prepare(job, command_uuid, device, platform).await {
+            Ok(d) => d,
+            Err(Prepare::Fatal(error)) => return JobResult::Failed { error },
+            Err(Prepare::Retry(error)) => return self.retry(job, error),
+        };
+        let hash = delivery.1;
+        match transport.send(&delivery.0).await {
+            Ok(accepted) => JobResult::Sent {
+                command_uuid: accepted.command_uuid,
+                content_hash: hash,
+                note: accepted.note,
+            },
+            Err(SendError::Fatal(error)) => JobResult::Failed { error },
+            Err(SendError::Retry(error)) => self.retry(job, error),
+        }
+    }
+
+    /// A retry after the backoff for this attempt, or failure once attempts run out.
+    fn retry(&self, job: &ClaimedJob, error: String) -> JobResult {
+        let attempts = u32::try_from(job.attempts).unwrap_or(u32::MAX);
+        if attempts >= self.settings.max_attempts {
+            return JobResult::Failed {
+                error: format!("gave up after {attempts} attempts: {error}"),
+            };
+        }
+        let delay = backoff(
+            self.settings.retry_base,
+            self.settings.retry_max,
+            attempts,
+            rand_unit(),
+        );
+        JobResult::Retry {
+            at: now_ms() + millis(delay),
+            error,
+        }
+    }
+
+    /// The command to send, and for installs the hash of what it installs.
+    async fn prepare(
+        &self,
+        job: &ClaimedJob,
+        command_uuid: Uuid,
+        device: &JobDevice,
+        platform: Platform,
+    ) -> Result<(Delivery, Option<String>), Prepare> {
+        let enrollment_id = if platform == Platform::Macos {
+            device
+                .user_channel_id
+                .clone()
+                .ok_or_else(|| Prepare::Fatal(super::reconcile::NO_USER_CHANNEL.to_owned()))?
+        } else {
+            device.enrollment_id.clone()
+        };
+        let kind = if job.kind == JobKind::Remove.as_str() {
+            JobKind::Remove
+        } else {
+            JobKind::Install
+        };
+        let mut delivery = Delivery {
+            device: device.device_id.clone(),
+            enrollment_id,
+            platform,
+            kind,
+            identifier: job.profile_identifier.clone(),
+            command_uuid,
+            content: None,
+            content_type: "",
+            extension: "",
+        };
+        if kind == JobKind::Remove {
+            if platform == Platform::Windows {
+                let accounts: Vec<RenderedAccount> =
+                    serde_json::from_str(&job.accounts).unwrap_or_default();
+                let body = windows::removal(&accounts, &SyncMlForm::Fragment)
+                    .map_err(|e| Prepare::Fatal(e.to_string()))?;
+                delivery.content = Some(body);
+                delivery.content_type = windows::CONTENT_TYPE_FRAGMENT;
+                delivery.extension = windows::EXTENSION;
+            }
+            return Ok((delivery, None));
+        }
+        let (user, accounts) =
+            accounts::of_user(&self.store, &self.profiles.keys, &device.user_email)
+                .await
+                .map_err(|e| match e {
+                    accounts::AccountsError::Store(e) => Prepare::Retry(e.to_string()),
+                    e => Prepare::Fatal(e.to_string()),
+                })?;
+        // The hash is of the profile as reconciling renders it (a Windows first install),
+        // whatever form this device is sent.
+        let reference = render_for(&self.profiles, &user.email, &accounts, platform)
+            .map_err(|e| Prepare::Fatal(format!("nothing to install any more: {e}")))?;
+        let hash = content_hash(&self.profiles, platform, &reference.body);
+        let mut rendered = if platform == Platform::Windows && job.windows_replace {
+            let options = RenderOptions {
+                syncml_command: SyncMlCommand::Replace,
+                ..RenderOptions::default()
+            };
+            render(
+                &user.email,
+                &accounts,
+                platform,
+                &self.profiles.definitions,
+                &options,
+            )
+            .map_err(|e| Prepare::Fatal(e.to_string()))?
+        } else {
+            reference
+        };
+        if is_apple(platform) {
+            self.profiles
+                .sign(platform, &RenderOptions::default(), &mut rendered)
+                .map_err(|e| Prepare::Fatal(format!("cannot sign the profile: {e}")))?;
+        }
+        delivery.content = Some(rendered.body);
+        delivery.content_type = rendered.content_type;
+        delivery.extension = rendered.extension;
+        Ok((delivery, Some(hash)))
+    }
+}
+
+enum Prepare {
+    Fatal(String),
+    Retry(String),
+}
+
+/// The wait before retry number `attempt` (1 = after the first failure): `base` doubled per
+/// attempt, capped at `max`, then scaled by `jitter` ∈ [0, 1) into its upper half so that
+/// jobs failed together do not all come back at once.
+pub fn backoff(base: Duration, max: Duration, attempt: u32, jitter: f64) -> Duration {
+    let doubled = base.saturating_mul(2_u32.saturating_pow(attempt.saturating_sub(1)));
+    let capped = doubled.min(max);
+    capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+fn rand_unit() -> f64 {
+    use rand::RngExt;
+    rand::rng().random::<f64>()
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitters_within_its_upper_half() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
+        assert_eq!(backoff(base, max, 1, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(base, max, 3, 1.0), Duration::from_millis(400));
+        assert_eq!(backoff(base, max, 3, 0.0), Duration::from_millis(200));
+        assert_eq!(backoff(base, max, 10, 1.0), max);
+        assert_eq!(backoff(base, max, 60, 1.0), max);
+    }
+}

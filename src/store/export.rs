@@ -1,0 +1,195 @@
+//! Reads for the export: accounts page by page in (user, address) order, and users with
+//! their devices and accounts for the mappings report. Keyset pagination throughout, so an
+//! export of any size reads in constant memory; passwords are never selected for the account
+//! export, which writes them blank.
+
+use sqlx::FromRow;
+
+use super::{SealedAccount, StoreError, StoredUser, Tx, TxInner};
+use crate::model::AccountKind;
+
+/// One account as the export writes it: every field but the passwords.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Deserialize)]
+pub struct ExportRow {
+    /// The owner's address as last imported.
+    pub user_email: String,
+    /// The owner's normalised address: the first half of the page key.
+    pub user_email_norm: String,
+    /// The account's address as last imported.
+    pub address: String,
+    /// Lower-cased address: the second half of the page key.
+    pub address_norm: String,
+    /// Email: name shown on sent mail.
+    pub display_name: Option<String>,
+    /// Email: incoming user name; Exchange: user name.
+    pub username: String,
+    /// Exchange: domain.
+    pub domain: Option<String>,
+    /// Email: outgoing user name.
+    pub outgoing_username: Option<String>,
+}
+
+/// Where the next page starts: after the account with this user and address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportKey {
+    /// Normalised user address.
+    pub user_email_norm: String,
+    /// Normalised account address.
+    pub address_norm: String,
+}
+
+/// The columns and order of an export page. Users are walked in `email_norm` order through
+/// their unique index and each user's accounts probed through the account key, which yields
+/// them in address order, so neither database sorts more than one user's accounts.
+const PAGE_FROM: &str = "FROM users u JOIN email_accounts a ON a.user_id = u.id AND a.kind = $1 \
+     WHERE u.email_norm >= $2 AND (u.email_norm > $2 OR a.address_norm > $3) \
+     ORDER BY u.email_norm, a.address_norm LIMIT $4";
+
+/// A user with their devices and all their accounts, as the mappings report reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserMappings {
+    /// The user.
+    pub user: StoredUser,
+    /// Their devices in device-id order: (device id, platform, enrollment id).
+    pub devices: Vec<(String, String, String)>,
+    /// Their accounts, passwords sealed, in kind and address order.
+    pub accounts: Vec<SealedAccount>,
+}
+
+#[derive(FromRow)]
+struct DeviceRow {
+    user_id: i64,
+    device_id: String,
+    platform: String,
+    enrollment_id: String,
+}
+
+#[derive(FromRow)]
+struct AccountRow {
+    user_id: i64,
+    #[sqlx(flatten)]
+    account: SealedAccount,
+}
+
+impl Tx {
+    /// Up to `limit` accounts of `kind` after `after` (from the first when `None`), in
+    /// (normalised user address, normalised account address) order.
+    pub async fn export_page(
+        &mut self,
+        kind: AccountKind,
+        after: Option<&ExportKey>,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        let empty = ExportKey::default();
+        let after = after.unwrap_or(&empty);
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => {
+                // The page as one JSON array rather than one row per account: sqlx hands
+                // each SQLite row from its worker thread separately, and for an export that
+                // hand-off, not the reads, would be most of the time.
+                let sql = format!(
+                    "SELECT json_group_array(json_array(email, email_norm, address, \
+                     address_norm, display_name, username, domain, outgoing_username)) \
+                     FROM (SELECT u.email, u.email_norm, a.address, a.address_norm, \
+                     a.display_name, a.username, a.domain, a.outgoing_username {PAGE_FROM})"
+                );
+                let json: Option<String> = sqlx::query_scalar(&sql)
+                    .bind(kind.as_str())
+                    .bind(&after.user_email_norm)
+                    .bind(&after.address_norm)
+                    .bind(limit)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let rows: Vec<ExportRow> = match json {
+                    Some(json) => serde_json::from_str(&json)
+                        .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?,
+                    None => Vec::new(),
+                };
+                // The aggregate keeps the inner query's order; a page out of order would
+                // skip or repeat accounts on the next one, so it is checked, not assumed.
+                let ordered = rows.windows(2).all(|w| {
+                    (&w[0].user_email_norm, &w[0].address_norm)
+                        < (&w[1].user_email_norm, &w[1].address_norm)
+                });
+                if !ordered {
+                    return Err(StoreError::Query(sqlx::Error::Protocol(
+                        "the export page came back out of order".into(),
+                    )));
+                }
+                Ok(rows)
+            }
+            TxInner::Postgres(tx) => {
+                let sql = format!(
+                    "SELECT u.email AS user_email, u.email_norm AS user_email_norm, a.address, \
+                     a.address_norm, a.display_name, a.username, a.domain, a.outgoing_username \
+                     {PAGE_FROM}"
+                );
+                Ok(sqlx::query_as(&sql)
+                    .bind(kind.as_str())
+                    .bind(&after.user_email_norm)
+                    .bind(&after.address_norm)
+                    .bind(limit)
+                    .fetch_all(&mut **tx)
+                    .await?)
+            }
+        }
+    }
+
+    /// Up to `limit` users after the normalised address `after` (from the first when
+    /// `None`), in address order, each with their devices and accounts.
+    pub async fn mappings_page(
+        &mut self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<UserMappings>, StoreError> {
+        const USERS: &str = "SELECT id, email, email_norm, display_name FROM users \
+             WHERE email_norm > $1 ORDER BY email_norm LIMIT $2";
+        const DEVICES: &str = "SELECT d.user_id, d.device_id, d.platform, d.enrollment_id \
+             FROM devices d JOIN users u ON u.id = d.user_id \
+             WHERE u.email_norm > $1 AND u.email_norm <= $2 ORDER BY d.user_id, d.device_id";
+        const ACCOUNTS: &str = "SELECT a.user_id, a.kind, a.address, a.address_norm, \
+             a.display_name, a.username, a.domain, a.outgoing_username, a.password, \
+             a.outgoing_password FROM email_accounts a JOIN users u ON u.id = a.user_id \
+             WHERE u.email_norm > $1 AND u.email_norm <= $2 \
+             ORDER BY a.user_id, a.kind, a.address_norm";
+        let after = after.unwrap_or("");
+        let users: Vec<StoredUser> = super::on_tx!(self, conn => {
+            sqlx::query_as(USERS).bind(after).bind(limit).fetch_all(conn).await
+        })?;
+        let Some(last) = users.last().map(|u| u.email_norm.clone()) else {
+            return Ok(Vec::new());
+        };
+        let devices: Vec<DeviceRow> = super::on_tx!(self, conn => {
+            sqlx::query_as(DEVICES).bind(after).bind(&last).fetch_all(conn).await
+        })?;
+        let accounts: Vec<AccountRow> = super::on_tx!(self, conn => {
+            sqlx::query_as(ACCOUNTS).bind(after).bind(&last).fetch_all(conn).await
+        })?;
+        let mut page: Vec<UserMappings> = users
+            .into_iter()
+            .map(|user| UserMappings {
+                user,
+                devices: Vec::new(),
+                accounts: Vec::new(),
+            })
+            .collect();
+        let index: std::collections::HashMap<i64, usize> = page
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.user.id, i))
+            .collect();
+        for d in devices {
+            if let Some(&i) = index.get(&d.user_id) {
+                page[i]
+                    .devices
+                    .push((d.device_id, d.platform, d.enrollment_id));
+            }
+        }
+        for a in accounts {
+            if let Some(&i) = index.get(&a.user_id) {
+                page[i].accounts.push(a.account);
+            }
+        }
+        Ok(page)
+    }
+}

@@ -1,0 +1,708 @@
+//! The push tables: `push_targets` (what each device should hold), `push_delivered` (what it
+//! was last sent) and `push_jobs` (the durable queue between them).
+
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+use super::{Pool, SealedAccount, Store, StoreError, StoredUser, Tx, now_ms, on_pool, on_tx};
+
+/// A user with devices, their accounts and their devices' targets: what a reconcile decides
+/// from.
+#[derive(Debug, Clone)]
+pub struct PushSource {
+    /// The user.
+    pub user: StoredUser,
+    /// Their accounts in kind and address order, with the MACs of their passwords.
+    pub accounts: Vec<SourceAccount>,
+    /// Their devices in id order.
+    pub devices: Vec<TargetDevice>,
+}
+
+/// A stored account with its sealed passwords and their MACs.
+#[derive(Debug, Clone)]
+pub struct SourceAccount {
+    /// The account as profiles need it.
+    pub sealed: SealedAccount,
+    /// MAC of the (incoming or Exchange) password.
+    pub password_mac: Option<Vec<u8>>,
+    /// MAC of the outgoing password.
+    pub outgoing_password_mac: Option<Vec<u8>>,
+}
+
+/// A device and what the last reconcile decided for it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TargetDevice {
+    /// Store id.
+    pub id: i64,
+    /// Owner's store id.
+    pub user_id: i64,
+    /// The MDM's device id.
+    pub device_id: String,
+    /// Platform name as stored.
+    pub platform: String,
+    /// Device-channel enrollment id.
+    pub enrollment_id: String,
+    /// macOS user-channel enrollment id.
+    pub user_channel_id: Option<String>,
+    /// The stored target's source fingerprint; `None` when never reconciled.
+    pub fingerprint: Option<String>,
+    /// The profile identifier the device should hold.
+    pub identifier: Option<String>,
+    /// Hash of that profile's content.
+    pub content_hash: Option<String>,
+    /// JSON list of the accounts in that profile.
+    pub accounts: Option<String>,
+    /// Why the device gets no profile, when it does not.
+    pub status: Option<String>,
+}
+
+/// What a reconcile decided for one device.
+#[derive(Debug, Clone)]
+pub struct TargetWrite {
+    /// Store id of the device.
+    pub device_id: i64,
+    /// Fingerprint of the sources the decision was made from.
+    pub fingerprint: String,
+    /// The profile the device should hold, if any.
+    pub identifier: Option<String>,
+    /// Hash of its content.
+    pub content_hash: Option<String>,
+    /// JSON list of its accounts.
+    pub accounts: String,
+    /// Why no profile, or which accounts were left out.
+    pub status: Option<String>,
+}
+
+/// A job to add to the queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Store id of the device.
+    pub device_id: i64,
+    /// The profile's identifier.
+    pub identifier: String,
+    /// `install` or `remove`.
+    pub kind: &'static str,
+    /// Hash of the content to install.
+    pub content_hash: Option<String>,
+    /// JSON list of accounts (what a Windows removal deletes).
+    pub accounts: String,
+    /// Windows: update accounts in place rather than add them.
+    pub windows_replace: bool,
+}
+
+/// A job a worker claimed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedJob {
+    /// Job id.
+    pub id: i64,
+    /// Store id of the device.
+    pub device_id: i64,
+    /// The profile's identifier.
+    pub profile_identifier: String,
+    /// `install` or `remove`.
+    pub kind: String,
+    /// Hash of the content reconciling decided on.
+    pub content_hash: Option<String>,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+    /// JSON list of accounts.
+    pub accounts: String,
+    /// Windows: Replace rather than Add.
+    pub windows_replace: bool,
+}
+
+/// How one attempt at a job ended.
+#[derive(Debug, Clone)]
+pub enum JobResult {
+    /// Handed to the MDM under `command_uuid`; `content_hash` is what was sent (installs).
+    Sent {
+        /// The command's UUID.
+        command_uuid: Uuid,
+        /// What was installed; `None` for removals.
+        content_hash: Option<String>,
+        /// A warning worth showing (a failed APNs push, say), if any.
+        note: Option<String>,
+    },
+    /// Try again at `at` (unix ms).
+    Retry {
+        /// When.
+        at: i64,
+        /// What went wrong.
+        error: String,
+    },
+    /// Failed for good.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// Nothing can send it now (no transport); look again at `at`, without counting the
+    /// attempt.
+    Deferred {
+        /// When.
+        at: i64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A device and owner, as the worker needs them to send a job.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobDevice {
+    /// Store id.
+    pub id: i64,
+    /// The MDM's device id.
+    pub device_id: String,
+    /// Platform name.
+    pub platform: String,
+    /// Device-channel enrollment id.
+    pub enrollment_id: String,
+    /// macOS user-channel enrollment id.
+    pub user_channel_id: Option<String>,
+    /// Owner's address.
+    pub user_email: String,
+}
+
+/// Jobs per state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StateCounts {
+    /// Waiting to be sent.
+    pub queued: i64,
+    /// Being sent.
+    pub sending: i64,
+    /// Handed to the MDM.
+    pub sent: i64,
+    /// Reported installed or removed by the device.
+    pub acknowledged: i64,
+    /// Given up on.
+    pub failed: i64,
+}
+
+/// One device's jobs per state, with the latest error.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct DeviceJobs {
+    /// The MDM's device id.
+    pub device_id: String,
+    /// Platform name.
+    pub platform: String,
+    /// Waiting.
+    pub queued: i64,
+    /// Being sent.
+    pub sending: i64,
+    /// Sent.
+    pub sent: i64,
+    /// Acknowledged.
+    pub acknowledged: i64,
+    /// Failed.
+    pub failed: i64,
+    /// The most recent error or status of any of its jobs.
+    pub last_error: Option<String>,
+    /// Why reconciling gives the device no profile, if it does not.
+    pub status: Option<String>,
+}
+
+/// What is left to do, for a worker deciding whether to wait or stop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// Queued jobs due now.
+    pub due: i64,
+    /// Jobs being retried (queued after a failed attempt) or held by a worker.
+    pub in_flight: i64,
+    /// When the earliest queued job falls due (unix ms).
+    pub next_due_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    user_id: i64,
+    kind: String,
+    address: String,
+    address_norm: String,
+    display_name: Option<String>,
+    username: String,
+    domain: Option<String>,
+    outgoing_username: Option<String>,
+    password: Option<Vec<u8>>,
+    outgoing_password: Option<Vec<u8>>,
+    password_mac: Option<Vec<u8>>,
+    outgoing_password_mac: Option<Vec<u8>>,
+}
+
+const STATES: &str = "COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0) AS queued, \
+     COALESCE(SUM(CASE WHEN state = 'sending' THEN 1 ELSE 0 END), 0) AS sending, \
+     COALESCE(SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END), 0) AS sent, \
+     COALESCE(SUM(CASE WHEN state = 'acknowledged' THEN 1 ELSE 0 END), 0) AS acknowledged, \
+     COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS failed";
+
+impl Store {
+    /// One page of users that have devices, in id order after user id `after`, with their
+    /// accounts and their devices' targets: three queries per page.
+    pub async fn push_sources_page(
+        &self,
+        after: i64,
+        users: i64,
+    ) -> Result<Vec<PushSource>, StoreError> {
+        const USERS: &str = "SELECT id, email, email_norm, display_name FROM users u \
+             WHERE id > $1 AND EXISTS (SELECT 1 FROM devices d WHERE d.user_id = u.id) \
+             ORDER BY id LIMIT $2";
+        const ACCOUNTS: &str = "SELECT user_id, kind, address, address_norm, display_name, \
+             username, domain, outgoing_username, password, outgoing_password, password_mac, \
+             outgoing_password_mac FROM email_accounts WHERE user_id BETWEEN $1 AND $2 \
+             ORDER BY user_id, kind, address_norm";
+        const DEVICES: &str = "SELECT d.id, d.user_id, d.device_id, d.platform, \
+             d.enrollment_id, d.user_channel_id, t.fingerprint, t.identifier, t.content_hash, \
+             t.accounts, t.status FROM devices d LEFT JOIN push_targets t ON t.device_id = d.id \
+             WHERE d.user_id BETWEEN $1 AND $2 ORDER BY d.user_id, d.id";
+        let found: Vec<StoredUser> = on_pool!(self, pool => {
+            sqlx::query_as(USERS).bind(after).bind(users).fetch_all(pool).await
+        })?;
+        let (Some(first), Some(last)) = (found.first(), found.last()) else {
+            return Ok(Vec::new());
+        };
+        let (first, last) = (first.id, last.id);
+        let accounts: Vec<AccountRow> = on_pool!(self, pool => {
+            sqlx::query_as(ACCOUNTS).bind(first).bind(last).fetch_all(pool).await
+        })?;
+        let devices: Vec<TargetDevice> = on_pool!(self, pool => {
+            sqlx::query_as(DEVICES).bind(first).bind(last).fetch_all(pool).await
+        })?;
+        let mut accounts = accounts.into_iter().peekable();
+        let mut devices = devices.into_iter().peekable();
+        let mut page = Vec::with_capacity(found.len());
+        for user in found {
+            let mut source = PushSource {
+                user,
+                accounts: Vec::new(),
+                devices: Vec::new(),
+            };
+            while let Some(a) = accounts.next_if(|a| a.user_id <= source.user.id) {
+                if a.user_id == source.user.id {
+                    source.accounts.push(SourceAccount {
+                        sealed: SealedAccount {
+                            kind: a.kind,
+                            address: a.address,
+                            address_norm: a.address_norm,
+                            display_name: a.display_name,
+                            username: a.username,
+                            domain: a.domain,
+                            outgoing_username: a.outgoing_username,
+                            password: a.password,
+                            outgoing_password: a.outgoing_password,
+                        },
+                        password_mac: a.password_mac,
+                        outgoing_password_mac: a.outgoing_password_mac,
+                    });
+                }
+            }
+            while let Some(d) = devices.next_if(|d| d.user_id <= source.user.id) {
+                if d.user_id == source.user.id {
+                    source.devices.push(d);
+                }
+            }
+            page.push(source);
+        }
+        Ok(page)
+    }
+
+    /// Records what a reconcile decided: drops queued jobs the new ones supersede, adds the
+    /// new jobs and stores the targets, all or nothing.
+    pub async fn write_reconcile(
+        &self,
+        targets: &[TargetWrite],
+        jobs: &[NewJob],
+    ) -> Result<(), StoreError> {
+        if targets.is_empty() && jobs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        for chunk in jobs.chunks(super::BATCH / 2) {
+            on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new(
+                    "DELETE FROM push_jobs WHERE state = 'queued' \
+                     AND (device_id, profile_identifier) IN (",
+                );
+                let mut list = q.separated(", ");
+                for job in chunk {
+                    list.push("(")
+                        .push_bind_unseparated(job.device_id)
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(job.identifier.as_str())
+                        .push_unseparated(")");
+                }
+                q.push(")");
+                q.build().execute(&mut *conn).await.map(|r| r.rows_affected())
+            })?;
+        }
+        for chunk in jobs.chunks(super::BATCH / 10) {
+            on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO push_jobs (device_id, profile_identifier, kind, content_hash, \
+                     command_uuid, state, attempts, next_attempt_at, accounts, windows_replace, \
+                     created_at, updated_at) ",
+                );
+                q.push_values(chunk, |mut row, job| {
+                    row.push_bind(job.device_id)
+                        .push_bind(job.identifier.as_str())
+                        .push_bind(job.kind)
+                        .push_bind(job.content_hash.as_deref())
+                        .push_bind(Uuid::new_v4())
+                        .push_bind("queued")
+                        .push_bind(0_i64)
+                        .push_bind(now)
+                        .push_bind(job.accounts.as_str())
+                        .push_bind(job.windows_replace)
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                q.build().execute(&mut *conn).await.map(|r| r.rows_affected())
+            })?;
+        }
+        for chunk in targets.chunks(super::BATCH / 8) {
+            on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO push_targets (device_id, fingerprint, identifier, content_hash, \
+                     accounts, status, updated_at) ",
+                );
+                q.push_values(chunk, |mut row, t| {
+                    row.push_bind(t.device_id)
+                        .push_bind(t.fingerprint.as_str())
+                        .push_bind(t.identifier.as_deref())
+                        .push_bind(t.content_hash.as_deref())
+                        .push_bind(t.accounts.as_str())
+                        .push_bind(t.status.as_deref())
+                        .push_bind(now);
+                });
+                q.push(
+                    " ON CONFLICT (device_id) DO UPDATE SET fingerprint = excluded.fingerprint, \
+                     identifier = excluded.identifier, content_hash = excluded.content_hash, \
+                     accounts = excluded.accounts, status = excluded.status, \
+                     updated_at = excluded.updated_at",
+                );
+                q.build().execute(&mut *conn).await.map(|r| r.rows_affected())
+            })?;
+        }
+        tx.commit().await
+    }
+
+    /// Claims up to `limit` jobs for worker `worker` until `lease_until`: queued jobs that are
+    /// due, and jobs whose previous worker's lease ran out, never a job while an older job
+    /// of the same device is still waiting or being sent. Each claimed job gets a fresh
+    /// command UUID. On PostgreSQL concurrent workers skip each other's rows (`FOR UPDATE
+    /// SKIP LOCKED`); on SQLite the one UPDATE runs under the write lock.
+    pub async fn claim_push_jobs(
+        &self,
+        worker: &str,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<(ClaimedJob, Uuid)>, StoreError> {
+        const PICK: &str = "SELECT j.id FROM push_jobs j \
+             WHERE ((j.state = 'queued' AND j.next_attempt_at <= $3) \
+                OR (j.state = 'sending' AND j.claimed_until < $3)) \
+             AND NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.device_id = j.device_id \
+                AND e.id < j.id AND e.state IN ('queued', 'sending')) \
+             ORDER BY j.id LIMIT $4";
+        const RETURNING: &str = " RETURNING id, device_id, profile_identifier, kind, \
+             content_hash, attempts, accounts, windows_replace";
+        let set = "UPDATE push_jobs SET state = 'sending', claimed_by = $1, claimed_until = $2, \
+             attempts = attempts + 1, updated_at = $3 WHERE id IN (";
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let sql = match &self.pool {
+            Pool::Sqlite(_) => format!("{set}{PICK}){RETURNING}"),
+            Pool::Postgres(_) => format!("{set}{PICK} FOR UPDATE SKIP LOCKED){RETURNING}"),
+        };
+        let mut jobs: Vec<ClaimedJob> = on_tx!(tx, conn => {
+            sqlx::query_as(&sql)
+                .bind(worker)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await
+        })?;
+        jobs.sort_by_key(|j| j.id);
+        let claimed: Vec<(ClaimedJob, Uuid)> =
+            jobs.into_iter().map(|j| (j, Uuid::new_v4())).collect();
+        for chunk in claimed.chunks(super::BATCH / 2) {
+            on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new("UPDATE push_jobs SET command_uuid = CASE id");
+                for (job, uuid) in chunk {
+                    q.push(" WHEN ")
+                        .push_bind(job.id)
+                        .push(" THEN ")
+                        .push_bind(*uuid);
+                }
+                q.push(" END WHERE id IN (");
+                let mut list = q.separated(", ");
+                for (job, _) in chunk {
+                    list.push_bind(job.id);
+                }
+                q.push(")");
+                q.build().execute(&mut *conn).await.map(|r| r.rows_affected())
+            })?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Records how attempts ended, for jobs `worker` still holds, and what devices were sent.
+    pub async fn finish_push_jobs(
+        &self,
+        worker: &str,
+        results: &[(ClaimedJob, JobResult)],
+    ) -> Result<(), StoreError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        const SENT: &str = "UPDATE push_jobs SET state = 'sent', command_uuid = $1, \
+             content_hash = COALESCE($2, content_hash), last_error = $3, claimed_by = NULL, \
+             claimed_until = NULL, updated_at = $4 WHERE id = $5 AND claimed_by = $6";
+        const RETRY: &str = "UPDATE push_jobs SET state = 'queued', next_attempt_at = $1, \
+             last_error = $2, claimed_by = NULL, claimed_until = NULL, updated_at = $3 \
+             WHERE id = $4 AND claimed_by = $5";
+        const DEFER: &str = "UPDATE push_jobs SET state = 'queued', next_attempt_at = $1, \
+             last_error = $2, attempts = attempts - 1, claimed_by = NULL, claimed_until = NULL, \
+             updated_at = $3 WHERE id = $4 AND claimed_by = $5";
+        const FAILED: &str = "UPDATE push_jobs SET state = 'failed', last_error = $1, \
+             claimed_by = NULL, claimed_until = NULL, updated_at = $2 \
+             WHERE id = $3 AND claimed_by = $4";
+        const DELIVERED: &str = "INSERT INTO push_delivered (device_id, identifier, \
+             content_hash, sent_at) VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, identifier) \
+             DO UPDATE SET content_hash = excluded.content_hash, sent_at = excluded.sent_at, \
+             acknowledged_at = NULL";
+        const REMOVED: &str = "DELETE FROM push_delivered WHERE device_id = $1 AND identifier = $2";
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        for (job, result) in results {
+            on_tx!(tx, conn => {
+                match result {
+                    JobResult::Sent { command_uuid, content_hash, note } => {
+                        let held = sqlx::query(SENT)
+                            .bind(*command_uuid)
+                            .bind(content_hash.as_deref())
+                            .bind(note.as_deref())
+                            .bind(now)
+                            .bind(job.id)
+                            .bind(worker)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                        match content_hash {
+                            Some(hash) if held > 0 => {
+                                sqlx::query(DELIVERED)
+                                    .bind(job.device_id)
+                                    .bind(job.profile_identifier.as_str())
+                                    .bind(hash.as_str())
+                                    .bind(now)
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                            None if held > 0 => {
+                                sqlx::query(REMOVED)
+                                    .bind(job.device_id)
+                                    .bind(job.profile_identifier.as_str())
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                            _ => {}
+                        }
+                    }
+                    JobResult::Retry { at, error } => {
+                        sqlx::query(RETRY)
+                            .bind(*at)
+                            .bind(error.as_str())
+                            .bind(now)
+                            .bind(job.id)
+                            .bind(worker)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    JobResult::Deferred { at, reason } => {
+                        sqlx::query(DEFER)
+                            .bind(*at)
+                            .bind(reason.as_str())
+                            .bind(now)
+                            .bind(job.id)
+                            .bind(worker)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    JobResult::Failed { error } => {
+                        sqlx::query(FAILED)
+                            .bind(error.as_str())
+                            .bind(now)
+                            .bind(job.id)
+                            .bind(worker)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+                Ok::<(), sqlx::Error>(())
+            })?;
+        }
+        tx.commit().await
+    }
+
+    /// The devices (with their owners) of `device_ids`.
+    pub async fn job_devices(&self, device_ids: &[i64]) -> Result<Vec<JobDevice>, StoreError> {
+        if device_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(on_pool!(self, pool => {
+            let mut q = QueryBuilder::new(
+                "SELECT d.id, d.device_id, d.platform, d.enrollment_id, d.user_channel_id, \
+                 u.email AS user_email FROM devices d JOIN users u ON u.id = d.user_id \
+                 WHERE d.id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in device_ids {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            q.build_query_as::<JobDevice>().fetch_all(pool).await
+        })?)
+    }
+
+    /// Whether any device is stored: with none, there is nothing to push.
+    pub async fn has_devices(&self) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM devices LIMIT 1) d";
+        let found: i64 = on_pool!(self, pool => sqlx::query_scalar(SQL).fetch_one(pool).await)?;
+        Ok(found > 0)
+    }
+
+    /// What is left in the queue.
+    pub async fn push_pending(&self) -> Result<Pending, StoreError> {
+        const SQL: &str = "SELECT \
+             COALESCE(SUM(CASE WHEN state = 'queued' AND next_attempt_at <= $1 THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN state = 'sending' OR attempts > 0 THEN 1 ELSE 0 END), 0), \
+             MIN(next_attempt_at) \
+             FROM push_jobs WHERE state IN ('queued', 'sending')";
+        let (due, in_flight, next_due_at): (i64, i64, Option<i64>) = on_pool!(self, pool => {
+            sqlx::query_as(SQL).bind(now_ms()).fetch_one(pool).await
+        })?;
+        Ok(Pending {
+            due,
+            in_flight,
+            next_due_at,
+        })
+    }
+
+    /// Jobs per state.
+    pub async fn push_state_counts(&self) -> Result<StateCounts, StoreError> {
+        let sql = format!("SELECT {STATES} FROM push_jobs");
+        let (queued, sending, sent, acknowledged, failed): (i64, i64, i64, i64, i64) =
+            on_pool!(self, pool => sqlx::query_as(&sql).fetch_one(pool).await)?;
+        Ok(StateCounts {
+            queued,
+            sending,
+            sent,
+            acknowledged,
+            failed,
+        })
+    }
+
+    /// Per device with jobs or a status: jobs per state and the latest error, in device-id
+    /// order after `after`.
+    pub async fn push_device_jobs(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeviceJobs>, StoreError> {
+        let sql = format!(
+            "SELECT d.device_id, d.platform, \
+             COALESCE(s.queued, 0) AS queued, COALESCE(s.sending, 0) AS sending, \
+             COALESCE(s.sent, 0) AS sent, COALESCE(s.acknowledged, 0) AS acknowledged, \
+             COALESCE(s.failed, 0) AS failed, \
+             (SELECT j.last_error FROM push_jobs j WHERE j.device_id = d.id \
+              AND j.last_error IS NOT NULL ORDER BY j.updated_at DESC, j.id DESC LIMIT 1) \
+              AS last_error, t.status \
+             FROM devices d \
+             LEFT JOIN (SELECT device_id, {STATES} FROM push_jobs GROUP BY device_id) s \
+               ON s.device_id = d.id \
+             LEFT JOIN push_targets t ON t.device_id = d.id \
+             WHERE d.device_id > $1 AND (s.device_id IS NOT NULL OR t.status IS NOT NULL) \
+             ORDER BY d.device_id LIMIT $2"
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(&sql)
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    /// Puts every failed job back in the queue, due now; returns how many.
+    pub async fn retry_failed_push_jobs(&self) -> Result<u64, StoreError> {
+        const SQL: &str = "UPDATE push_jobs SET state = 'queued', attempts = 0, \
+             next_attempt_at = $1, updated_at = $1 WHERE state = 'failed'";
+        let now = now_ms();
+        Ok(on_pool!(self, pool => {
+            sqlx::query(SQL).bind(now).execute(pool).await.map(|r| r.rows_affected())
+        })?)
+    }
+
+    /// Applies an MDM's report on command `command_uuid`: acknowledged, or failed with
+    /// `error`. Returns whether a sent job had that command.
+    pub async fn acknowledge_push_job(
+        &self,
+        command_uuid: Uuid,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        const ACK: &str = "UPDATE push_jobs SET state = 'acknowledged', updated_at = $1 \
+             WHERE command_uuid = $2 AND state IN ('sent', 'acknowledged') \
+             RETURNING device_id, profile_identifier";
+        const FAIL: &str = "UPDATE push_jobs SET state = 'failed', last_error = $1, updated_at = $2 \
+             WHERE command_uuid = $3 AND state IN ('sent', 'acknowledged') \
+             RETURNING device_id, profile_identifier";
+        const DELIVERED: &str = "UPDATE push_delivered SET acknowledged_at = $1 \
+             WHERE device_id = $2 AND identifier = $3";
+        const UNDELIVERED: &str = "DELETE FROM push_delivered WHERE device_id = $1 \
+             AND identifier = $2";
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let found = on_tx!(tx, conn => {
+            let row: Option<(i64, String)> = match error {
+                None => sqlx::query_as(ACK).bind(now).bind(command_uuid)
+                    .fetch_optional(&mut *conn).await?,
+                Some(error) => sqlx::query_as(FAIL).bind(error).bind(now).bind(command_uuid)
+                    .fetch_optional(&mut *conn).await?,
+            };
+            if let Some((device, identifier)) = &row {
+                match error {
+                    None => sqlx::query(DELIVERED).bind(now).bind(*device).bind(identifier.as_str())
+                        .execute(&mut *conn).await?,
+                    Some(_) => sqlx::query(UNDELIVERED).bind(*device).bind(identifier.as_str())
+                        .execute(&mut *conn).await?,
+                };
+            }
+            Ok::<bool, sqlx::Error>(row.is_some())
+        })?;
+        tx.commit().await?;
+        Ok(found)
+    }
+}
+
+impl Tx {
+    /// Deletes the account of the user with normalised address `user_norm` of `kind` at
+    /// normalised address `address_norm`; returns whether there was one.
+    pub async fn delete_account(
+        &mut self,
+        user_norm: &str,
+        kind: &str,
+        address_norm: &str,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "DELETE FROM email_accounts WHERE kind = $1 AND address_norm = $2 \
+             AND user_id = (SELECT id FROM users WHERE email_norm = $3)";
+        let deleted = on_tx!(self, conn => {
+            sqlx::query(SQL)
+                .bind(kind)
+                .bind(address_norm)
+                .bind(user_norm)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(deleted > 0)
+    }
+}

@@ -1,0 +1,156 @@
+//! What devices receive: installs after an import, nothing when nothing changed, only the
+//! changed user's devices after a change, removals when accounts go away.
+
+use mdm_mail::model::AccountKind;
+use mdm_mail::profile::profile_identifier;
+use mdm_mail::push::JobKind;
+
+use super::mdm::FakeMdm;
+use super::{EMAIL, import_accounts, jobs_in, load_devices, profile_dict, strings, world};
+use crate::support::store_test;
+
+store_test! {
+    async fn an_import_installs_each_users_profile_on_each_of_their_devices(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (_store, pusher) = world(&db, &mdm).await;
+        let report = pusher.after_change().await.unwrap();
+        assert_eq!((report.installs, report.removals), (3, 0), "{report:?}");
+        let drained = pusher.run().await.unwrap();
+        assert_eq!(drained.sent, 3);
+
+        let mut accepted = mdm.accepted();
+        accepted.sort_by(|a, b| a.enrollment_id.cmp(&b.enrollment_id));
+        let targets: Vec<&str> = accepted.iter().map(|c| c.enrollment_id.as_str()).collect();
+        // The Mac gets its mail profile on the user channel, the iPhone on the device channel.
+        assert_eq!(targets, ["IPHONE-A", "MAC-A:501"]);
+        let alice = profile_identifier("com.example.mail", "alice@example.com");
+        for command in &accepted {
+            assert_eq!(command.request_type, "InstallProfile");
+            let profile = profile_dict(command.payload.as_deref().unwrap());
+            assert_eq!(profile["PayloadIdentifier"].as_string(), Some(alice.as_str()));
+            let values = strings(&plist::Value::Dictionary(profile));
+            assert!(values.iter().any(|v| v == "alice@mail.example.com"));
+            assert!(values.iter().any(|v| v == "imap-secret-1"));
+            assert!(!values.iter().any(|v| v.contains("bob")), "only alice's accounts");
+        }
+        // Bob's Windows PC gets its SyncML through the folder transport.
+        let bob = profile_identifier("com.example.mail", "bob@example.com");
+        let dropped = std::fs::read_to_string(db.dir.path().join(format!("drop/WIN-B/{bob}.xml"))).unwrap();
+        assert!(dropped.contains("<Atomic>") && dropped.contains("bob@mail.example.com"));
+        assert_eq!(jobs_in(&db, "sent").await, 3);
+    }
+}
+
+store_test! {
+    async fn an_unchanged_reimport_sends_nothing(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, pusher) = world(&db, &mdm).await;
+        pusher.after_change().await.unwrap();
+        pusher.run().await.unwrap();
+        import_accounts(&store, AccountKind::Email, EMAIL).await;
+        let again = pusher.after_change().await.unwrap();
+        assert_eq!((again.installs, again.removals, again.unchanged), (0, 0, 3), "{again:?}");
+        assert_eq!(pusher.run().await.unwrap().sent, 0);
+        assert_eq!(mdm.requests(), 2);
+    }
+}
+
+store_test! {
+    async fn a_changed_password_reinstalls_on_that_users_devices_only(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, pusher) = world(&db, &mdm).await;
+        pusher.after_change().await.unwrap();
+        pusher.run().await.unwrap();
+        import_accounts(
+            &store,
+            AccountKind::Email,
+            "alice@example.com,Alice Adams,alice@mail.example.com,alice,imap-secret-2,alice,smtp-secret-1\n",
+        )
+        .await;
+        let report = pusher.after_change().await.unwrap();
+        let mut devices: Vec<&str> = report.jobs.iter().map(|j| j.device.as_str()).collect();
+        devices.sort_unstable();
+        assert_eq!(devices, ["IPHONE-A", "MAC-A"], "{report:?}");
+        assert!(report.jobs.iter().all(|j| j.kind == JobKind::Install));
+        pusher.run().await.unwrap();
+        let accepted = mdm.accepted();
+        assert_eq!(accepted.len(), 4);
+        for command in &accepted[2..] {
+            let values = strings(&plist::Value::Dictionary(profile_dict(command.payload.as_deref().unwrap())));
+            assert!(values.iter().any(|v| v == "imap-secret-2"));
+        }
+    }
+}
+
+store_test! {
+    async fn a_deleted_account_removes_the_profile_by_identifier(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, pusher) = world(&db, &mdm).await;
+        pusher.after_change().await.unwrap();
+        pusher.run().await.unwrap();
+        let deleted = mdm_mail::accounts::delete(&store, "ALICE@example.com", AccountKind::Email, "alice@mail.example.com")
+            .await
+            .unwrap();
+        assert!(deleted);
+        let report = pusher.after_change().await.unwrap();
+        assert_eq!((report.installs, report.removals), (0, 2), "{report:?}");
+        pusher.run().await.unwrap();
+        let alice = profile_identifier("com.example.mail", "alice@example.com");
+        let removals: Vec<_> = mdm.accepted().into_iter().skip(2).collect();
+        assert_eq!(removals.len(), 2);
+        for command in removals {
+            assert_eq!(command.request_type, "RemoveProfile");
+            assert_eq!(command.identifier.as_deref(), Some(alice.as_str()));
+        }
+        // Nothing more to do afterwards.
+        let again = pusher.after_change().await.unwrap();
+        assert_eq!(again.installs + again.removals, 0);
+    }
+}
+
+store_test! {
+    async fn devices_that_cannot_take_the_profile_get_a_status_not_a_command(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, pusher) = world(&db, &mdm).await;
+        load_devices(
+            &store,
+            "user_email,device_id,platform,enrollment_id,user_channel_id\n\
+             alice@example.com,MAC-NO-USER,macos,MAC-NO-USER,\n\
+             alice@example.com,PIXEL-A,android,PIXEL-A,\n",
+        )
+        .await;
+        let report = pusher.after_change().await.unwrap();
+        let devices: Vec<&str> = report.jobs.iter().map(|j| j.device.as_str()).collect();
+        assert!(!devices.contains(&"MAC-NO-USER") && !devices.contains(&"PIXEL-A"), "{devices:?}");
+        let status = |device: &str| {
+            report.statuses.iter().find(|s| s.device == device).map(|s| s.message.clone()).unwrap_or_default()
+        };
+        assert!(status("MAC-NO-USER").contains("user_channel_id"), "{report:?}");
+        assert!(status("PIXEL-A").contains("android"), "{report:?}");
+        let listed = mdm_mail::push::status(&store, None, 100).await.unwrap();
+        let mac = listed.devices.iter().find(|d| d.device_id == "MAC-NO-USER").unwrap();
+        assert!(mac.status.as_deref().unwrap().contains("user channel"));
+    }
+}
+
+store_test! {
+    async fn micromdm_receives_json_commands_with_the_profile_in_base64(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let store = crate::import::store_with_users(&db).await;
+        load_devices(&store, &std::fs::read_to_string(crate::support::fixture("devices.csv")).unwrap()).await;
+        import_accounts(&store, AccountKind::Email, EMAIL).await;
+        let mut settings = crate::push::settings(&db, &mdm);
+        settings.micromdm = settings.nanomdm.take();
+        let pusher = mdm_mail::push::Pusher::new(store.clone(), std::sync::Arc::new(crate::push::profiles()), settings);
+        pusher.after_change().await.unwrap();
+        assert_eq!(pusher.run().await.unwrap().sent, 3);
+        let accepted = mdm.accepted();
+        assert_eq!(accepted.len(), 2);
+        let alice = profile_identifier("com.example.mail", "alice@example.com");
+        for command in accepted {
+            assert_eq!(command.request_type, "InstallProfile");
+            let profile = profile_dict(command.payload.as_deref().unwrap());
+            assert_eq!(profile["PayloadIdentifier"].as_string(), Some(alice.as_str()));
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! An in-test MDM server on loopback implementing the NanoMDM and MicroMDM command API
+//! contracts: HTTP Basic with the API key (401 with `WWW-Authenticate` otherwise), NanoMDM's
+//! `PUT /v1/enqueue/{id}` with a raw command plist answered by an `APIResult`, MicroMDM's
+//! `POST /v1/commands` with JSON answered 201. It records every command it accepted and can
+//! be told to fail (any status) or hang on the next requests. It runs on a thread of its
+//! own, so tests may block on the real binary while it answers.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use base64::Engine;
+
+/// The API key the server accepts.
+pub const API_KEY: &str = "test-api-key";
+
+/// How the server answers one request.
+#[derive(Debug, Clone, Copy)]
+pub enum Reply {
+    /// Accept it.
+    Accept,
+    /// Answer this status without accepting it.
+    Status(u16),
+    /// Never answer.
+    Hang,
+}
+
+/// A command the server accepted.
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// The enrollment id it was addressed to.
+    pub enrollment_id: String,
+    /// Its CommandUUID.
+    pub command_uuid: String,
+    /// InstallProfile or RemoveProfile.
+    pub request_type: String,
+    /// The profile of an InstallProfile.
+    pub payload: Option<Vec<u8>>,
+    /// The identifier of a RemoveProfile.
+    pub identifier: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    accepted: Mutex<Vec<Command>>,
+    script: Mutex<VecDeque<Reply>>,
+    requests: AtomicUsize,
+    delay_ms: AtomicUsize,
+}
+
+/// A running fake MDM.
+pub struct FakeMdm {
+    /// Its base URL.
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+impl FakeMdm {
+    /// Starts a server on a free loopback port.
+    pub fn start() -> FakeMdm {
+        let shared = Arc::new(Shared::default());
+        let state = Arc::clone(&shared);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = Router::new()
+                    .route("/v1/enqueue/{id}", put(nanomdm_enqueue))
+                    .route("/v1/commands", post(micromdm_command))
+                    .with_state(state);
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        let address = rx.recv().unwrap();
+        FakeMdm {
+            url: format!("http://{address}"),
+            shared,
+        }
+    }
+
+    /// Answers the next requests as listed, then accepts again.
+    pub fn script(&self, replies: &[Reply]) {
+        self.shared
+            .script
+            .lock()
+            .unwrap()
+            .extend(replies.iter().copied());
+    }
+
+    /// Waits this long before answering each request.
+    pub fn delay(&self, delay: Duration) {
+        self.shared
+            .delay_ms
+            .store(delay.as_millis() as usize, Ordering::SeqCst);
+    }
+
+    /// The commands accepted so far, in order.
+    pub fn accepted(&self) -> Vec<Command> {
+        self.shared.accepted.lock().unwrap().clone()
+    }
+
+    /// Requests received so far, accepted or not.
+    pub fn requests(&self) -> usize {
+        self.shared.requests.load(Ordering::SeqCst)
+    }
+}
+
+fn authorized(headers: &HeaderMap, user: &str) -> bool {
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{API_KEY}"))
+    );
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == expected)
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [("WWW-Authenticate", "Basic realm=\"api\"")],
+        "Unauthorized",
+    )
+        .into_response()
+}
+
+/// The next scripted reply, after the configured delay.
+async fn next_reply(shared: &Shared) -> Reply {
+    shared.requests.fetch_add(1, Ordering::SeqCst);
+    let delay = shared.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay as u64)).await;
+    }
+    let reply = shared
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Reply::Accept);
+    if let Reply::Hang = reply {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    reply
+}
+
+async fn nanomdm_enqueue(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers, "nanomdm") {
+        return unauthorized();
+    }
+    let reply = next_reply(&shared).await;
+    let command = plist::Value::from_reader_xml(std::io::Cursor::new(&body[..]))
+        .ok()
+        .and_then(plist::Value::into_dictionary);
+    let parsed = command.and_then(|root| {
+        let uuid = root.get("CommandUUID")?.as_string()?.to_owned();
+        let cmd = root.get("Command")?.as_dictionary()?;
+        Some(Command {
+            enrollment_id: id.clone(),
+            command_uuid: uuid,
+            request_type: cmd.get("RequestType")?.as_string()?.to_owned(),
+            payload: cmd
+                .get("Payload")
+                .and_then(|p| p.as_data())
+                .map(<[u8]>::to_vec),
+            identifier: cmd
+                .get("Identifier")
+                .and_then(|i| i.as_string())
+                .map(str::to_owned),
+        })
+    });
+    let Some(command) = parsed else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({"command_error": "decoding command: invalid command"})),
+        )
+            .into_response();
+    };
+    match reply {
+        Reply::Accept => {
+            let result = serde_json::json!({
+                "status": { id.as_str(): { "push_result": uuid::Uuid::new_v4().to_string() } },
+                "command_uuid": command.command_uuid,
+                "request_type": command.request_type,
+            });
+            shared.accepted.lock().unwrap().push(command);
+            Json(result).into_response()
+        }
+        Reply::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap();
+            let body = serde_json::json!({
+                "status": { id.as_str(): { "push_error": "scripted failure" } },
+                "push_error": "scripted failure",
+            });
+            (status, Json(body)).into_response()
+        }
+        Reply::Hang => unreachable!(),
+    }
+}
+
+async fn micromdm_command(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(body): Json<serde_json::Value>,
+) -> Response {
+    if !authorized(&headers, "micromdm") {
+        return unauthorized();
+    }
+    let reply = next_reply(&shared).await;
+    let text = |key: &str| body.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let (Some(udid), Some(request_type)) = (text("udid"), text("request_type")) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": "udid and request_type are required"})),
+        )
+            .into_response();
+    };
+    let command_uuid = text("command_uuid").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    match reply {
+        Reply::Accept => {
+            let payload = text("payload")
+                .map(|p| base64::engine::general_purpose::STANDARD.decode(p).unwrap());
+            shared.accepted.lock().unwrap().push(Command {
+                enrollment_id: udid,
+                command_uuid: command_uuid.clone(),
+                request_type: request_type.clone(),
+                payload,
+                identifier: text("identifier"),
+            });
+            (
+                StatusCode::CREATED,
+                Json(serde_json::json!({
+                    "payload": {
+                        "command_uuid": command_uuid,
+                        "command": { "request_type": request_type },
+                    }
+                })),
+            )
+                .into_response()
+        }
+        Reply::Status(code) => (
+            StatusCode::from_u16(code).unwrap(),
+            Json(serde_json::json!({"error": "scripted failure"})),
+        )
+            .into_response(),
+        Reply::Hang => unreachable!(),
+    }
+}

@@ -1,0 +1,175 @@
+//! The queue under failure: retries on 5xx and timeouts, immediate failure on 4xx, two
+//! workers sharing one queue, and the MDM's acknowledgements.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use mdm_mail::push::{Pusher, Worker};
+use sha2::Sha256;
+
+use super::mdm::{FakeMdm, Reply};
+use super::{fleet, jobs_in, profiles, settings, world};
+use crate::support::store_test;
+
+store_test! {
+    async fn a_500_is_retried_and_the_profile_delivered_once(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (_store, pusher) = world(&db, &mdm).await;
+        mdm.script(&[Reply::Status(500)]);
+        pusher.after_change().await.unwrap();
+        let report = pusher.run().await.unwrap();
+        assert_eq!((report.sent, report.retried, report.failed), (3, 1, 0), "{report:?}");
+        assert_eq!(mdm.requests(), 3, "two devices, one of them twice");
+        let mut targets: Vec<String> = mdm.accepted().into_iter().map(|c| c.enrollment_id).collect();
+        targets.sort();
+        assert_eq!(targets, ["IPHONE-A", "MAC-A:501"], "each delivered exactly once");
+        assert_eq!(db.scalar_i64("SELECT MAX(attempts) FROM push_jobs").await, 2);
+    }
+}
+
+store_test! {
+    async fn a_server_that_hangs_times_out_and_is_retried(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, _) = world(&db, &mdm).await;
+        let mut settings = settings(&db, &mdm);
+        settings.timeout = Duration::from_millis(300);
+        let pusher = Pusher::new(store, Arc::new(profiles()), settings);
+        mdm.script(&[Reply::Hang]);
+        pusher.after_change().await.unwrap();
+        let report = pusher.run().await.unwrap();
+        assert_eq!((report.sent, report.retried), (3, 1), "{report:?}");
+        assert_eq!(mdm.accepted().len(), 2);
+    }
+}
+
+store_test! {
+    async fn a_4xx_fails_at_once_with_the_reason_and_can_be_retried(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, _) = world(&db, &mdm).await;
+        let mut wrong = settings(&db, &mdm);
+        if let Some(endpoint) = wrong.nanomdm.as_mut() {
+            endpoint.api_key = mdm_mail::model::Secret::new("wrong key");
+        }
+        let pusher = Pusher::new(store.clone(), Arc::new(profiles()), wrong);
+        pusher.after_change().await.unwrap();
+        let report = pusher.run().await.unwrap();
+        assert_eq!((report.sent, report.failed, report.retried), (1, 2, 0), "{report:?}");
+        let status = mdm_mail::push::status(&store, None, 10).await.unwrap();
+        assert_eq!(status.jobs.failed, 2);
+        let iphone = status.devices.iter().find(|d| d.device_id == "IPHONE-A").unwrap();
+        assert!(iphone.last_error.as_deref().unwrap().contains("401"), "{iphone:?}");
+
+        assert_eq!(mdm_mail::push::retry_failed(&store).await.unwrap(), 2);
+        let fixed = Pusher::new(store, Arc::new(profiles()), settings(&db, &mdm));
+        assert_eq!(fixed.run().await.unwrap().sent, 2);
+        assert_eq!(jobs_in(&db, "sent").await, 3);
+    }
+}
+
+store_test! {
+    async fn jobs_without_a_transport_stay_queued_with_a_status(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, _) = world(&db, &mdm).await;
+        let mut apple_only = settings(&db, &mdm);
+        apple_only.directory = None;
+        let pusher = Pusher::new(store.clone(), Arc::new(profiles()), apple_only);
+        pusher.after_change().await.unwrap();
+        let report = pusher.run().await.unwrap();
+        assert_eq!((report.sent, report.waiting), (2, 1), "{report:?}");
+        assert_eq!(jobs_in(&db, "queued").await, 1);
+        let status = mdm_mail::push::status(&store, None, 10).await.unwrap();
+        let pc = status.devices.iter().find(|d| d.device_id == "WIN-B").unwrap();
+        assert!(pc.last_error.as_deref().unwrap().contains("no transport for windows"), "{pc:?}");
+    }
+}
+
+store_test! {
+    async fn two_workers_never_send_the_same_job(db: TestDb) {
+        let mdm = FakeMdm::start();
+        mdm.delay(Duration::from_millis(2));
+        let store = db.open().await;
+        fleet(&store, 120).await;
+        let pusher = Pusher::new(store.clone(), Arc::new(profiles()), settings(&db, &mdm));
+        assert_eq!(pusher.after_change().await.unwrap().installs, 120);
+        let one: Worker = pusher.worker().unwrap();
+        let two: Worker = pusher.worker().unwrap();
+        let (a, b) = tokio::join!(one.drain(), two.drain());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.sent + b.sent, 120, "{a:?} {b:?}");
+        let mut targets: Vec<String> = mdm.accepted().into_iter().map(|c| c.enrollment_id).collect();
+        targets.sort();
+        let before = targets.len();
+        targets.dedup();
+        assert_eq!((before, targets.len()), (120, 120), "no enrollment received a job twice");
+    }
+}
+
+fn sign(key: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+store_test! {
+    async fn nanomdm_webhook_events_acknowledge_or_fail_jobs(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, pusher) = world(&db, &mdm).await;
+        pusher.after_change().await.unwrap();
+        pusher.run().await.unwrap();
+        let commands = mdm.accepted();
+
+        let mut app_settings = mdm_mail::config::Settings::load(
+            None,
+            mdm_mail::config::Overrides { database_url: Some(db.url.clone()), ..Default::default() },
+        )
+        .unwrap();
+        app_settings.push.nanomdm_webhook_key = Some(mdm_mail::model::Secret::new("hook-key"));
+        let state = mdm_mail::http::AppState { store: store.clone(), settings: Arc::new(app_settings) };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/webhooks/nanomdm", listener.local_addr().unwrap());
+        tokio::spawn(mdm_mail::http::serve(listener, state, std::future::pending()));
+        let client = reqwest::Client::new();
+        let event = |uuid: &str, status: &str, raw: Option<String>| {
+            serde_json::json!({
+                "topic": "mdm.Connect",
+                "event_id": "e1",
+                "created_at": "2026-11-21T12:00:00Z",
+                "acknowledge_event": {
+                    "udid": "x", "status": status, "command_uuid": uuid, "raw_payload": raw,
+                }
+            })
+            .to_string()
+        };
+        let ack = event(&commands[0].command_uuid, "Acknowledged", None);
+        let unsigned = client.post(&url).body(ack.clone()).send().await.unwrap();
+        assert_eq!(unsigned.status(), 401);
+        let forged = client.post(&url).header("X-Hmac-Signature", sign("other", ack.as_bytes())).body(ack.clone()).send().await.unwrap();
+        assert_eq!(forged.status(), 401);
+        assert_eq!(jobs_in(&db, "acknowledged").await, 0);
+
+        let ok = client.post(&url).header("X-Hmac-Signature", sign("hook-key", ack.as_bytes())).body(ack).send().await.unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(jobs_in(&db, "acknowledged").await, 1);
+
+        let mut link = plist::Dictionary::new();
+        link.insert("ErrorDomain".into(), "MCInstallationErrorDomain".into());
+        link.insert("ErrorCode".into(), plist::Value::Integer(4001.into()));
+        link.insert("USEnglishDescription".into(), "Profile installation failed.".into());
+        let mut payload = plist::Dictionary::new();
+        payload.insert("ErrorChain".into(), plist::Value::Array(vec![plist::Value::Dictionary(link)]));
+        let mut raw = Vec::new();
+        plist::to_writer_xml(&mut raw, &plist::Value::Dictionary(payload)).unwrap();
+        let error = event(&commands[1].command_uuid, "Error", Some(base64::engine::general_purpose::STANDARD.encode(raw)));
+        let failed = client.post(&url).header("X-Hmac-Signature", sign("hook-key", error.as_bytes())).body(error).send().await.unwrap();
+        assert_eq!(failed.status(), 200);
+        let status = mdm_mail::push::status(&store, None, 10).await.unwrap();
+        assert_eq!((status.jobs.acknowledged, status.jobs.failed), (1, 1));
+        let errors: Vec<String> = status.devices.iter().filter_map(|d| d.last_error.clone()).collect();
+        assert!(
+            errors.iter().any(|e| e.contains("MCInstallationErrorDomain 4001: Profile installation failed.")),
+            "{errors:?}"
+        );
+    }
+}
