@@ -179,6 +179,16 @@ store_test! {
                 "{external} in a page or asset"
             );
         }
+        // The profile preview is rendered with passwords redacted.
+        let committed = app.call(Method::POST, "/api/imports?type=email")
+            .body(std::fs::read(crate::support::fixture("import/email.csv")).unwrap())
+            .send().await.unwrap();
+        assert_eq!(committed.status(), StatusCode::CREATED);
+        let page = client.get(format!("{}/users/alice@example.com?platform=ios", app.base))
+            .header(COOKIE, &session).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("com.apple.mail.managed") && page.contains("********"), "{page}");
+        assert!(!page.contains("imap-secret-1") && !page.contains("smtp-secret-1"));
+
         let template = client.get(format!("{}/templates/exchange.csv", app.base)).send().await.unwrap();
         assert_eq!(template.status(), StatusCode::OK);
         assert_eq!(

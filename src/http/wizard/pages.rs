@@ -183,7 +183,10 @@ pub async fn users(
         Ok(users) => users,
         Err(e) => return crate::http::error::ApiError::from(e).into_response(),
     };
-    let total = state.store.count_users().await.unwrap_or(0);
+    let total = match state.store.count_users().await {
+        Ok(total) => total,
+        Err(e) => return crate::http::error::ApiError::from(e).into_response(),
+    };
     let mut rows = String::new();
     for u in &users {
         rows.push_str(&format!(
@@ -288,7 +291,10 @@ pub async fn user(
         }
         Err(e) => return crate::http::error::ApiError::from(e).into_response(),
     };
-    let devices = state.store.devices_of_user(&norm).await.unwrap_or_default();
+    let devices = match state.store.devices_of_user(&norm).await {
+        Ok(devices) => devices,
+        Err(e) => return crate::http::error::ApiError::from(e).into_response(),
+    };
     let platform = query
         .get("platform")
         .and_then(|p| p.parse::<Platform>().ok())
