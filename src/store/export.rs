@@ -1,7 +1,8 @@
 //! Reads for the export: accounts page by page in (user, address) order, and users with
-//! their devices and accounts for the mappings report. Keyset pagination throughout, so an
-//! export of any size reads in constant memory; passwords are never selected for the account
-//! export, which writes them blank.
+//! their devices and accounts for the mappings report. Pages throughout (keyset pagination,
+//! or a server-side cursor for PostgreSQL's accounts), so an export of any size reads in
+//! constant memory; passwords are never selected for the account export, which writes them
+//! blank.
 
 use sqlx::FromRow;
 use sqlx::sqlite::SqlitePoolOptions;
@@ -30,13 +31,11 @@ pub struct ExportRow {
     pub outgoing_username: Option<String>,
 }
 
-/// Where the next page starts: after the account with this user and address.
+/// Where the next SQLite page starts: after the account with this user and address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExportKey {
-    /// Normalised user address.
-    pub user_email_norm: String,
-    /// Normalised account address.
-    pub address_norm: String,
+struct ExportKey {
+    user_email_norm: String,
+    address_norm: String,
 }
 
 /// Where an account export has got to: the last key read (SQLite, keyset pagination) or
