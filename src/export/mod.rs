@@ -2,8 +2,8 @@
 //! of which profile each device should hold.
 //!
 //! One [`Exporter`] serves the CLI, the HTTP API and the wizard: it reads the store page by
-//! page (keyset pagination inside one read-only snapshot, so memory stays constant and the
-//! file is one consistent state) and yields the CSV in chunks through
+//! page (keyset pagination on SQLite, a server-side cursor on PostgreSQL, inside one
+//! read-only snapshot, so memory stays constant and the file is one consistent state) and yields the CSV in chunks through
 //! [`Exporter::next_chunk`], which a CLI writes to a file and a server streams as a body.
 //!
 //! Account exports have a header row of canonical column names in Miradore order and one row
@@ -18,6 +18,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
+
 pub use rows::{MAPPINGS_HEADER, NO_ACCOUNTS, NO_DEVICE, account_cells, account_header};
 
 use crate::accounts;
@@ -25,7 +27,7 @@ use crate::crypto::CryptoError;
 use crate::csv::Delimiter;
 use crate::model::{AccountKind, Platform};
 use crate::profile::{Profiles, RenderError, RenderOptions, render};
-use crate::store::{ExportKey, Store, StoreError, Tx};
+use crate::store::{ExportCursor, ExportRow, Store, StoreError, Tx};
 use rows::{CsvOut, DeviceCells, mapping_rows};
 
 /// Accounts read per page of an account export.
@@ -198,24 +200,54 @@ pub enum ExportError {
 enum Source {
     Accounts {
         kind: AccountKind,
-        after: Option<ExportKey>,
+        /// Pages read ahead by a task of their own, so that the database reads the next
+        /// page while this one is written out.
+        pages: mpsc::Receiver<Result<Vec<ExportRow>, StoreError>>,
     },
     Mappings {
         profiles: Arc<Profiles>,
         after: Option<String>,
+        /// The snapshot read from; `None` once the last page was read.
+        snapshot: Option<Tx>,
     },
 }
 
 /// A running export. Call [`Exporter::next_chunk`] until it returns `None`; each chunk is
 /// whole rows of encoded CSV, the first with the byte-order mark (if any) and the header.
+/// Dropping it part-way stops the reading and ends the snapshot.
 pub struct Exporter {
     what: ExportType,
     options: ExportOptions,
     source: Source,
-    /// The snapshot read from; `None` once the last page was read.
-    snapshot: Option<Tx>,
     out: CsvOut,
     rows: u64,
+}
+
+/// Reads the pages of an account export in a task of its own, up to two ahead of the
+/// writer, until the last page or until the receiver is dropped.
+fn read_ahead(
+    mut snapshot: Tx,
+    kind: AccountKind,
+) -> mpsc::Receiver<Result<Vec<ExportRow>, StoreError>> {
+    let (sender, pages) = mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut cursor = ExportCursor::new(kind);
+        loop {
+            let page = match snapshot.export_page(&mut cursor, ACCOUNT_PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    let _ = sender.send(Err(e)).await;
+                    break;
+                }
+            };
+            let last = page.len() < ACCOUNT_PAGE as usize;
+            if sender.send(Ok(page)).await.is_err() || last {
+                break;
+            }
+        }
+        let _ = snapshot.rollback().await;
+    });
+    pages
 }
 
 impl Exporter {
@@ -227,11 +259,14 @@ impl Exporter {
     ) -> Result<Exporter, ExportError> {
         let mut out = CsvOut::new(options.delimiter, options.encoding);
         out.row(account_header(kind))?;
+        let snapshot = store.begin_export().await?;
         Ok(Exporter {
             what: ExportType::Accounts(kind),
             options,
-            source: Source::Accounts { kind, after: None },
-            snapshot: Some(store.begin_read().await?),
+            source: Source::Accounts {
+                kind,
+                pages: read_ahead(snapshot, kind),
+            },
             out,
             rows: 0,
         })
@@ -253,8 +288,8 @@ impl Exporter {
             source: Source::Mappings {
                 profiles,
                 after: None,
+                snapshot: Some(store.begin_export().await?),
             },
-            snapshot: Some(store.begin_read().await?),
             out,
             rows: 0,
         })
@@ -275,44 +310,57 @@ impl Exporter {
         self.rows
     }
 
-    /// The next chunk of the file, or `None` at the end.
+    /// The next chunk of the file (never empty), or `None` at the end.
     pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ExportError> {
-        let Some(snapshot) = self.snapshot.as_mut() else {
-            return Ok(None);
-        };
-        let finished = match &mut self.source {
-            Source::Accounts { kind, after } => {
-                let page = snapshot
-                    .export_page(*kind, after.as_ref(), ACCOUNT_PAGE)
-                    .await?;
-                for row in &page {
-                    self.out.row(account_cells(*kind, row))?;
-                }
-                self.rows += page.len() as u64;
-                if let Some(last) = page.last() {
-                    *after = Some(ExportKey {
-                        user_email_norm: last.user_email_norm.clone(),
-                        address_norm: last.address_norm.clone(),
-                    });
-                }
-                page.len() < ACCOUNT_PAGE as usize
+        loop {
+            let finished = self.read_page().await?;
+            let chunk = self.out.take()?;
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
             }
-            Source::Mappings { profiles, after } => {
-                let page = snapshot.mappings_page(after.as_deref(), USER_PAGE).await?;
+            if finished {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Writes the rows of the next page; `true` when there are no more.
+    async fn read_page(&mut self) -> Result<bool, ExportError> {
+        match &mut self.source {
+            Source::Accounts { kind, pages } => match pages.recv().await {
+                None => Ok(true),
+                Some(page) => {
+                    let page = page?;
+                    for row in &page {
+                        self.out.row(account_cells(*kind, row))?;
+                    }
+                    self.rows += page.len() as u64;
+                    Ok(false)
+                }
+            },
+            Source::Mappings {
+                profiles,
+                after,
+                snapshot,
+            } => {
+                let Some(tx) = snapshot.as_mut() else {
+                    return Ok(true);
+                };
+                let page = tx.mappings_page(after.as_deref(), USER_PAGE).await?;
                 for user in &page {
                     self.rows += write_mappings(&mut self.out, profiles, user)?;
                 }
                 if let Some(last) = page.last() {
                     *after = Some(last.user.email_norm.clone());
                 }
-                page.len() < USER_PAGE as usize
+                if page.len() < USER_PAGE as usize
+                    && let Some(tx) = snapshot.take()
+                {
+                    tx.rollback().await?;
+                }
+                Ok(false)
             }
-        };
-        if finished && let Some(snapshot) = self.snapshot.take() {
-            snapshot.rollback().await?;
         }
-        let chunk = self.out.take()?;
-        Ok((!chunk.is_empty() || !finished).then_some(chunk))
     }
 }
 

@@ -405,3 +405,33 @@ store_test! {
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }
+
+#[tokio::test]
+async fn an_exporter_runs_in_a_task_of_its_own_as_a_streamed_response_needs() {
+    let db = TestDb::sqlite().await;
+    let store = fixture_store(&db).await;
+    let profiles = Arc::new(profiles());
+    let task = tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        let mut exporter = Exporter::mappings(&store, profiles, ExportOptions::default())
+            .await
+            .unwrap();
+        while let Some(chunk) = exporter.next_chunk().await.unwrap() {
+            bytes.extend(chunk);
+        }
+        let mut exporter =
+            Exporter::accounts(&store, AccountKind::Exchange, ExportOptions::default())
+                .await
+                .unwrap();
+        while let Some(chunk) = exporter.next_chunk().await.unwrap() {
+            bytes.extend(chunk);
+        }
+        bytes
+    });
+    let text = String::from_utf8(task.await.unwrap()).unwrap();
+    assert!(text.starts_with("user_email,device_id,"), "{text}");
+    assert!(
+        text.ends_with("Zoë.Ångström@example.com,zoë@corp.example.com,CORP\\zoë,CORP,\r\n"),
+        "{text}"
+    );
+}
