@@ -118,11 +118,17 @@ impl Validator {
 
     /// Checks one record.
     pub fn check(&mut self, record: &Record) -> ParsedLine {
-        let user_email = self.columns.get(record, 0).to_owned();
-        let address = self
-            .columns
-            .get(record, 1 + usize::from(self.kind == AccountKind::Email));
-        let address = address.to_owned();
+        // A line of the wrong shape was split wrong, often on the wrong delimiter: its
+        // first cell may be the whole line, passwords included, so none of it is echoed.
+        let (user_email, address) = match self.shape(record) {
+            Ok(()) => (
+                self.columns.get(record, 0).to_owned(),
+                self.columns
+                    .get(record, 1 + usize::from(self.kind == AccountKind::Email))
+                    .to_owned(),
+            ),
+            Err(_) => (String::new(), String::new()),
+        };
         let check = match self.fields(record) {
             Err((field, message)) => Checked::Rejected { field, message },
             Ok(row) => match self
@@ -141,7 +147,8 @@ impl Validator {
         }
     }
 
-    fn fields(&self, record: &Record) -> Result<ValidRow, Rejection> {
+    /// Whether `record` has as many columns as the file's layout.
+    fn shape(&self, record: &Record) -> Result<(), Rejection> {
         let expected = self.columns.width;
         if record.width() > expected || record.len() < self.required_width {
             let found = if record.width() > expected {
@@ -151,6 +158,11 @@ impl Validator {
             };
             return Err((None, format!("expected {expected} columns, found {found}")));
         }
+        Ok(())
+    }
+
+    fn fields(&self, record: &Record) -> Result<ValidRow, Rejection> {
+        self.shape(record)?;
         let cell = |field: usize| self.columns.get(record, field);
         let name = |field: usize| self.schema[field].name;
         match self.kind {

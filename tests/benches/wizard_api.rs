@@ -86,6 +86,7 @@ fn fixture() -> &'static Fixture {
             let state = AppState {
                 store,
                 settings: Arc::new(settings),
+                pusher: None,
             };
             tokio::spawn(mdm_mail::http::serve(
                 listener,

@@ -191,6 +191,18 @@ store_test! {
         let exchange = db.dir.path().join("exchange.csv");
         std::fs::write(&exchange, format!("nobody@example.com,n@corp.example.com,n,,{}\n", secrets[2])).unwrap();
         let results = db.dir.path().join("results.csv");
+        // Split on the wrong delimiter, a line's first cell is the whole line.
+        let semicolons = db.dir.path().join("semicolons.csv");
+        std::fs::write(
+            &semicolons,
+            format!(
+                "alice@example.com;Alice;alice@mail.example.com;alice;{};alice;{}\n\
+                 bob@example.com;Bob;bob@mail.example.com;bob;{};bob;\n",
+                secrets[0], secrets[1], secrets[0]
+            ),
+        )
+        .unwrap();
+        let misplit = db.dir.path().join("misplit-results.csv");
 
         let mut outputs = Vec::new();
         for args in [
@@ -198,6 +210,8 @@ store_test! {
             vec!["import", email.to_str().unwrap(), "--type", "email", "--json"],
             vec!["import", email.to_str().unwrap(), "--type", "email", "--dry-run", "--json"],
             vec!["import", exchange.to_str().unwrap(), "--type", "exchange", "--json"],
+            vec!["import", semicolons.to_str().unwrap(), "--type", "email", "--delimiter", "comma",
+                 "--json", "--results", misplit.to_str().unwrap()],
             vec!["users", "list", "--json"],
         ] {
             let output = crate::support::mdm_mail_in(
@@ -218,6 +232,9 @@ store_test! {
             outputs.push(stderr(&output));
         }
         outputs.push(std::fs::read_to_string(&results).unwrap());
+        let misplit = std::fs::read_to_string(&misplit).unwrap();
+        assert!(misplit.contains("expected 7 columns, found 1"), "{misplit}");
+        outputs.push(misplit);
         assert!(outputs.iter().any(|o| o.contains("sqlx::query")), "every statement was logged");
         for secret in secrets {
             for output in &outputs {
