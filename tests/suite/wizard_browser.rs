@@ -231,6 +231,16 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     let db = TestDb::sqlite().await;
     let app = App::start(&db).await;
     app.load_directory().await;
+    let device = app
+        .call(Method::POST, "/api/devices")
+        .json(
+            &json!({ "user_email": "alice@example.com", "device_id": "ALICE-IPHONE",
+                       "platform": "ios", "enrollment_id": "ALICE-IPHONE" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(device.status(), reqwest::StatusCode::CREATED);
     mdm_mail::auth::add_admin(&db.open().await, "ops", crate::wizard::PASSWORD)
         .await
         .unwrap();
@@ -397,6 +407,47 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         lines[4].starts_with("5,bob@example.com,bob.example.com,rejected,\"email_address:"),
         "{csv}"
     );
+
+    // The push card: Alice's iPhone gets her new profile queued.
+    browser
+        .wait_for(
+            "document.getElementById('push-note').textContent.startsWith('1 profile installs')",
+        )
+        .await;
+    browser
+        .wait_for("(document.querySelector('#push-counts dd[data-count=queued]') || {}).textContent === '1'")
+        .await;
+    browser.screenshot("step-7-push-card").await;
+
+    // Back on the Users view, the Export button downloads the accounts in the import format.
+    browser.goto(&format!("{}/", app.base)).await;
+    browser.find("#export-email").await;
+    browser.screenshot("users-export-buttons").await;
+    let script = "const done = arguments[arguments.length - 1];
+        fetch(document.getElementById('export-email').href).then(r => r.text()).then(done);";
+    let export = browser
+        .command(
+            Method::POST,
+            "/execute/async",
+            json!({ "script": script, "args": [] }),
+        )
+        .await;
+    let export = export.as_str().unwrap();
+    assert!(
+        export.starts_with("user_email,display_name,email_address,"),
+        "{export}"
+    );
+    assert_eq!(export.lines().count(), 3, "{export}");
+    assert!(
+        export.contains("alice@mail.example.com") && !export.contains("secret"),
+        "{export}"
+    );
+
+    // The push jobs page shows the queue per device.
+    browser.goto(&format!("{}/push", app.base)).await;
+    assert_eq!(browser.count("push-counts", "queued").await, "1");
+    assert!(browser.text("#push-devices").await.contains("ALICE-IPHONE"));
+    browser.screenshot("push-jobs").await;
 
     browser.command(Method::DELETE, "", Value::Null).await;
 }

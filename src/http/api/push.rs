@@ -53,11 +53,17 @@ pub async fn jobs(State(state): State<AppState>, params: Params) -> Result<Json<
     })))
 }
 
+/// Puts every failed job back in the queue, waking this server's worker; returns how many.
+/// The API's and the wizard's retry.
+pub async fn retry_failed(state: &AppState) -> Result<u64, PushError> {
+    match &state.pusher {
+        Some(pusher) => pusher.retry_failed().await,
+        None => push::retry_failed(&state.store).await,
+    }
+}
+
 /// `POST /api/push/retry`: every failed job back in the queue.
 pub async fn retry(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let requeued = match &state.pusher {
-        Some(pusher) => pusher.retry_failed().await?,
-        None => push::retry_failed(&state.store).await?,
-    };
+    let requeued = retry_failed(&state).await?;
     Ok(Json(json!({ "requeued": requeued })))
 }

@@ -32,6 +32,8 @@ pub fn router() -> Router<AppState> {
         .route("/sign-out", post(pages::sign_out))
         .route("/import", get(pages::import))
         .route("/users/{email}", get(pages::user))
+        .route("/push", get(pages::push))
+        .route("/push/retry", post(pages::push_retry))
         .route("/templates/{file}", get(template))
         .route(
             "/assets/wizard.css",

@@ -17,6 +17,8 @@ use crate::model::{AccountKind, Platform, normalize_email};
 
 /// Users per page of the Users view.
 const USERS_PAGE: i64 = 50;
+/// Devices per page of the push jobs page.
+const DEVICES_PAGE: i64 = 50;
 
 /// A whole page: header with the signed-in admin and sign-out, then `main`.
 fn layout(title: &str, session: Option<&Session>, main: &str) -> Html<String> {
@@ -45,7 +47,7 @@ fn layout(title: &str, session: Option<&Session>, main: &str) -> Html<String> {
 <title>{title} · mdm-mail</title>
 <link rel="stylesheet" href="/assets/wizard.css">
 </head><body>
-<header class="top"><a class="brand" href="/">mdm-mail</a><nav><a href="/">Users</a></nav>{account}</header>
+<header class="top"><a class="brand" href="/">mdm-mail</a><nav><a href="/">Users</a> <a href="/push">Push jobs</a></nav>{account}</header>
 <main>{main}</main>
 <script src="/assets/wizard.js"></script>
 </body></html>"#,
@@ -221,7 +223,9 @@ pub async fn users(
     let main = format!(
         r#"<div class="toolbar"><h1>Users <span class="muted">({total})</span></h1>
 <details class="menu"><summary class="button primary" id="import-menu">Import</summary>
-<ul><li><a href="/import" id="import-csv">Import from CSV</a></li></ul></details></div>
+<ul><li><a href="/import" id="import-csv">Import from CSV</a></li></ul></details>
+<a class="button secondary" id="export-email" href="/api/export?type=email" download>Export CSV (Email)</a>
+<a class="button secondary" id="export-exchange" href="/api/export?type=exchange" download>Export CSV (Exchange)</a></div>
 <form method="get" action="/" class="search" role="search">
 <label for="q">Search users</label><input id="q" name="q" type="search" value="{q_value}" placeholder="Address or name">
 <button type="submit" class="button secondary">Search</button></form>
@@ -367,4 +371,111 @@ pub async fn user(
         name = escape(&user.display_name),
     );
     layout(&user.email, Some(&session), &main).into_response()
+}
+
+/// `GET /push`: the push queue per state and per device, with retry for failed jobs.
+pub async fn push(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let after = query
+        .get("after")
+        .map(String::as_str)
+        .filter(|a| !a.is_empty());
+    let status = match crate::push::status(&state.store, after, DEVICES_PAGE).await {
+        Ok(status) => status,
+        Err(e) => return crate::http::error::ApiError::from(e).into_response(),
+    };
+    let jobs = &status.jobs;
+    let counts: String = [
+        ("queued", jobs.queued),
+        ("sending", jobs.sending),
+        ("sent", jobs.sent),
+        ("acknowledged", jobs.acknowledged),
+        ("failed", jobs.failed),
+    ]
+    .iter()
+    .map(|(name, n)| {
+        format!(r#"<dt class="push-{name}">{name}</dt><dd data-count="{name}">{n}</dd>"#)
+    })
+    .collect();
+    let mut rows = String::new();
+    for d in &status.devices {
+        let note = d
+            .status
+            .as_deref()
+            .or(d.last_error.as_deref())
+            .unwrap_or("");
+        rows.push_str(&format!(
+            r#"<tr><td>{device}</td><td>{platform}</td><td class="num">{q}</td><td class="num">{s}</td><td class="num">{sent}</td><td class="num">{a}</td><td class="num">{f}</td><td>{note}</td></tr>"#,
+            device = escape(&d.device_id),
+            platform = escape(&d.platform),
+            q = d.queued,
+            s = d.sending,
+            sent = d.sent,
+            a = d.acknowledged,
+            f = d.failed,
+            note = escape(note),
+        ));
+    }
+    if status.devices.is_empty() {
+        rows.push_str(r#"<tr><td colspan="8" class="empty">No push jobs yet.</td></tr>"#);
+    }
+    let next = match status.devices.last() {
+        Some(last)
+            if status.devices.len() == usize::try_from(DEVICES_PAGE).unwrap_or(usize::MAX) =>
+        {
+            format!(
+                r#"<a class="button secondary" href="/push?after={}">Next page</a>"#,
+                url_escape(&last.device_id)
+            )
+        }
+        _ => String::new(),
+    };
+    let retried = query
+        .get("retried")
+        .map(|n| {
+            format!(
+                r#"<p class="alert success" role="status">{} failed job(s) queued again.</p>"#,
+                escape(n)
+            )
+        })
+        .unwrap_or_default();
+    let disabled = if jobs.failed == 0 { " disabled" } else { "" };
+    let main = format!(
+        r#"<div class="toolbar"><h1>Push jobs</h1>
+<form method="post" action="/push/retry"><input type="hidden" name="{CSRF_FIELD}" value="{csrf}">
+<button type="submit" class="button primary" id="retry-failed"{disabled}>Retry failed jobs</button></form></div>
+{retried}<section class="card"><dl class="counts" id="push-counts">{counts}</dl></section>
+<table class="grid" id="push-devices"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col" class="num">Queued</th><th scope="col" class="num">Sending</th><th scope="col" class="num">Sent</th><th scope="col" class="num">Acknowledged</th><th scope="col" class="num">Failed</th><th scope="col">Last error or status</th></tr></thead>
+<tbody>{rows}</tbody></table>
+<nav class="pager" aria-label="Pages">{next}</nav>"#,
+        csrf = escape(&session.csrf_token),
+    );
+    layout("Push jobs", Some(&session), &main).into_response()
+}
+
+/// `POST /push/retry`: every failed job back in the queue, then the push page again.
+pub async fn push_retry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let sent = form.get(CSRF_FIELD).map_or("", String::as_str);
+    if !same_secret(sent, &session.csrf_token) {
+        return crate::http::error::ApiError::csrf().into_response();
+    }
+    match crate::http::api::push::retry_failed(&state).await {
+        Ok(n) => Redirect::to(&format!("/push?retried={n}")).into_response(),
+        Err(e) => crate::http::error::ApiError::from(e).into_response(),
+    }
 }

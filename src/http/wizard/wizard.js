@@ -193,6 +193,50 @@
     await preview(null);
   });
 
+  const PUSH_STATES = ["queued", "sending", "sent", "acknowledged", "failed"];
+
+  // The push card: what the import queued, then the queue's counts until nothing is
+  // waiting or being sent.
+  async function followPush(queued) {
+    const card = $("push-card");
+    const note = $("push-note");
+    card.hidden = false;
+    if (!queued || queued.error) {
+      note.className = "alert error";
+      note.textContent = "Nothing was pushed: " + (queued ? queued.error : "no answer");
+      return;
+    }
+    if (queued.installs + queued.removals === 0) {
+      note.textContent = "No device needs a new profile.";
+      return;
+    }
+    note.textContent = queued.installs + " profile installs and " + queued.removals +
+      " removals queued for devices.";
+    for (;;) {
+      const response = await fetch("/api/push/jobs?limit=1", { headers: { "Accept": "application/json" } });
+      if (!response.ok) return;
+      const status = await response.json();
+      const items = [];
+      for (const name of PUSH_STATES) {
+        const dd = text("dd", status.jobs[name]);
+        dd.dataset.count = name;
+        items.push(text("dt", name, "push-" + name), dd);
+      }
+      $("push-counts").replaceChildren(...items);
+      if (status.done) {
+        note.textContent += status.jobs.failed > 0
+          ? " Done, with failures: see All push jobs."
+          : " Done.";
+        return;
+      }
+      if (!status.worker) {
+        note.textContent += " This server runs no push worker; jobs wait in the queue.";
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+    }
+  }
+
   $("import-button").addEventListener("click", async () => {
     const button = $("import-button");
     button.disabled = true;
@@ -210,6 +254,7 @@
       renderCounts($("result-counts"), r);
       link.href = "/api/imports/" + encodeURIComponent(r.id) + "/results.csv";
       link.hidden = false;
+      followPush(r.push);
     } else {
       const error = answer.json && answer.json.error;
       note.className = "alert error";
