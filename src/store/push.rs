@@ -387,8 +387,10 @@ impl Store {
     /// Claims up to `limit` jobs for worker `worker` until `lease_until`: queued jobs that are
     /// due, and jobs whose previous worker's lease ran out, never a job while an older job
     /// of the same device is still waiting or being sent. Each claimed job gets a fresh
-    /// command UUID. On PostgreSQL concurrent workers skip each other's rows (`FOR UPDATE
-    /// SKIP LOCKED`); on SQLite the one UPDATE runs under the write lock.
+    /// command UUID. Jobs come in due-index order, not sorted: sorting every due job on each
+    /// claim cost more than sending, and the older-job check alone keeps a device's commands
+    /// in order. On PostgreSQL concurrent workers skip each other's rows (`FOR UPDATE SKIP
+    /// LOCKED`); on SQLite the one UPDATE runs under the write lock.
     pub async fn claim_push_jobs(
         &self,
         worker: &str,
@@ -400,7 +402,7 @@ impl Store {
                 OR (j.state = 'sending' AND j.claimed_until < $3)) \
              AND NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.device_id = j.device_id \
                 AND e.id < j.id AND e.state IN ('queued', 'sending')) \
-             ORDER BY j.id LIMIT $4";
+             LIMIT $4";
         const RETURNING: &str = " RETURNING id, device_id, profile_identifier, kind, \
              content_hash, attempts, accounts, windows_replace";
         let set = "UPDATE push_jobs SET state = 'sending', claimed_by = $1, claimed_until = $2, \
