@@ -491,7 +491,71 @@ impl Store {
         const REMOVED: &str = "DELETE FROM push_delivered WHERE device_id = $1 AND identifier = $2";
         let now = now_ms();
         let mut tx = self.begin().await?;
+        // Plain installs, nearly every result, are recorded a hundred at a time; the rest one
+        // by one. A batch never holds two jobs of one device (claims skip a device's younger
+        // jobs), so no row below is written twice by one statement.
+        let plain: Vec<(&ClaimedJob, Uuid, &str)> = results
+            .iter()
+            .filter_map(|(job, result)| match result {
+                JobResult::Sent {
+                    command_uuid,
+                    content_hash: Some(hash),
+                    note: None,
+                } => Some((job, *command_uuid, hash.as_str())),
+                _ => None,
+            })
+            .collect();
+        for chunk in plain.chunks(100) {
+            let held: Vec<i64> = on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new(
+                    "UPDATE push_jobs SET state = 'sent', last_error = NULL, claimed_by = NULL, \
+                     claimed_until = NULL, updated_at = ",
+                );
+                q.push_bind(now).push(", command_uuid = CASE id");
+                for (job, uuid, _) in chunk {
+                    q.push(" WHEN ").push_bind(job.id).push(" THEN ").push_bind(*uuid);
+                }
+                q.push(" END, content_hash = CASE id");
+                for (job, _, hash) in chunk {
+                    q.push(" WHEN ").push_bind(job.id).push(" THEN ").push_bind(*hash);
+                }
+                q.push(" END WHERE claimed_by = ").push_bind(worker).push(" AND id IN (");
+                let mut list = q.separated(", ");
+                for (job, _, _) in chunk {
+                    list.push_bind(job.id);
+                }
+                q.push(") RETURNING id");
+                q.build_query_scalar::<i64>().fetch_all(&mut *conn).await
+            })?;
+            let delivered: Vec<&(&ClaimedJob, Uuid, &str)> = chunk
+                .iter()
+                .filter(|(job, _, _)| held.contains(&job.id))
+                .collect();
+            if delivered.is_empty() {
+                continue;
+            }
+            on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO push_delivered (device_id, identifier, content_hash, sent_at) ",
+                );
+                q.push_values(&delivered, |mut row, (job, _, hash)| {
+                    row.push_bind(job.device_id)
+                        .push_bind(job.profile_identifier.as_str())
+                        .push_bind(*hash)
+                        .push_bind(now);
+                });
+                q.push(
+                    " ON CONFLICT (device_id, identifier) DO UPDATE SET \
+                     content_hash = excluded.content_hash, sent_at = excluded.sent_at, \
+                     acknowledged_at = NULL",
+                );
+                q.build().execute(&mut *conn).await.map(|r| r.rows_affected())
+            })?;
+        }
         for (job, result) in results {
+            if plain.iter().any(|(p, _, _)| p.id == job.id) {
+                continue;
+            }
             on_tx!(tx, conn => {
                 match result {
                     JobResult::Sent { command_uuid, content_hash, note } => {
