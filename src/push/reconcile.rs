@@ -22,7 +22,7 @@ use crate::profile::{
 use crate::store::{NewJob, PushSource, Store, TargetDevice, TargetWrite};
 
 /// Users read per page.
-const PAGE: i64 = 1000;
+const PAGE: i64 = 5000;
 
 /// Install or remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
