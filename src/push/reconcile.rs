@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::PushError;
-use crate::accounts::open_user;
+use crate::accounts::{UserAccounts, open_user};
 use crate::crypto::to_hex;
 use crate::model::{Account, Platform};
 use crate::profile::{
@@ -22,7 +22,7 @@ use crate::profile::{
 use crate::store::{NewJob, PushSource, Store, TargetDevice, TargetWrite};
 
 /// Users read per page.
-const PAGE: i64 = 1000;
+const PAGE: i64 = 5000;
 
 /// Install or remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -107,11 +107,43 @@ pub async fn reconcile(
         after = last.user.id;
         let mut targets = Vec::new();
         let mut jobs = Vec::new();
+        let mut changed = Vec::new();
         for source in page {
+            let fingerprints: Vec<String> = source
+                .devices
+                .iter()
+                .map(|d| fingerprint(&sources, &source, d))
+                .collect();
+            report.devices += source.devices.len() as u64;
+            let unchanged = source
+                .devices
+                .iter()
+                .zip(&fingerprints)
+                .filter(|(d, f)| d.fingerprint.as_ref() == Some(*f))
+                .count();
+            report.unchanged += unchanged as u64;
+            if unchanged < source.devices.len() {
+                changed.push((source, fingerprints));
+            }
+        }
+        let ids: Vec<i64> = changed.iter().map(|(s, _)| s.user.id).collect();
+        let mut sealed: HashMap<i64, _> = store
+            .users_with_accounts_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|(user, accounts)| (user.id, (user, accounts)))
+            .collect();
+        for (source, fingerprints) in &changed {
+            let opened = match sealed.remove(&source.user.id) {
+                Some((user, accounts)) => open_user(&profiles.keys, user, accounts)
+                    .map_err(|e| format!("cannot open the stored passwords: {e}")),
+                None => Err("the user was removed during the reconcile".to_owned()),
+            };
             decide_user(
                 profiles,
-                &sources,
-                &source,
+                source,
+                fingerprints,
+                &opened,
                 &mut report,
                 &mut targets,
                 &mut jobs,
@@ -203,33 +235,16 @@ struct Desired {
 
 fn decide_user(
     profiles: &Profiles,
-    sources: &[u8; 32],
     source: &PushSource,
+    fingerprints: &[String],
+    opened: &Result<UserAccounts, String>,
     report: &mut ReconcileReport,
     targets: &mut Vec<TargetWrite>,
     jobs: &mut Vec<NewJob>,
 ) -> Result<(), PushError> {
-    let fingerprints: Vec<String> = source
-        .devices
-        .iter()
-        .map(|d| fingerprint(sources, source, d))
-        .collect();
-    report.devices += source.devices.len() as u64;
-    if source
-        .devices
-        .iter()
-        .zip(&fingerprints)
-        .all(|(d, f)| d.fingerprint.as_ref() == Some(f))
-    {
-        report.unchanged += source.devices.len() as u64;
-        return Ok(());
-    }
-    let sealed = source.accounts.iter().map(|a| a.sealed.clone()).collect();
-    let opened = open_user(&profiles.keys, source.user.clone(), sealed);
     let mut renders: HashMap<Platform, Result<Rendered, RenderError>> = HashMap::new();
     for (device, fingerprint) in source.devices.iter().zip(fingerprints) {
-        if device.fingerprint.as_ref() == Some(&fingerprint) {
-            report.unchanged += 1;
+        if device.fingerprint.as_ref() == Some(fingerprint) {
             continue;
         }
         let platform: Platform = device
@@ -237,7 +252,7 @@ fn decide_user(
             .parse()
             .map_err(|e: crate::model::UnknownPlatform| PushError::Data(e.to_string()))?;
         let desired = match &opened {
-            Err(e) => keep(device, format!("cannot open the stored passwords: {e}")),
+            Err(e) => keep(device, e.clone()),
             Ok(_) if platform == Platform::Macos && device.user_channel_id.is_none() => {
                 keep(device, NO_USER_CHANNEL.to_owned())
             }
@@ -258,7 +273,7 @@ fn decide_user(
         plan_jobs(platform, device, &desired, report, jobs);
         targets.push(TargetWrite {
             device_id: device.id,
-            fingerprint,
+            fingerprint: fingerprint.clone(),
             identifier: desired.identifier,
             content_hash: desired.content_hash,
             accounts: serde_json::to_string(&desired.accounts).unwrap_or_else(|_| "[]".into()),

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::reconcile::{JobKind, content_hash, is_apple, render_for};
 use super::transport::{Delivery, SendError, Transports};
 use super::{PushError, PushSettings};
-use crate::accounts;
+use crate::accounts::{self, UserAccounts};
 use crate::model::Platform;
 use crate::profile::{
     Profiles, RenderOptions, RenderedAccount, SyncMlCommand, SyncMlForm, render, windows,
@@ -87,8 +87,28 @@ impl Worker {
             .into_iter()
             .map(|d| (d.id, d))
             .collect();
+        let mut user_ids: Vec<i64> = claimed
+            .iter()
+            .filter(|(j, _)| j.kind == JobKind::Install.as_str())
+            .filter_map(|(j, _)| devices.get(&j.device_id).map(|d| d.user_id))
+            .collect();
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        let users: HashMap<i64, Result<UserAccounts, String>> = self
+            .store
+            .users_with_accounts_by_id(&user_ids)
+            .await?
+            .into_iter()
+            .map(|(user, sealed)| {
+                let id = user.id;
+                let opened = accounts::open_user(&self.profiles.keys, user, sealed)
+                    .map_err(|e| format!("cannot open the stored passwords: {e}"));
+                (id, opened)
+            })
+            .collect();
         let queue = Arc::new(Mutex::new(VecDeque::from(claimed)));
         let devices = Arc::new(devices);
+        let users = Arc::new(users);
         let lanes = self.settings.concurrency.max(1);
         let results = Arc::new(Mutex::new(Vec::new()));
         let mut set = tokio::task::JoinSet::new();
@@ -97,7 +117,7 @@ impl Worker {
             let devices = Arc::clone(&devices);
             let results = Arc::clone(&results);
             let lane = Lane {
-                store: self.store.clone(),
+                users: Arc::clone(&users),
                 profiles: Arc::clone(&self.profiles),
                 settings: Arc::clone(&self.settings),
                 transports: self.transports.clone(),
@@ -185,7 +205,7 @@ impl Worker {
 
 /// What one concurrent sender needs.
 struct Lane {
-    store: Store,
+    users: Arc<HashMap<i64, Result<UserAccounts, String>>>,
     profiles: Arc<Profiles>,
     settings: Arc<PushSettings>,
     transports: Transports,
@@ -219,8 +239,7 @@ impl Lane {
         };
         let delivery = match self.prepare(job, command_uuid, device, platform).await {
             Ok(d) => d,
-            Err(Prepare::Fatal(error)) => return JobResult::Failed { error },
-            Err(Prepare::Retry(error)) => return self.retry(job, error),
+            Err(error) => return JobResult::Failed { error },
         };
         let hash = delivery.1;
         match transport.send(&delivery.0).await {
@@ -261,12 +280,12 @@ impl Lane {
         command_uuid: Uuid,
         device: &JobDevice,
         platform: Platform,
-    ) -> Result<(Delivery, Option<String>), Prepare> {
+    ) -> Result<(Delivery, Option<String>), String> {
         let enrollment_id = if platform == Platform::Macos {
             device
                 .user_channel_id
                 .clone()
-                .ok_or_else(|| Prepare::Fatal(super::reconcile::NO_USER_CHANNEL.to_owned()))?
+                .ok_or_else(|| super::reconcile::NO_USER_CHANNEL.to_owned())?
         } else {
             device.enrollment_id.clone()
         };
@@ -291,24 +310,24 @@ impl Lane {
                 let accounts: Vec<RenderedAccount> =
                     serde_json::from_str(&job.accounts).unwrap_or_default();
                 let body = windows::removal(&accounts, &SyncMlForm::Fragment)
-                    .map_err(|e| Prepare::Fatal(e.to_string()))?;
+                    .map_err(|e| e.to_string())?;
                 delivery.content = Some(body);
                 delivery.content_type = windows::CONTENT_TYPE_FRAGMENT;
                 delivery.extension = windows::EXTENSION;
             }
             return Ok((delivery, None));
         }
-        let (user, accounts) =
-            accounts::of_user(&self.store, &self.profiles.keys, &device.user_email)
-                .await
-                .map_err(|e| match e {
-                    accounts::AccountsError::Store(e) => Prepare::Retry(e.to_string()),
-                    e => Prepare::Fatal(e.to_string()),
-                })?;
+        let (user, accounts) = match self.users.get(&device.user_id) {
+            Some(Ok(found)) => found,
+            Some(Err(e)) => return Err(e.clone()),
+            None => {
+                return Err(format!("no user with email {}", device.user_email));
+            }
+        };
         // The hash is of the profile as reconciling renders it (a Windows first install),
         // whatever form this device is sent.
-        let reference = render_for(&self.profiles, &user.email, &accounts, platform)
-            .map_err(|e| Prepare::Fatal(format!("nothing to install any more: {e}")))?;
+        let reference = render_for(&self.profiles, &user.email, accounts, platform)
+            .map_err(|e| format!("nothing to install any more: {e}"))?;
         let hash = content_hash(&self.profiles, platform, &reference.body);
         let mut rendered = if platform == Platform::Windows && job.windows_replace {
             let options = RenderOptions {
@@ -317,30 +336,25 @@ impl Lane {
             };
             render(
                 &user.email,
-                &accounts,
+                accounts,
                 platform,
                 &self.profiles.definitions,
                 &options,
             )
-            .map_err(|e| Prepare::Fatal(e.to_string()))?
+            .map_err(|e| e.to_string())?
         } else {
             reference
         };
         if is_apple(platform) {
             self.profiles
                 .sign(platform, &RenderOptions::default(), &mut rendered)
-                .map_err(|e| Prepare::Fatal(format!("cannot sign the profile: {e}")))?;
+                .map_err(|e| format!("cannot sign the profile: {e}"))?;
         }
         delivery.content = Some(rendered.body);
         delivery.content_type = rendered.content_type;
         delivery.extension = rendered.extension;
         Ok((delivery, Some(hash)))
     }
-}
-
-enum Prepare {
-    Fatal(String),
-    Retry(String),
 }
 
 /// The wait before retry number `attempt` (1 = after the first failure): `base` doubled per

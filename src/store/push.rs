@@ -18,10 +18,12 @@ pub struct PushSource {
     pub devices: Vec<TargetDevice>,
 }
 
-/// A stored account with its sealed passwords and their MACs.
+/// A stored account with the MACs of its passwords. The sealed passwords themselves are
+/// not read here (`sealed.password` and `sealed.outgoing_password` are `None`): a
+/// reconcile needs them only for the few users whose accounts changed.
 #[derive(Debug, Clone)]
 pub struct SourceAccount {
-    /// The account as profiles need it.
+    /// The account's fields, without its sealed passwords.
     pub sealed: SealedAccount,
     /// MAC of the (incoming or Exchange) password.
     pub password_mac: Option<Vec<u8>>,
@@ -150,6 +152,8 @@ pub enum JobResult {
 pub struct JobDevice {
     /// Store id.
     pub id: i64,
+    /// Owner's store id.
+    pub user_id: i64,
     /// The MDM's device id.
     pub device_id: String,
     /// Platform name.
@@ -212,6 +216,20 @@ pub struct Pending {
 }
 
 #[derive(sqlx::FromRow)]
+struct SourceRow {
+    user_id: i64,
+    kind: String,
+    address: String,
+    address_norm: String,
+    display_name: Option<String>,
+    username: String,
+    domain: Option<String>,
+    outgoing_username: Option<String>,
+    password_mac: Option<Vec<u8>>,
+    outgoing_password_mac: Option<Vec<u8>>,
+}
+
+#[derive(sqlx::FromRow)]
 struct AccountRow {
     user_id: i64,
     kind: String,
@@ -223,8 +241,6 @@ struct AccountRow {
     outgoing_username: Option<String>,
     password: Option<Vec<u8>>,
     outgoing_password: Option<Vec<u8>>,
-    password_mac: Option<Vec<u8>>,
-    outgoing_password_mac: Option<Vec<u8>>,
 }
 
 const STATES: &str = "COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0) AS queued, \
@@ -245,8 +261,8 @@ impl Store {
              WHERE id > $1 AND EXISTS (SELECT 1 FROM devices d WHERE d.user_id = u.id) \
              ORDER BY id LIMIT $2";
         const ACCOUNTS: &str = "SELECT user_id, kind, address, address_norm, display_name, \
-             username, domain, outgoing_username, password, outgoing_password, password_mac, \
-             outgoing_password_mac FROM email_accounts WHERE user_id BETWEEN $1 AND $2 \
+             username, domain, outgoing_username, password_mac, outgoing_password_mac \
+             FROM email_accounts WHERE user_id BETWEEN $1 AND $2 \
              ORDER BY user_id, kind, address_norm";
         const DEVICES: &str = "SELECT d.id, d.user_id, d.device_id, d.platform, \
              d.enrollment_id, d.user_channel_id, t.fingerprint, t.identifier, t.content_hash, \
@@ -259,7 +275,7 @@ impl Store {
             return Ok(Vec::new());
         };
         let (first, last) = (first.id, last.id);
-        let accounts: Vec<AccountRow> = on_pool!(self, pool => {
+        let accounts: Vec<SourceRow> = on_pool!(self, pool => {
             sqlx::query_as(ACCOUNTS).bind(first).bind(last).fetch_all(pool).await
         })?;
         let devices: Vec<TargetDevice> = on_pool!(self, pool => {
@@ -285,8 +301,8 @@ impl Store {
                             username: a.username,
                             domain: a.domain,
                             outgoing_username: a.outgoing_username,
-                            password: a.password,
-                            outgoing_password: a.outgoing_password,
+                            password: None,
+                            outgoing_password: None,
                         },
                         password_mac: a.password_mac,
                         outgoing_password_mac: a.outgoing_password_mac,
@@ -387,8 +403,10 @@ impl Store {
     /// Claims up to `limit` jobs for worker `worker` until `lease_until`: queued jobs that are
     /// due, and jobs whose previous worker's lease ran out, never a job while an older job
     /// of the same device is still waiting or being sent. Each claimed job gets a fresh
-    /// command UUID. On PostgreSQL concurrent workers skip each other's rows (`FOR UPDATE
-    /// SKIP LOCKED`); on SQLite the one UPDATE runs under the write lock.
+    /// command UUID. Jobs come in due-index order, not sorted: sorting every due job on each
+    /// claim cost more than sending, and the older-job check alone keeps a device's commands
+    /// in order. On PostgreSQL concurrent workers skip each other's rows (`FOR UPDATE SKIP
+    /// LOCKED`); on SQLite the one UPDATE runs under the write lock.
     pub async fn claim_push_jobs(
         &self,
         worker: &str,
@@ -400,7 +418,7 @@ impl Store {
                 OR (j.state = 'sending' AND j.claimed_until < $3)) \
              AND NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.device_id = j.device_id \
                 AND e.id < j.id AND e.state IN ('queued', 'sending')) \
-             ORDER BY j.id LIMIT $4";
+             LIMIT $4";
         const RETURNING: &str = " RETURNING id, device_id, profile_identifier, kind, \
              content_hash, attempts, accounts, windows_replace";
         let set = "UPDATE push_jobs SET state = 'sending', claimed_by = $1, claimed_until = $2, \
@@ -473,7 +491,71 @@ impl Store {
         const REMOVED: &str = "DELETE FROM push_delivered WHERE device_id = $1 AND identifier = $2";
         let now = now_ms();
         let mut tx = self.begin().await?;
+        // Plain installs, nearly every result, are recorded a hundred at a time; the rest one
+        // by one. A batch never holds two jobs of one device (claims skip a device's younger
+        // jobs), so no row below is written twice by one statement.
+        let plain: Vec<(&ClaimedJob, Uuid, &str)> = results
+            .iter()
+            .filter_map(|(job, result)| match result {
+                JobResult::Sent {
+                    command_uuid,
+                    content_hash: Some(hash),
+                    note: None,
+                } => Some((job, *command_uuid, hash.as_str())),
+                _ => None,
+            })
+            .collect();
+        for chunk in plain.chunks(100) {
+            let held: Vec<i64> = on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new(
+                    "UPDATE push_jobs SET state = 'sent', last_error = NULL, claimed_by = NULL, \
+                     claimed_until = NULL, updated_at = ",
+                );
+                q.push_bind(now).push(", command_uuid = CASE id");
+                for (job, uuid, _) in chunk {
+                    q.push(" WHEN ").push_bind(job.id).push(" THEN ").push_bind(*uuid);
+                }
+                q.push(" END, content_hash = CASE id");
+                for (job, _, hash) in chunk {
+                    q.push(" WHEN ").push_bind(job.id).push(" THEN ").push_bind(*hash);
+                }
+                q.push(" END WHERE claimed_by = ").push_bind(worker).push(" AND id IN (");
+                let mut list = q.separated(", ");
+                for (job, _, _) in chunk {
+                    list.push_bind(job.id);
+                }
+                q.push(") RETURNING id");
+                q.build_query_scalar::<i64>().fetch_all(&mut *conn).await
+            })?;
+            let delivered: Vec<&(&ClaimedJob, Uuid, &str)> = chunk
+                .iter()
+                .filter(|(job, _, _)| held.contains(&job.id))
+                .collect();
+            if delivered.is_empty() {
+                continue;
+            }
+            on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO push_delivered (device_id, identifier, content_hash, sent_at) ",
+                );
+                q.push_values(&delivered, |mut row, (job, _, hash)| {
+                    row.push_bind(job.device_id)
+                        .push_bind(job.profile_identifier.as_str())
+                        .push_bind(*hash)
+                        .push_bind(now);
+                });
+                q.push(
+                    " ON CONFLICT (device_id, identifier) DO UPDATE SET \
+                     content_hash = excluded.content_hash, sent_at = excluded.sent_at, \
+                     acknowledged_at = NULL",
+                );
+                q.build().execute(&mut *conn).await.map(|r| r.rows_affected())
+            })?;
+        }
         for (job, result) in results {
+            if plain.iter().any(|(p, _, _)| p.id == job.id) {
+                continue;
+            }
             on_tx!(tx, conn => {
                 match result {
                     JobResult::Sent { command_uuid, content_hash, note } => {
@@ -550,8 +632,8 @@ impl Store {
         }
         Ok(on_pool!(self, pool => {
             let mut q = QueryBuilder::new(
-                "SELECT d.id, d.device_id, d.platform, d.enrollment_id, d.user_channel_id, \
-                 u.email AS user_email FROM devices d JOIN users u ON u.id = d.user_id \
+                "SELECT d.id, d.user_id, d.device_id, d.platform, d.enrollment_id, \
+                 d.user_channel_id, u.email AS user_email FROM devices d JOIN users u ON u.id = d.user_id \
                  WHERE d.id IN (",
             );
             let mut list = q.separated(", ");
@@ -561,6 +643,63 @@ impl Store {
             q.push(")");
             q.build_query_as::<JobDevice>().fetch_all(pool).await
         })?)
+    }
+
+    /// The users of `user_ids` with all their accounts (kind and address order): what the
+    /// installs of one claimed batch render from, in two queries.
+    pub async fn users_with_accounts_by_id(
+        &self,
+        user_ids: &[i64],
+    ) -> Result<Vec<(StoredUser, Vec<SealedAccount>)>, StoreError> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let users: Vec<StoredUser> = on_pool!(self, pool => {
+            let mut q = QueryBuilder::new(
+                "SELECT id, email, email_norm, display_name FROM users WHERE id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in user_ids {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            q.build_query_as::<StoredUser>().fetch_all(pool).await
+        })?;
+        let rows: Vec<AccountRow> = on_pool!(self, pool => {
+            let mut q = QueryBuilder::new(
+                "SELECT user_id, kind, address, address_norm, display_name, username, domain, \
+                 outgoing_username, password, outgoing_password \
+                 FROM email_accounts WHERE user_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in user_ids {
+                list.push_bind(*id);
+            }
+            q.push(") ORDER BY user_id, kind, address_norm");
+            q.build_query_as::<AccountRow>().fetch_all(pool).await
+        })?;
+        let mut by_user: std::collections::HashMap<i64, Vec<SealedAccount>> =
+            std::collections::HashMap::new();
+        for a in rows {
+            by_user.entry(a.user_id).or_default().push(SealedAccount {
+                kind: a.kind,
+                address: a.address,
+                address_norm: a.address_norm,
+                display_name: a.display_name,
+                username: a.username,
+                domain: a.domain,
+                outgoing_username: a.outgoing_username,
+                password: a.password,
+                outgoing_password: a.outgoing_password,
+            });
+        }
+        Ok(users
+            .into_iter()
+            .map(|u| {
+                let accounts = by_user.remove(&u.id).unwrap_or_default();
+                (u, accounts)
+            })
+            .collect())
     }
 
     /// Whether any device is stored: with none, there is nothing to push.

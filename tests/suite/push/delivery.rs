@@ -154,3 +154,67 @@ store_test! {
         }
     }
 }
+
+store_test! {
+    async fn windows_profiles_update_in_place_and_rebuild_when_accounts_change(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, pusher) = world(&db, &mdm).await;
+        pusher.after_change().await.unwrap();
+        pusher.run().await.unwrap();
+        let bob = profile_identifier("com.example.mail", "bob@example.com");
+        let file = db.dir.path().join(format!("drop/WIN-B/{bob}.xml"));
+        assert!(std::fs::read_to_string(&file).unwrap().contains("<Add>"));
+
+        // A changed password: the same account node, its settings replaced.
+        import_accounts(&store, AccountKind::Email, "bob@example.com,\"Baker, Bob\",bob@mail.example.com,bob,new-secret,bob,\n").await;
+        let report = pusher.after_change().await.unwrap();
+        assert_eq!((report.installs, report.removals), (1, 0), "{report:?}");
+        pusher.run().await.unwrap();
+        let updated = std::fs::read_to_string(&file).unwrap();
+        assert!(updated.contains("<Replace>") && !updated.contains("<Add>"), "{updated}");
+        assert!(updated.contains("new-secret"));
+
+        // A second account: the old nodes are deleted and the new set added.
+        import_accounts(&store, AccountKind::Email, "bob@example.com,Bob,bob@other.example.com,bob2,,bob2,\n").await;
+        let report = pusher.after_change().await.unwrap();
+        let kinds: Vec<JobKind> = report.jobs.iter().map(|j| j.kind).collect();
+        assert_eq!(kinds, [JobKind::Remove, JobKind::Install], "{report:?}");
+        pusher.run().await.unwrap();
+        let removal = std::fs::read_to_string(db.dir.path().join(format!("drop/WIN-B/{bob}.remove.xml"))).unwrap();
+        assert!(removal.contains("<Delete>"), "{removal}");
+        let rebuilt = std::fs::read_to_string(&file).unwrap();
+        assert!(rebuilt.contains("<Add>") && rebuilt.contains("bob@other.example.com"), "{rebuilt}");
+    }
+}
+
+store_test! {
+    async fn the_webhook_transport_posts_signed_json(db: TestDb) {
+        use base64::Engine;
+        let mdm = FakeMdm::start();
+        let (store, _) = world(&db, &mdm).await;
+        let mut settings = crate::push::settings(&db, &mdm);
+        settings.directory = None;
+        settings.webhook = Some(mdm_mail::push::settings::WebhookEndpoint {
+            url: format!("{}/hook", mdm.url),
+            secret: mdm_mail::model::Secret::new("hook-secret"),
+        });
+        let pusher = mdm_mail::push::Pusher::new(store, std::sync::Arc::new(crate::push::profiles()), settings);
+        pusher.after_change().await.unwrap();
+        assert_eq!(pusher.run().await.unwrap().sent, 3);
+        let hooks = mdm.hooks();
+        assert_eq!(hooks.len(), 1, "only the Windows PC goes to the webhook");
+        let (signature, body) = &hooks[0];
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"hook-secret").unwrap();
+        mac.update(body);
+        let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(signature.as_deref(), Some(format!("sha256={expected}").as_str()));
+        let event: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(event["device"], "WIN-B");
+        assert_eq!(event["platform"], "windows");
+        assert_eq!(event["kind"], "install");
+        assert_eq!(event["identifier"], profile_identifier("com.example.mail", "bob@example.com"));
+        let content = base64::engine::general_purpose::STANDARD.decode(event["content"].as_str().unwrap()).unwrap();
+        assert!(String::from_utf8(content).unwrap().contains("bob@mail.example.com"));
+    }
+}

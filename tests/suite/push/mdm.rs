@@ -53,6 +53,7 @@ struct Shared {
     script: Mutex<VecDeque<Reply>>,
     requests: AtomicUsize,
     delay_ms: AtomicUsize,
+    hooks: Mutex<Vec<(Option<String>, Vec<u8>)>>,
 }
 
 /// A running fake MDM.
@@ -80,6 +81,7 @@ impl FakeMdm {
                 let app = Router::new()
                     .route("/v1/enqueue/{id}", put(nanomdm_enqueue))
                     .route("/v1/commands", post(micromdm_command))
+                    .route("/hook", post(hook))
                     .with_state(state);
                 axum::serve(listener, app).await.unwrap();
             });
@@ -110,6 +112,11 @@ impl FakeMdm {
     /// The commands accepted so far, in order.
     pub fn accepted(&self) -> Vec<Command> {
         self.shared.accepted.lock().unwrap().clone()
+    }
+
+    /// The webhook requests received at `/hook`: signature header and body.
+    pub fn hooks(&self) -> Vec<(Option<String>, Vec<u8>)> {
+        self.shared.hooks.lock().unwrap().clone()
     }
 
     /// Requests received so far, accepted or not.
@@ -263,4 +270,17 @@ async fn micromdm_command(
             .into_response(),
         Reply::Hang => unreachable!(),
     }
+}
+
+async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let signature = headers
+        .get("x-mdm-mail-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    shared
+        .hooks
+        .lock()
+        .unwrap()
+        .push((signature, body.to_vec()));
+    StatusCode::NO_CONTENT
 }
