@@ -380,7 +380,8 @@ store_test! {
             StatusCode::CREATED,
         )
         .await;
-        assert_eq!(added, json!({ "device_id": "IPHONE-A", "added": true }));
+        assert_eq!(added, json!({ "device_id": "IPHONE-A", "added": true,
+                                  "push": { "installs": 0, "removals": 0 } }));
         let orphan = json_of(
             app.call(Method::POST, "/api/devices")
                 .json(&json!({ "user_email": "nobody@example.com", "device_id": "X", "platform": "ios", "enrollment_id": "X" }))
