@@ -140,19 +140,29 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         })
 }
 
+/// The session a state-changing form was posted in, provided the form carries its CSRF
+/// token; otherwise the answer to send instead.
+async fn form_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Session, Response> {
+    let session = signed_in(state, headers).await?;
+    let sent = form.get(CSRF_FIELD).map_or("", String::as_str);
+    if !same_secret(sent, &session.csrf_token) {
+        return Err(crate::http::error::ApiError::csrf().into_response());
+    }
+    Ok(session)
+}
+
 /// `POST /sign-out`.
 pub async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
-    let sent = form.get(CSRF_FIELD).map_or("", String::as_str);
-    if !same_secret(sent, &session.csrf_token) {
-        return crate::http::error::ApiError::csrf().into_response();
+    if let Err(refused) = form_session(&state, &headers, &form).await {
+        return refused;
     }
     match end_session(&state, &headers).await {
         Ok(clear) => ([(SET_COOKIE, clear)], Redirect::to("/sign-in")).into_response(),
@@ -466,13 +476,8 @@ pub async fn push_retry(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
-    let sent = form.get(CSRF_FIELD).map_or("", String::as_str);
-    if !same_secret(sent, &session.csrf_token) {
-        return crate::http::error::ApiError::csrf().into_response();
+    if let Err(refused) = form_session(&state, &headers, &form).await {
+        return refused;
     }
     match crate::http::api::push::retry_failed(&state).await {
         Ok(n) => Redirect::to(&format!("/push?retried={n}")).into_response(),
