@@ -117,7 +117,8 @@ impl From<MatchTuple> for MatchRow {
     }
 }
 
-fn unhex(text: Option<String>) -> Option<Vec<u8>> {
+/// Bytes from the hex SQLite's `hex()` writes into JSON.
+pub(super) fn unhex(text: Option<String>) -> Option<Vec<u8>> {
     let text = text?;
     (0..text.len() / 2)
         .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())

@@ -215,6 +215,92 @@ pub struct Pending {
     pub next_due_at: Option<i64>,
 }
 
+/// A [`SourceRow`] as a SQLite JSON array, MACs in hex.
+type SourceTuple = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+impl From<SourceTuple> for SourceRow {
+    fn from(t: SourceTuple) -> Self {
+        SourceRow {
+            user_id: t.0,
+            kind: t.1,
+            address: t.2,
+            address_norm: t.3,
+            display_name: t.4,
+            username: t.5,
+            domain: t.6,
+            outgoing_username: t.7,
+            password_mac: super::accounts::unhex(t.8),
+            outgoing_password_mac: super::accounts::unhex(t.9),
+        }
+    }
+}
+
+/// A [`TargetDevice`] as a SQLite JSON array.
+type DeviceTuple = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+impl From<DeviceTuple> for TargetDevice {
+    fn from(t: DeviceTuple) -> Self {
+        TargetDevice {
+            id: t.0,
+            user_id: t.1,
+            device_id: t.2,
+            platform: t.3,
+            enrollment_id: t.4,
+            user_channel_id: t.5,
+            fingerprint: t.6,
+            identifier: t.7,
+            content_hash: t.8,
+            accounts: t.9,
+            status: t.10,
+        }
+    }
+}
+
+/// SQLite: the rows of `sql` (which binds two integers) as `columns` in one JSON array of
+/// arrays, in the query's order.
+async fn sqlite_json<T: serde::de::DeserializeOwned>(
+    pool: &sqlx::SqlitePool,
+    columns: &str,
+    sql: &str,
+    a: i64,
+    b: i64,
+) -> Result<Vec<T>, StoreError> {
+    let sql = format!("SELECT json_group_array(json_array({columns})) FROM ({sql})");
+    let json: Option<String> = sqlx::query_scalar(&sql)
+        .bind(a)
+        .bind(b)
+        .fetch_one(pool)
+        .await?;
+    match json {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e)))),
+        None => Ok(Vec::new()),
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct SourceRow {
     user_id: i64,
@@ -268,19 +354,74 @@ impl Store {
              d.enrollment_id, d.user_channel_id, t.fingerprint, t.identifier, t.content_hash, \
              t.accounts, t.status FROM devices d LEFT JOIN push_targets t ON t.device_id = d.id \
              WHERE d.user_id BETWEEN $1 AND $2 ORDER BY d.user_id, d.id";
-        let found: Vec<StoredUser> = on_pool!(self, pool => {
-            sqlx::query_as(USERS).bind(after).bind(users).fetch_all(pool).await
-        })?;
+        let sqlite = match &self.pool {
+            Pool::Sqlite(pool) => Some(pool),
+            Pool::Postgres(_) => None,
+        };
+        // On SQLite each query comes back as one JSON array: sqlx hands every SQLite row
+        // from its worker thread separately, and for a reconcile that finds nothing to do
+        // that hand-off, not the reads, would be most of the time.
+        let found: Vec<StoredUser> = match sqlite {
+            Some(pool) => sqlite_json::<(i64, String, String, String)>(
+                pool,
+                "id, email, email_norm, display_name",
+                USERS,
+                after,
+                users,
+            )
+            .await?
+            .into_iter()
+            .map(|(id, email, email_norm, display_name)| StoredUser {
+                id,
+                email,
+                email_norm,
+                display_name,
+            })
+            .collect(),
+            None => on_pool!(self, pool => {
+                sqlx::query_as(USERS).bind(after).bind(users).fetch_all(pool).await
+            })?,
+        };
         let (Some(first), Some(last)) = (found.first(), found.last()) else {
             return Ok(Vec::new());
         };
         let (first, last) = (first.id, last.id);
-        let accounts: Vec<SourceRow> = on_pool!(self, pool => {
-            sqlx::query_as(ACCOUNTS).bind(first).bind(last).fetch_all(pool).await
-        })?;
-        let devices: Vec<TargetDevice> = on_pool!(self, pool => {
-            sqlx::query_as(DEVICES).bind(first).bind(last).fetch_all(pool).await
-        })?;
+        let accounts: Vec<SourceRow> = match sqlite {
+            Some(pool) => sqlite_json::<SourceTuple>(
+                pool,
+                "user_id, kind, address, address_norm, display_name, username, domain, \
+                 outgoing_username, CASE WHEN password_mac IS NULL THEN NULL \
+                 ELSE hex(password_mac) END, CASE WHEN outgoing_password_mac IS NULL \
+                 THEN NULL ELSE hex(outgoing_password_mac) END",
+                ACCOUNTS,
+                first,
+                last,
+            )
+            .await?
+            .into_iter()
+            .map(SourceRow::from)
+            .collect(),
+            None => on_pool!(self, pool => {
+                sqlx::query_as(ACCOUNTS).bind(first).bind(last).fetch_all(pool).await
+            })?,
+        };
+        let devices: Vec<TargetDevice> = match sqlite {
+            Some(pool) => sqlite_json::<DeviceTuple>(
+                pool,
+                "id, user_id, device_id, platform, enrollment_id, user_channel_id, \
+                 fingerprint, identifier, content_hash, accounts, status",
+                DEVICES,
+                first,
+                last,
+            )
+            .await?
+            .into_iter()
+            .map(TargetDevice::from)
+            .collect(),
+            None => on_pool!(self, pool => {
+                sqlx::query_as(DEVICES).bind(first).bind(last).fetch_all(pool).await
+            })?,
+        };
         let mut accounts = accounts.into_iter().peekable();
         let mut devices = devices.into_iter().peekable();
         let mut page = Vec::with_capacity(found.len());
