@@ -27,7 +27,7 @@ use crate::crypto::CryptoError;
 use crate::csv::Delimiter;
 use crate::model::{AccountKind, Platform};
 use crate::profile::{Profiles, RenderError, RenderOptions, render};
-use crate::store::{ExportCursor, ExportRow, Store, StoreError, Tx};
+use crate::store::{ExportCursor, ExportPage, Store, StoreError, Tx};
 use rows::{CsvOut, DeviceCells, mapping_rows};
 
 /// Accounts read per page of an account export.
@@ -202,7 +202,7 @@ enum Source {
         kind: AccountKind,
         /// Pages read ahead by a task of their own, so that the database reads the next
         /// page while this one is written out.
-        pages: mpsc::Receiver<Result<Vec<ExportRow>, StoreError>>,
+        pages: mpsc::Receiver<Result<ExportPage, StoreError>>,
     },
     Mappings {
         profiles: Arc<Profiles>,
@@ -228,7 +228,7 @@ pub struct Exporter {
 fn read_ahead(
     mut snapshot: Tx,
     kind: AccountKind,
-) -> mpsc::Receiver<Result<Vec<ExportRow>, StoreError>> {
+) -> mpsc::Receiver<Result<ExportPage, StoreError>> {
     let (sender, pages) = mpsc::channel(2);
     tokio::spawn(async move {
         let mut cursor = ExportCursor::new(kind);
@@ -330,7 +330,8 @@ impl Exporter {
             Source::Accounts { kind, pages } => match pages.recv().await {
                 None => Ok(true),
                 Some(page) => {
-                    let page = page?;
+                    // Decoded here, so the reader is already fetching the next page.
+                    let page = page?.rows()?;
                     for row in &page {
                         self.out.row(account_cells(*kind, row))?;
                     }

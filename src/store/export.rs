@@ -61,6 +61,63 @@ impl ExportCursor {
 /// The rows and order of a SQLite export page. Users are walked in `email_norm` order through
 /// their unique index and each user's accounts probed through the account key, which yields
 /// them in address order, so neither database sorts more than one user's accounts.
+/// One page of an account export, decoded by [`ExportPage::rows`].
+#[derive(Debug)]
+pub struct ExportPage {
+    len: usize,
+    body: PageBody,
+}
+
+#[derive(Debug)]
+enum PageBody {
+    Rows(Vec<ExportRow>),
+    /// SQLite's JSON array of rows and the key its last row should have.
+    Json(String, Option<String>),
+}
+
+impl ExportPage {
+    /// How many accounts the page holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the page is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The page's rows, in order.
+    pub fn rows(self) -> Result<Vec<ExportRow>, StoreError> {
+        let (json, last) = match self.body {
+            PageBody::Rows(rows) => return Ok(rows),
+            PageBody::Json(json, last) => (json, last),
+        };
+        let rows: Vec<ExportRow> = if json.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str(&json)
+                .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?
+        };
+        // The aggregate keeps the inner query's order and the next page started after the
+        // largest key; a page out of order would skip or repeat accounts, so it is
+        // checked, not assumed.
+        let ordered = rows.windows(2).all(|w| {
+            (&w[0].user_email_norm, &w[0].address_norm)
+                < (&w[1].user_email_norm, &w[1].address_norm)
+        });
+        let ends_at_last = rows
+            .last()
+            .map(|r| format!("{}\u{1}{}", r.user_email_norm, r.address_norm))
+            == last;
+        if !ordered || !ends_at_last || rows.len() != self.len {
+            return Err(StoreError::Query(sqlx::Error::Protocol(
+                "the export page came back out of order".into(),
+            )));
+        }
+        Ok(rows)
+    }
+}
+
 const PAGE_FROM: &str = "FROM users u JOIN email_accounts a ON a.user_id = u.id AND a.kind = $1 \
      WHERE u.email_norm >= $2 AND (u.email_norm > $2 OR a.address_norm > $3) \
      ORDER BY u.email_norm, a.address_norm LIMIT $4";
@@ -127,12 +184,14 @@ impl Store {
 
 impl Tx {
     /// The next `limit` accounts of the cursor's kind (fewer at the end), in (normalised
-    /// user address, normalised account address) order.
+    /// user address, normalised account address) order. On SQLite the page comes as its
+    /// JSON text with the key of its last row, so the next page can be read while this one
+    /// is decoded (by [`ExportPage::rows`], wherever the caller likes).
     pub async fn export_page(
         &mut self,
         cursor: &mut ExportCursor,
         limit: i64,
-    ) -> Result<Vec<ExportRow>, StoreError> {
+    ) -> Result<ExportPage, StoreError> {
         let kind = cursor.kind;
         match &mut self.inner {
             TxInner::Sqlite(tx) => {
@@ -140,43 +199,36 @@ impl Tx {
                 let after = cursor.after.as_ref().unwrap_or(&empty);
                 // The page as one JSON array rather than one row per account: sqlx hands
                 // each SQLite row from its worker thread separately, and for an export that
-                // hand-off, not the reads, would be most of the time.
+                // hand-off, not the reads, would be most of the time. The last row's key is
+                // the largest of user and account address joined by U+0001, which sorts
+                // below every character an address may hold.
                 let sql = format!(
                     "SELECT json_group_array(json_array(email, email_norm, address, \
-                     address_norm, display_name, username, domain, outgoing_username)) \
+                     address_norm, display_name, username, domain, outgoing_username)), \
+                     count(*), max(email_norm || char(1) || address_norm) \
                      FROM (SELECT u.email, u.email_norm, a.address, a.address_norm, \
                      a.display_name, a.username, a.domain, a.outgoing_username {PAGE_FROM})"
                 );
-                let json: Option<String> = sqlx::query_scalar(&sql)
-                    .bind(kind.as_str())
-                    .bind(&after.user_email_norm)
-                    .bind(&after.address_norm)
-                    .bind(limit)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                let rows: Vec<ExportRow> = match json {
-                    Some(json) => serde_json::from_str(&json)
-                        .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?,
-                    None => Vec::new(),
-                };
-                // The aggregate keeps the inner query's order; a page out of order would
-                // skip or repeat accounts on the next one, so it is checked, not assumed.
-                let ordered = rows.windows(2).all(|w| {
-                    (&w[0].user_email_norm, &w[0].address_norm)
-                        < (&w[1].user_email_norm, &w[1].address_norm)
-                });
-                if !ordered {
-                    return Err(StoreError::Query(sqlx::Error::Protocol(
-                        "the export page came back out of order".into(),
-                    )));
-                }
-                if let Some(last) = rows.last() {
+                let (json, count, last): (Option<String>, i64, Option<String>) =
+                    sqlx::query_as(&sql)
+                        .bind(kind.as_str())
+                        .bind(&after.user_email_norm)
+                        .bind(&after.address_norm)
+                        .bind(limit)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                if let Some((user_email_norm, address_norm)) =
+                    last.as_deref().and_then(|last| last.split_once('\u{1}'))
+                {
                     cursor.after = Some(ExportKey {
-                        user_email_norm: last.user_email_norm.clone(),
-                        address_norm: last.address_norm.clone(),
+                        user_email_norm: user_email_norm.to_owned(),
+                        address_norm: address_norm.to_owned(),
                     });
                 }
-                Ok(rows)
+                Ok(ExportPage {
+                    len: usize::try_from(count).unwrap_or(0),
+                    body: PageBody::Json(json.unwrap_or_default(), last),
+                })
             }
             TxInner::Postgres(tx) => {
                 // One sorted pass in a server-side cursor rather than keyset pages: PostgreSQL
@@ -198,7 +250,11 @@ impl Tx {
                     cursor.declared = true;
                 }
                 let fetch = format!("FETCH {limit} FROM mdm_mail_export");
-                Ok(sqlx::query_as(&fetch).fetch_all(&mut **tx).await?)
+                let rows: Vec<ExportRow> = sqlx::query_as(&fetch).fetch_all(&mut **tx).await?;
+                Ok(ExportPage {
+                    len: rows.len(),
+                    body: PageBody::Rows(rows),
+                })
             }
         }
     }

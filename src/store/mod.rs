@@ -28,7 +28,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
 pub use admins::{StoredAdmin, StoredSession};
 pub use devices::StoredDevice;
-pub use export::{ExportCursor, ExportRow, UserMappings};
+pub use export::{ExportCursor, ExportPage, ExportRow, UserMappings};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
 pub use push::{
     ClaimedJob, DeviceJobs, JobDevice, JobResult, NewJob, Pending, PushSource, SourceAccount,
