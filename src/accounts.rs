@@ -117,22 +117,32 @@ fn open(
     })
 }
 
-/// Deletes the `kind` account at `address` of the user with address `user_email`; returns
-/// whether there was one. Its profile content changes, so a push reconcile follows.
+/// Removes the `kind` account at `address` of the user with address `user_email`, recording
+/// `actor` in the audit log; returns whether there was one. The user's profile content
+/// changes, so a push reconcile should follow: it removes the profile from devices where
+/// no account is left, and re-installs it without this account elsewhere.
 pub async fn delete(
     store: &Store,
+    actor: &str,
     user_email: &str,
     kind: AccountKind,
     address: &str,
 ) -> Result<bool, AccountsError> {
+    let user_norm = normalize_email(user_email);
+    let address_norm = normalize_email(address);
     let mut tx = store.begin().await?;
     let deleted = tx
-        .delete_account(
-            &normalize_email(user_email),
-            kind.as_str(),
-            &normalize_email(address),
+        .delete_account(&user_norm, kind.as_str(), &address_norm)
+        .await?;
+    if deleted {
+        tx.audit(
+            actor,
+            "account.remove",
+            &user_norm,
+            &serde_json::json!({ "type": kind, "address": address_norm }),
         )
         .await?;
+    }
     tx.commit().await?;
     Ok(deleted)
 }

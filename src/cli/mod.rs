@@ -1,6 +1,7 @@
 //! The `mdm-mail` command line: parses arguments, opens the store, calls the library, prints.
 //! Every command is a thin shell over a library function the HTTP layer uses too.
 
+mod accounts;
 mod admin;
 mod export;
 mod import;
@@ -65,6 +66,11 @@ enum Command {
     Export(export::ExportArgs),
     /// Render users' email configuration profiles.
     Profile(profile::ProfileArgs),
+    /// Remove a mail account from a user.
+    Accounts {
+        #[command(subcommand)]
+        command: accounts::AccountsCommand,
+    },
     /// Load or list the MDM's users.
     Users {
         #[command(subcommand)]
@@ -193,6 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(&store, &settings, args).await?,
         Command::Export(args) => export::run(&store, &settings, args).await?,
         Command::Profile(args) => profile::run(&store, &settings, args).await?,
+        Command::Accounts { command } => accounts::run(&store, &settings, command).await?,
         Command::Users { command } => directory_command(&store, command, Kind::Users).await?,
         Command::Devices { command } => {
             let loaded = matches!(command, DirectoryCommand::Import { .. });

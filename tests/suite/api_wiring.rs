@@ -124,3 +124,45 @@ store_test! {
         assert_eq!(bad["error"]["code"], "invalid_parameter");
     }
 }
+
+store_test! {
+    async fn removing_an_account_through_the_api_takes_its_profile_off_the_user_s_devices(db: TestDb) {
+        let app = App::start(&db).await;
+        imported(&app).await;
+        let path = "/api/users/ALICE@example.com/accounts/email/Alice@Mail.Example.com";
+
+        let removed = json_of(app.call(Method::DELETE, path).send().await.unwrap(), StatusCode::OK).await;
+        assert_eq!(removed["address"], "Alice@Mail.Example.com", "{removed}");
+        assert_eq!(removed["push"], json!({ "installs": 0, "removals": 1 }), "{removed}");
+        assert_eq!(
+            db.scalar_i64("SELECT COUNT(*) FROM push_jobs WHERE kind = 'remove' AND state = 'queued'").await,
+            1
+        );
+        let alice = json_of(
+            app.call(Method::GET, "/api/users/alice@example.com").send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(alice["accounts"], json!([]), "{alice}");
+        assert_eq!(
+            db.scalar_i64(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'account.remove' \
+                 AND actor LIKE 'token:%' AND subject = 'alice@example.com'"
+            )
+            .await,
+            1
+        );
+
+        let again = json_of(app.call(Method::DELETE, path).send().await.unwrap(), StatusCode::NOT_FOUND).await;
+        assert_eq!(again["error"]["code"], "not_found");
+        assert!(again["error"]["message"].as_str().unwrap().contains("has no email account"), "{again}");
+        let bad = json_of(
+            app.call(Method::DELETE, "/api/users/bob@example.com/accounts/pop3/bob@mail.example.com")
+                .send().await.unwrap(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(bad["error"]["code"], "invalid_parameter");
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await, 1, "Bob's stays");
+    }
+}

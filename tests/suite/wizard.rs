@@ -238,3 +238,49 @@ store_test! {
         assert!(!lines.iter().any(|l| l.contains("password")), "{lines:?}");
     }
 }
+
+store_test! {
+    async fn the_user_page_removes_an_account_with_the_session_s_csrf_token(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let import = app.call(Method::POST, "/api/imports?type=email")
+            .body(std::fs::read(crate::support::fixture("import/email.csv")).unwrap())
+            .send().await.unwrap();
+        assert_eq!(import.status(), StatusCode::CREATED);
+        mdm_mail::auth::add_admin(&db.open().await, "ops", PASSWORD).await.unwrap();
+        let (session, csrf) = sign_in(&app).await;
+        let client = client();
+        let page = client.get(format!("{}/users/alice@example.com", app.base)).header(COOKIE, &session)
+            .send().await.unwrap().text().await.unwrap();
+        assert!(page.contains(r#"action="/users/alice@example.com/accounts/remove""#), "{page}");
+        assert!(page.contains("data-confirm=\"Remove the Email account alice@mail.example.com"), "{page}");
+
+        let remove = format!("{}/users/alice@example.com/accounts/remove", app.base);
+        let fields = |token: String| {
+            vec![("csrf_token", token), ("type", "email".into()), ("address", "alice@mail.example.com".into())]
+        };
+        let refused = client.post(&remove).header(COOKIE, &session).form(&fields("0".repeat(64)))
+            .send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await, 2);
+
+        let done = client.post(&remove).header(COOKIE, &session).form(&fields(csrf.clone()))
+            .send().await.unwrap();
+        assert_eq!(done.status(), StatusCode::SEE_OTHER);
+        let location = done.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert_eq!(location, "/users/alice@example.com?removed=alice@mail.example.com");
+        let shown = client.get(format!("{}{location}", app.base)).header(COOKIE, &session)
+            .send().await.unwrap().text().await.unwrap();
+        assert!(shown.contains("Removed the account alice@mail.example.com."), "{shown}");
+        assert!(!shown.contains("data-confirm"), "no account left to remove: {shown}");
+        assert_eq!(
+            db.scalar_i64("SELECT COUNT(*) FROM audit_log WHERE action = 'account.remove' AND actor = 'admin:ops'").await,
+            1
+        );
+
+        let gone = client.post(&remove).header(COOKIE, &session).form(&fields(csrf))
+            .send().await.unwrap();
+        assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+        assert!(gone.text().await.unwrap().contains("nothing was removed"));
+    }
+}

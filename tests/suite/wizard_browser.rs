@@ -449,5 +449,34 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     assert!(browser.text("#push-devices").await.contains("ALICE-IPHONE"));
     browser.screenshot("push-jobs").await;
 
+    // Alice's page removes her account, after asking; her iPhone gets the removal queued.
+    browser
+        .goto(&format!("{}/users/alice@example.com", app.base))
+        .await;
+    browser.screenshot("user-accounts").await;
+    browser.click("#accounts button[type=submit]").await;
+    let question = browser
+        .command(Method::GET, "/alert/text", Value::Null)
+        .await;
+    assert!(
+        question
+            .as_str()
+            .unwrap()
+            .starts_with("Remove the Email account alice@mail.example.com"),
+        "{question}"
+    );
+    browser
+        .command(Method::POST, "/alert/accept", json!({}))
+        .await;
+    browser.find("#removed").await;
+    assert!(
+        browser
+            .text("#removed")
+            .await
+            .contains("alice@mail.example.com")
+    );
+    assert!(browser.text("#accounts").await.contains("No mail accounts"));
+    browser.screenshot("user-account-removed").await;
+
     browser.command(Method::DELETE, "", Value::Null).await;
 }

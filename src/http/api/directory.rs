@@ -10,12 +10,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{PAGE_LIMIT_MAX, Params};
+use crate::accounts::{self, AccountsError};
 use crate::http::AppState;
 use crate::http::body;
 use crate::http::error::ApiError;
 use crate::http::session::Actor;
 use crate::import::directory::{self, LoadError, LoadReport};
-use crate::model::normalize_email;
+use crate::model::{AccountKind, normalize_email};
 
 /// Users or devices listed when no limit is given.
 const PAGE_DEFAULT: i64 = 50;
@@ -153,6 +154,46 @@ pub async fn remove_user(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no user with email {email}")))
+    }
+}
+
+/// Removes one account of a user and reconciles push: the API's and the wizard's removal.
+/// Answers what push queued, or `None` when the user has no such account.
+pub async fn remove_account(
+    state: &AppState,
+    actor: &str,
+    email: &str,
+    kind: AccountKind,
+    address: &str,
+) -> Result<Option<Value>, ApiError> {
+    let removed = accounts::delete(&state.store, actor, email, kind, address)
+        .await
+        .map_err(|e| match e {
+            AccountsError::Store(e) => ApiError::from(e),
+            other => ApiError::internal("accounts", &other),
+        })?;
+    if !removed {
+        return Ok(None);
+    }
+    Ok(Some(super::push::after_change(state).await))
+}
+
+/// `DELETE /api/users/{email}/accounts/{type}/{address}`.
+pub async fn delete_account(
+    State(state): State<AppState>,
+    axum::Extension(Actor(actor)): axum::Extension<Actor>,
+    Path((email, kind, address)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let kind: AccountKind = kind.parse().map_err(|e| ApiError::parameter("type", e))?;
+    match remove_account(&state, &actor, &email, kind, &address).await? {
+        Some(push) => Ok(Json(json!({
+            "user_email": email.trim(), "type": kind, "address": address.trim(), "push": push,
+        }))),
+        None => Err(ApiError::not_found(format!(
+            "{} has no {kind} account {}",
+            email.trim(),
+            address.trim()
+        ))),
     }
 }
 

@@ -3,7 +3,7 @@
 //! the two cannot drift apart. Adding a route is one `.route(Operation { … }, handler)`
 //! entry in [`api`].
 
-mod directory;
+pub mod directory;
 mod export;
 mod imports;
 pub mod openapi;
@@ -465,6 +465,30 @@ pub fn api() -> Api {
                 ],
             },
             directory::remove_user,
+        )
+        .route(
+            Operation {
+                method: Method::DELETE,
+                path: "/api/users/{email}/accounts/{type}/{address}",
+                id: "removeAccount",
+                tag: "directory",
+                summary: "Remove one mail account of a user; push removes or re-installs the profile on their devices",
+                params: vec![
+                    USER_EMAIL,
+                    Param {
+                        values: &["email", "exchange"],
+                        ..param("type", P, true, "string", "The account's type.")
+                    },
+                    param("address", P, true, "string", "The account's email address."),
+                ],
+                body: vec![],
+                replies: vec![
+                    json(200, "The account removed and what push queued", "AccountRemoved"),
+                    error(400, "Unknown account type"),
+                    error(404, "The user has no such account"),
+                ],
+            },
+            directory::delete_account,
         )
         .route(
             Operation {

@@ -193,6 +193,9 @@ fn schemas() -> Value {
         "NewDevice": device,
         "DeviceChange": { "type": "object", "properties": {
             "device_id": { "type": "string" }, "added": { "type": "boolean" }, "push": push_queued } },
+        "AccountRemoved": { "type": "object", "properties": {
+            "user_email": { "type": "string" }, "type": { "type": "string", "enum": ["email", "exchange"] },
+            "address": { "type": "string" }, "push": push_queued } },
         "PushStatus": { "type": "object", "properties": {
             "jobs": states, "done": { "type": "boolean", "description": "Nothing queued or being sent" },
             "worker": { "type": "boolean", "description": "Whether this server runs a push worker" },

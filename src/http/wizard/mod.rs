@@ -32,6 +32,10 @@ pub fn router() -> Router<AppState> {
         .route("/sign-out", post(pages::sign_out))
         .route("/import", get(pages::import))
         .route("/users/{email}", get(pages::user))
+        .route(
+            "/users/{email}/accounts/remove",
+            post(pages::remove_account),
+        )
         .route("/push", get(pages::push))
         .route("/push/retry", post(pages::push_retry))
         .route("/templates/{file}", get(template))

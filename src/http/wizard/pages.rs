@@ -316,22 +316,40 @@ pub async fn user(
         .unwrap_or(Platform::Ios);
     let mut account_rows = String::new();
     for a in &accounts {
+        let kind = if a.kind == "exchange" {
+            "Mail for Exchange"
+        } else {
+            "Email"
+        };
         account_rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            if a.kind == "exchange" {
-                "Mail for Exchange"
-            } else {
-                "Email"
-            },
-            escape(&a.address),
-            escape(&a.username),
-            if a.password.is_some() {
+            r#"<tr><td>{kind}</td><td>{address}</td><td>{username}</td><td>{password}</td><td><form method="post" action="/users/{user}/accounts/remove" data-confirm="Remove the {kind} account {address} from {email}? Its profile changes on every device of the user.">
+<input type="hidden" name="{CSRF_FIELD}" value="{csrf}"><input type="hidden" name="type" value="{type_}"><input type="hidden" name="address" value="{address}">
+<button type="submit" class="button secondary" aria-label="Remove {address}">Remove</button></form></td></tr>"#,
+            address = escape(&a.address),
+            username = escape(&a.username),
+            password = if a.password.is_some() {
                 "set (hidden)"
             } else {
                 "none: the device asks"
             },
+            user = url_escape(&user.email),
+            email = escape(&user.email),
+            csrf = escape(&session.csrf_token),
+            type_ = escape(&a.kind),
         ));
     }
+    if accounts.is_empty() {
+        account_rows.push_str(r#"<tr><td colspan="5" class="empty">No mail accounts: import some from CSV.</td></tr>"#);
+    }
+    let removed = query
+        .get("removed")
+        .map(|address| {
+            format!(
+                r#"<p class="alert success" role="status" id="removed">Removed the account {}. The user's devices get the changed profile through push (see <a href="/push">Push jobs</a>).</p>"#,
+                escape(address)
+            )
+        })
+        .unwrap_or_default();
     let mut device_rows = String::new();
     for d in &devices {
         device_rows.push_str(&format!(
@@ -367,8 +385,8 @@ pub async fn user(
     let main = format!(
         r#"<p><a href="/">← Users</a></p>
 <h1>{email} <span class="muted">{name}</span></h1>
-<h2>Mail accounts</h2>
-<table class="grid"><thead><tr><th scope="col">Type</th><th scope="col">Address</th><th scope="col">User name</th><th scope="col">Password</th></tr></thead><tbody>{account_rows}</tbody></table>
+{removed}<h2>Mail accounts</h2>
+<table class="grid" id="accounts"><thead><tr><th scope="col">Type</th><th scope="col">Address</th><th scope="col">User name</th><th scope="col">Password</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>{account_rows}</tbody></table>
 <h2>Devices</h2>
 <table class="grid"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col">Enrollment</th></tr></thead><tbody>{device_rows}</tbody></table>
 <h2>Profile preview</h2>
@@ -482,5 +500,49 @@ pub async fn push_retry(
     match crate::http::api::push::retry_failed(&state).await {
         Ok(n) => Redirect::to(&format!("/push?retried={n}")).into_response(),
         Err(e) => crate::http::error::ApiError::from(e).into_response(),
+    }
+}
+
+/// `POST /users/{email}/accounts/remove`: removes one account (fields `type` and `address`)
+/// through the API's removal, then shows the user again.
+pub async fn remove_account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(email): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match form_session(&state, &headers, &form).await {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    let address = form.get("address").map_or("", String::as_str);
+    let kind: AccountKind = match form.get("type").map_or("", String::as_str).parse() {
+        Ok(kind) => kind,
+        Err(e) => {
+            return crate::http::error::ApiError::parameter("type", e).into_response();
+        }
+    };
+    let actor = format!("admin:{}", session.admin);
+    match crate::http::api::directory::remove_account(&state, &actor, &email, kind, address).await {
+        Ok(Some(_)) => Redirect::to(&format!(
+            "/users/{}?removed={}",
+            url_escape(&email),
+            url_escape(address)
+        ))
+        .into_response(),
+        Ok(None) => {
+            let main = format!(
+                r#"<p class="alert error" role="alert">{} has no {kind} account {}; nothing was removed.</p><p><a href="/users/{}">Back to the user</a></p>"#,
+                escape(&email),
+                escape(address),
+                url_escape(&email),
+            );
+            (
+                StatusCode::NOT_FOUND,
+                layout("Not found", Some(&session), &main),
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
     }
 }

@@ -3,6 +3,13 @@
 // and shows what comes back.
 "use strict";
 
+// Destructive forms (removing an account) ask first.
+for (const form of document.querySelectorAll("form[data-confirm]")) {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}
+
 (function () {
   const wizard = document.getElementById("wizard");
   if (!wizard) return;

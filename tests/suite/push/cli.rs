@@ -22,20 +22,27 @@ fn profiles_arg() -> String {
     fixture("profiles").display().to_string()
 }
 
+/// Runs the binary on `db` with the fixture profiles, pushing to `mdm`.
+fn run(db: &TestDb, mdm: &FakeMdm, args: &[&str]) -> std::process::Output {
+    let profiles = profiles_arg();
+    let mut all = vec!["--profiles", profiles.as_str()];
+    all.extend_from_slice(args);
+    mdm_mail_in(db.dir.path(), &env(db, mdm), &all)
+}
+
+/// Loads the fixture users and devices.
+fn load_directory(db: &TestDb, mdm: &FakeMdm) {
+    for (what, file) in [("users", "users.csv"), ("devices", "devices.csv")] {
+        let out = run(db, mdm, &[what, "import", fixture(file).to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
 store_test! {
     async fn an_import_from_the_command_line_queues_and_push_run_delivers(db: TestDb) {
         let mdm = FakeMdm::start();
-        let env = env(&db, &mdm);
-        let profiles = profiles_arg();
-        let run = |args: &[&str]| {
-            let mut all = vec!["--profiles", profiles.as_str()];
-            all.extend_from_slice(args);
-            mdm_mail_in(db.dir.path(), &env, &all)
-        };
-        for (what, file) in [("users", "users.csv"), ("devices", "devices.csv")] {
-            let out = run(&[what, "import", fixture(file).to_str().unwrap()]);
-            assert!(out.status.success(), "{}", stderr(&out));
-        }
+        let run = |args: &[&str]| run(&db, &mdm, args);
+        load_directory(&db, &mdm);
         let email = fixture("import/email.csv");
         let dry = run(&["import", email.to_str().unwrap(), "--type", "email", "--dry-run"]);
         assert!(!stderr(&dry).contains("push:"), "a dry run queues nothing: {}", stderr(&dry));
@@ -116,5 +123,38 @@ store_test! {
         targets.sort();
         targets.dedup();
         assert_eq!(targets.len(), 150, "every device received its profile");
+    }
+}
+
+store_test! {
+    async fn accounts_remove_takes_the_profile_off_the_user_s_devices(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let run = |args: &[&str]| run(&db, &mdm, args);
+        load_directory(&db, &mdm);
+        let email = fixture("import/email.csv");
+        run(&["import", email.to_str().unwrap(), "--type", "email"]);
+        assert!(run(&["push", "run"]).status.success());
+        let installed = mdm.accepted().len();
+
+        let missing = run(&["accounts", "remove", "alice@example.com", "nobody@mail.example.com", "--type", "email"]);
+        assert_eq!(missing.status.code(), Some(1));
+        assert!(
+            stderr(&missing).contains("alice@example.com has no email account nobody@mail.example.com"),
+            "{}", stderr(&missing)
+        );
+
+        let removed = run(&["accounts", "remove", "Alice@Example.com", "alice@mail.example.com", "--type", "email"]);
+        assert!(removed.status.success(), "{}", stderr(&removed));
+        assert!(stdout(&removed).contains("removed the email account alice@mail.example.com of Alice@Example.com"));
+        assert!(stderr(&removed).contains("push: 0 installs and 2 removals queued"), "{}", stderr(&removed));
+        assert!(run(&["push", "run"]).status.success());
+        let removals: Vec<_> = mdm.accepted().into_iter().skip(installed).collect();
+        assert_eq!(removals.len(), 2, "her iPhone and her Mac");
+        assert!(removals.iter().all(|c| c.request_type == "RemoveProfile"), "{removals:?}");
+
+        let export = run(&["export", "--type", "email"]);
+        assert!(!stdout(&export).contains("alice"), "{}", stdout(&export));
+        let usage = run(&["accounts", "remove", "bob@example.com", "bob@mail.example.com", "--type", "pop3"]);
+        assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
     }
 }

@@ -88,7 +88,7 @@ store_test! {
         let (store, pusher) = world(&db, &mdm).await;
         pusher.after_change().await.unwrap();
         pusher.run().await.unwrap();
-        let deleted = mdm_mail::accounts::delete(&store, "ALICE@example.com", AccountKind::Email, "alice@mail.example.com")
+        let deleted = mdm_mail::accounts::delete(&store, "test", "ALICE@example.com", AccountKind::Email, "alice@mail.example.com")
             .await
             .unwrap();
         assert!(deleted);
