@@ -7,7 +7,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use crate::crypto::{hash_token, to_hex};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, now_ms};
 
 /// How long a wizard session lasts: a working day.
 pub const SESSION_LIFETIME_MS: i64 = 12 * 60 * 60 * 1000;
@@ -141,7 +141,7 @@ pub async fn sign_in(
         token: random_secret(),
         csrf_token: random_secret(),
     };
-    let expires_at = crate::store::now_ms() + SESSION_LIFETIME_MS;
+    let expires_at = now_ms() + SESSION_LIFETIME_MS;
     store
         .insert_session(
             &hash_token(&session.token),
@@ -179,9 +179,42 @@ pub async fn create_token(store: &Store, name: &str) -> Result<String, AuthError
     Ok(token)
 }
 
-/// The name of the API token `token`, if it is one.
+/// How stale a token's recorded last use may get before a request records it again: at
+/// most one write per token per minute, however busy the API.
+const TOKEN_USE_RESOLUTION_MS: i64 = 60_000;
+
+/// The name of the API token `token`, if it is one, recording when it was used.
 pub async fn token_name(store: &Store, token: &str) -> Result<Option<String>, AuthError> {
-    Ok(store.token_name(&hash_token(token)).await?)
+    let hash = hash_token(token);
+    let Some(found) = store.token_by_hash(&hash).await? else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    if found
+        .last_used_at
+        .is_none_or(|at| now - at >= TOKEN_USE_RESOLUTION_MS)
+    {
+        // Off the request's path: on SQLite the write may wait behind an import's write lock,
+        // and the request need not.
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_token(&hash, now).await {
+                tracing::debug!(error = %e, "cannot record an API token's use");
+            }
+        });
+    }
+    Ok(Some(found.name))
+}
+
+/// Deletes the API token called `name`: requests bearing it are refused from now on. False
+/// when there is no such token.
+pub async fn revoke_token(store: &Store, name: &str) -> Result<bool, AuthError> {
+    Ok(store.delete_token(name).await?)
+}
+
+/// Deletes the admin called `name` and ends their sessions. False when there is none.
+pub async fn remove_admin(store: &Store, name: &str) -> Result<bool, AuthError> {
+    Ok(store.delete_admin(name).await?)
 }
 
 #[cfg(test)]

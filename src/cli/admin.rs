@@ -1,5 +1,5 @@
-//! `mdm-mail admin add` and `mdm-mail token create`: the people and programs that may use
-//! the web wizard and the JSON API.
+//! `mdm-mail admin add|list|remove` and `mdm-mail token create|list|revoke`: the people and
+//! programs that may use the web wizard and the JSON API.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -21,6 +21,17 @@ pub enum AdminCommand {
         /// The sign-in name.
         name: String,
     },
+    /// List the admins.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an admin; their signed-in sessions end at once.
+    Remove {
+        /// The sign-in name.
+        name: String,
+    },
 }
 
 /// `token` subcommands.
@@ -30,6 +41,17 @@ pub enum TokenCommand {
     /// hash is stored.
     Create {
         /// What the token is for (unique).
+        name: String,
+    },
+    /// List the tokens: name, when made, when last used (to the minute).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: requests bearing it are refused from now on.
+    Revoke {
+        /// The token's name.
         name: String,
     },
 }
@@ -47,6 +69,26 @@ pub async fn admin(store: &Store, command: AdminCommand) -> anyhow::Result<ExitC
             }
             Ok(ExitCode::SUCCESS)
         }
+        AdminCommand::List { json } => {
+            super::output::list_admins(store, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminCommand::Remove { name } => Ok(removed(
+            auth::remove_admin(store, &name).await?,
+            &format!("admin {name:?} removed and signed out"),
+            &format!("there is no admin {name:?}"),
+        )),
+    }
+}
+
+/// Reports a removal: what was done, or that there was nothing to remove (a failure).
+fn removed(done: bool, what: &str, nothing: &str) -> ExitCode {
+    if done {
+        eprintln!("{what}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("mdm-mail: {nothing}; nothing removed");
+        ExitCode::FAILURE
     }
 }
 
@@ -58,6 +100,15 @@ pub async fn token(store: &Store, command: TokenCommand) -> anyhow::Result<ExitC
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
+        TokenCommand::List { json } => {
+            super::output::list_tokens(store, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCommand::Revoke { name } => Ok(removed(
+            auth::revoke_token(store, &name).await?,
+            &format!("token {name:?} revoked"),
+            &format!("there is no token {name:?}"),
+        )),
     }
 }
 

@@ -3,6 +3,9 @@
 
 use std::io::Write;
 
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
 use crate::model::normalize_email;
 use crate::store::Store;
 
@@ -137,4 +140,42 @@ pub async fn list_devices(store: &Store, json: bool) -> anyhow::Result<()> {
         },
     )
     .await
+}
+
+/// `token list`.
+pub async fn list_tokens(store: &Store, json: bool) -> anyhow::Result<()> {
+    list(
+        &["NAME", "CREATED", "LAST USED"],
+        json,
+        |after| async move { Ok(store.list_tokens(after.as_deref(), PAGE).await?) },
+        |t| t.name.clone(),
+        |t| {
+            vec![
+                t.name.clone(),
+                when(t.created_at),
+                t.last_used_at.map_or_else(|| "never".to_owned(), when),
+            ]
+        },
+    )
+    .await
+}
+
+/// `admin list`.
+pub async fn list_admins(store: &Store, json: bool) -> anyhow::Result<()> {
+    list(
+        &["NAME", "ADDED", "PASSWORD SET"],
+        json,
+        |after| async move { Ok(store.list_admins(after.as_deref(), PAGE).await?) },
+        |a| a.name.clone(),
+        |a| vec![a.name.clone(), when(a.created_at), when(a.updated_at)],
+    )
+    .await
+}
+
+/// A stored time (unix milliseconds) as RFC 3339 UTC to the second.
+fn when(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
 }

@@ -13,6 +13,17 @@ pub struct StoredAdmin {
     pub password_hash: String,
 }
 
+/// An admin as listed: never their password hash.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct ListedAdmin {
+    /// Sign-in name.
+    pub name: String,
+    /// When added, unix milliseconds.
+    pub created_at: i64,
+    /// When their password was last set, unix milliseconds.
+    pub updated_at: i64,
+}
+
 /// A live session, as a request finds it by its cookie.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredSession {
@@ -52,6 +63,24 @@ impl Store {
         Ok(on_pool!(self, pool => {
             sqlx::query_as(SQL).bind(name).fetch_optional(pool).await
         })?)
+    }
+
+    /// Up to `limit` admins after the one called `after`, in name order.
+    pub async fn list_admins(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ListedAdmin>, StoreError> {
+        const SQL: &str = "SELECT name, created_at, updated_at FROM admins \
+             WHERE name > $1 ORDER BY name LIMIT $2";
+        self.page_by_name(SQL, after, limit).await
+    }
+
+    /// Deletes the admin called `name` and with them (the foreign key cascades) every
+    /// session they have; false when there is no such admin.
+    pub async fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
+        self.delete_by_key("DELETE FROM admins WHERE name = $1", name)
+            .await
     }
 
     /// How many admins there are.

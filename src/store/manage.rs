@@ -78,11 +78,8 @@ impl Store {
 
     /// Removes the device with the MDM device id `device_id`; false when there is none.
     pub async fn delete_device(&self, device_id: &str) -> Result<bool, StoreError> {
-        const SQL: &str = "DELETE FROM devices WHERE device_id = $1";
-        let removed = on_pool!(self, pool => {
-            sqlx::query(SQL).bind(device_id).execute(pool).await.map(|r| r.rows_affected())
-        })?;
-        Ok(removed > 0)
+        self.delete_by_key("DELETE FROM devices WHERE device_id = $1", device_id)
+            .await
     }
 }
 

@@ -26,7 +26,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Postgres, Sqlite, Transaction};
 
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
-pub use admins::{StoredAdmin, StoredSession};
+pub use admins::{ListedAdmin, StoredAdmin, StoredSession};
 pub use devices::StoredDevice;
 pub use export::{ExportCursor, ExportPage, ExportRow, UserMappings};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
@@ -34,6 +34,7 @@ pub use push::{
     ClaimedJob, DeviceJobs, JobDevice, JobResult, NewJob, Pending, PushSource, SourceAccount,
     StateCounts, TargetDevice, TargetWrite,
 };
+pub use tokens::StoredToken;
 pub use users::{StoredUser, UserSummary};
 
 /// The largest number of rows one multi-row statement carries. Well under both databases'
@@ -275,6 +276,33 @@ impl Store {
             Pool::Sqlite(_) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// Runs `sql`, a DELETE by one text key `$1`; true when it deleted anything.
+    async fn delete_by_key(&self, sql: &'static str, key: &str) -> Result<bool, StoreError> {
+        let deleted = on_pool!(self, pool => {
+            sqlx::query(sql).bind(key).execute(pool).await.map(|r| r.rows_affected())
+        })?;
+        Ok(deleted > 0)
+    }
+
+    /// Runs `sql`, a SELECT of rows named by `name` with `WHERE name > $1 ORDER BY name
+    /// LIMIT $2`: one page of a listing after the row called `after`.
+    async fn page_by_name<T>(
+        &self,
+        sql: &'static str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(sql).bind(after.unwrap_or("")).bind(limit).fetch_all(pool).await
+        })?)
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN

@@ -2,6 +2,17 @@
 
 use super::{Store, StoreError, now_ms, on_pool};
 
+/// An API token as listed: its name and when it was made and last used, never its hash.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct StoredToken {
+    /// What the token is for.
+    pub name: String,
+    /// When it was minted, unix milliseconds.
+    pub created_at: i64,
+    /// When a request last used it (to the minute), unix milliseconds; `None` if never.
+    pub last_used_at: Option<i64>,
+}
+
 impl Store {
     /// Records a token called `name` by its hash; false when that name is taken.
     pub async fn insert_token(&self, name: &str, token_hash: &[u8]) -> Result<bool, StoreError> {
@@ -19,12 +30,41 @@ impl Store {
         Ok(inserted > 0)
     }
 
-    /// The name of the token that hashes to `token_hash`. A read only: a write per request
-    /// would queue every API call behind a running import's SQLite write lock.
-    pub async fn token_name(&self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {
-        const SQL: &str = "SELECT name FROM api_tokens WHERE token_hash = $1";
+    /// The token that hashes to `token_hash`.
+    pub async fn token_by_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<StoredToken>, StoreError> {
+        const SQL: &str =
+            "SELECT name, created_at, last_used_at FROM api_tokens WHERE token_hash = $1";
         Ok(on_pool!(self, pool => {
-            sqlx::query_scalar(SQL).bind(token_hash).fetch_optional(pool).await
+            sqlx::query_as(SQL).bind(token_hash).fetch_optional(pool).await
         })?)
+    }
+
+    /// Up to `limit` tokens after the one called `after`, in name order.
+    pub async fn list_tokens(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StoredToken>, StoreError> {
+        const SQL: &str = "SELECT name, created_at, last_used_at FROM api_tokens \
+             WHERE name > $1 ORDER BY name LIMIT $2";
+        self.page_by_name(SQL, after, limit).await
+    }
+
+    /// Records that the token hashing to `token_hash` was used at `at` (unix ms).
+    pub async fn touch_token(&self, token_hash: &[u8], at: i64) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2";
+        on_pool!(self, pool => {
+            sqlx::query(SQL).bind(at).bind(token_hash).execute(pool).await.map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Deletes the token called `name`; false when there is none.
+    pub async fn delete_token(&self, name: &str) -> Result<bool, StoreError> {
+        self.delete_by_key("DELETE FROM api_tokens WHERE name = $1", name)
+            .await
     }
 }

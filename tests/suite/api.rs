@@ -509,6 +509,60 @@ store_test! {
 }
 
 store_test! {
+    async fn a_revoked_token_is_refused_and_token_list_shows_when_each_was_last_used(db: TestDb) {
+        use crate::support::{stderr, stdout};
+        let token = stdout(&db.run(&["token", "create", "deploy"])).trim().to_owned();
+        let listed = db.run(&["token", "list"]);
+        assert!(listed.status.success(), "{}", stderr(&listed));
+        let line = stdout(&listed).lines().find(|l| l.starts_with("deploy")).map(str::to_owned);
+        assert!(line.as_deref().is_some_and(|l| l.ends_with("never")), "{}", stdout(&listed));
+
+        let app = App::start(&db).await;
+        let call = || app.anonymous(Method::GET, "/api/users").bearer_auth(&token).send();
+        assert_eq!(call().await.unwrap().status(), StatusCode::OK);
+        // The use is recorded off the request's path, so it may land a moment later.
+        let used = "SELECT COUNT(*) FROM api_tokens WHERE name = 'deploy' AND last_used_at IS NOT NULL";
+        let started = std::time::Instant::now();
+        while db.scalar_i64(used).await == 0 {
+            assert!(started.elapsed().as_secs() < 10, "the token's use was never recorded");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let listed: Value = serde_json::from_slice(&db.run(&["token", "list", "--json"]).stdout).unwrap();
+        let deploy = listed.as_array().unwrap().iter().find(|t| t["name"] == "deploy").unwrap();
+        assert!(deploy["last_used_at"].is_i64(), "{listed}");
+        assert!(!listed.to_string().contains("hash"), "{listed}");
+
+        let revoked = db.run(&["token", "revoke", "deploy"]);
+        assert!(revoked.status.success(), "{}", stderr(&revoked));
+        assert_eq!(call().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        let again = db.run(&["token", "revoke", "deploy"]);
+        assert_eq!(again.status.code(), Some(1));
+        assert!(stderr(&again).contains("there is no token \"deploy\""), "{}", stderr(&again));
+    }
+}
+
+store_test! {
+    async fn removing_an_admin_ends_their_sessions_at_once(db: TestDb) {
+        use crate::support::{stderr, stdout};
+        let store = db.open().await;
+        mdm_mail::auth::add_admin(&store, "ops", "a long enough password").await.unwrap();
+        let session = mdm_mail::auth::sign_in(&store, "ops", "a long enough password")
+            .await.unwrap().expect("signed in");
+        let listed = db.run(&["admin", "list"]);
+        assert!(stdout(&listed).lines().any(|l| l.starts_with("ops ")), "{}", stdout(&listed));
+
+        let removed = db.run(&["admin", "remove", "ops"]);
+        assert!(removed.status.success(), "{}", stderr(&removed));
+        assert_eq!(mdm_mail::auth::session(&store, &session.token).await.unwrap(), None);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM sessions").await, 0);
+        let again = db.run(&["admin", "remove", "ops"]);
+        assert_eq!(again.status.code(), Some(1));
+        assert!(stderr(&again).contains("there is no admin \"ops\""), "{}", stderr(&again));
+        store.close().await;
+    }
+}
+
+store_test! {
     async fn admin_add_takes_the_password_from_standard_input_and_hashes_it(db: TestDb) {
         use std::io::Write;
         let add = |password: &'static str| {
