@@ -460,8 +460,10 @@ impl Store {
         Ok(page)
     }
 
-    /// Records what a reconcile decided: drops queued jobs the new ones supersede, adds the
-    /// new jobs and stores the targets, all or nothing.
+    /// Records what a reconcile decided: drops the queued and failed jobs the new ones
+    /// supersede, adds the new jobs and stores the targets, all or nothing. A failed job for
+    /// the same device and profile is stale once a newer decision exists: retried, it would
+    /// put back the old profile, even an account that was removed since.
     pub async fn write_reconcile(
         &self,
         targets: &[TargetWrite],
@@ -475,7 +477,7 @@ impl Store {
         for chunk in jobs.chunks(super::BATCH / 2) {
             on_tx!(tx, conn => {
                 let mut q = QueryBuilder::new(
-                    "DELETE FROM push_jobs WHERE state = 'queued' \
+                    "DELETE FROM push_jobs WHERE state IN ('queued', 'failed') \
                      AND (device_id, profile_identifier) IN (",
                 );
                 let mut list = q.separated(", ");

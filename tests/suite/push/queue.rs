@@ -10,7 +10,7 @@ use mdm_mail::push::{Pusher, Worker};
 use sha2::Sha256;
 
 use super::mdm::{FakeMdm, Reply};
-use super::{fleet, jobs_in, profiles, settings, world};
+use super::{fleet, import_accounts, jobs_in, profile_dict, profiles, settings, strings, world};
 use crate::support::store_test;
 
 store_test! {
@@ -171,5 +171,40 @@ store_test! {
             errors.iter().any(|e| e.contains("MCInstallationErrorDomain 4001: Profile installation failed.")),
             "{errors:?}"
         );
+    }
+}
+
+store_test! {
+    async fn a_newer_decision_replaces_a_failed_job_so_retry_never_sends_a_stale_profile(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, _) = world(&db, &mdm).await;
+        let mut wrong = settings(&db, &mdm);
+        if let Some(endpoint) = wrong.nanomdm.as_mut() {
+            endpoint.api_key = mdm_mail::model::Secret::new("wrong key");
+        }
+        let failing = Pusher::new(store.clone(), Arc::new(profiles()), wrong);
+        failing.after_change().await.unwrap();
+        failing.run().await.unwrap();
+        assert_eq!(jobs_in(&db, "failed").await, 2, "Alice's iPhone and Mac");
+
+        // Alice's password changes while those installs sit failed.
+        import_accounts(
+            &store,
+            mdm_mail::model::AccountKind::Email,
+            "alice@example.com,Alice Adams,alice@mail.example.com,alice,imap-secret-2,alice,smtp-secret-1\n",
+        )
+        .await;
+        let fixed = Pusher::new(store.clone(), Arc::new(profiles()), settings(&db, &mdm));
+        assert_eq!(fixed.after_change().await.unwrap().installs, 2);
+        assert_eq!(jobs_in(&db, "failed").await, 0, "superseded by the new installs");
+        assert_eq!(mdm_mail::push::retry_failed(&store).await.unwrap(), 0);
+        assert_eq!(fixed.run().await.unwrap().sent, 2);
+        for command in mdm.accepted() {
+            let values = strings(&plist::Value::Dictionary(profile_dict(
+                command.payload.as_deref().unwrap(),
+            )));
+            assert!(values.iter().any(|v| v == "imap-secret-2"), "{values:?}");
+            assert!(!values.iter().any(|v| v == "imap-secret-1"), "{values:?}");
+        }
     }
 }
