@@ -2,8 +2,9 @@
 //! of which profile each device should hold.
 //!
 //! One [`Exporter`] serves the CLI, the HTTP API and the wizard: it reads the store page by
-//! page (keyset pagination on SQLite, a server-side cursor on PostgreSQL, inside one
-//! read-only snapshot, so memory stays constant and the file is one consistent state) and yields the CSV in chunks through
+//! page from one read-only state, so memory stays constant and the file is one consistent
+//! state (on SQLite, ranges of users read side by side by snapshots of that state; on
+//! PostgreSQL, a server-side cursor), and yields the CSV in chunks through
 //! [`Exporter::next_chunk`], which a CLI writes to a file and a server streams as a body.
 //!
 //! Account exports have a header row of canonical column names in Miradore order and one row
@@ -27,11 +28,13 @@ use crate::crypto::CryptoError;
 use crate::csv::Delimiter;
 use crate::model::{AccountKind, Platform};
 use crate::profile::{Profiles, RenderError, RenderOptions, render};
-use crate::store::{ExportCursor, ExportPage, Store, StoreError, Tx};
+use crate::store::{AccountSnapshots, ExportPage, Store, StoreError, Tx, UserRange};
 use rows::{CsvOut, DeviceCells, mapping_rows};
 
-/// Accounts read per page of an account export.
+/// Accounts read per page of an account export from PostgreSQL.
 const ACCOUNT_PAGE: i64 = 5_000;
+/// Users per page of an account export from SQLite (a page holds all their accounts).
+const RANGE_USERS: i64 = 5_000;
 /// Users read per page of the mappings report.
 const USER_PAGE: i64 = 500;
 
@@ -200,9 +203,9 @@ pub enum ExportError {
 enum Source {
     Accounts {
         kind: AccountKind,
-        /// Pages read ahead by a task of their own, so that the database reads the next
-        /// page while this one is written out.
-        pages: mpsc::Receiver<Result<ExportPage, StoreError>>,
+        /// Pages read ahead by tasks of their own, so that the database reads the next
+        /// pages while this one is written out.
+        pages: Pages,
     },
     Mappings {
         profiles: Arc<Profiles>,
@@ -223,31 +226,117 @@ pub struct Exporter {
     rows: u64,
 }
 
-/// Reads the pages of an account export in a task of its own, up to two ahead of the
-/// writer, until the last page or until the receiver is dropped.
-fn read_ahead(
+/// The pages of an account export, in order, read by tasks of their own a few pages
+/// ahead of the writer, until the last page or until the receiver is dropped.
+type Pages = mpsc::Receiver<Result<ExportPage, StoreError>>;
+
+/// How many SQLite snapshots read an account export side by side: one per core, up to
+/// four. The writer needs little: decoding and writing are a tenth of the reading.
+fn readers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+fn read_ahead(store: &Store, snapshots: AccountSnapshots, kind: AccountKind) -> Pages {
+    let (sender, pages) = mpsc::channel(2);
+    match snapshots {
+        AccountSnapshots::Cursor(snapshot) => {
+            tokio::spawn(read_cursor(snapshot, kind, sender));
+        }
+        AccountSnapshots::Ranges(readers) => {
+            tokio::spawn(read_ranges(store.clone(), readers, kind, sender));
+        }
+    }
+    pages
+}
+
+/// PostgreSQL: one server-side cursor, read page after page.
+async fn read_cursor(
     mut snapshot: Tx,
     kind: AccountKind,
-) -> mpsc::Receiver<Result<ExportPage, StoreError>> {
-    let (sender, pages) = mpsc::channel(2);
-    tokio::spawn(async move {
-        let mut cursor = ExportCursor::new(kind);
-        loop {
-            let page = match snapshot.export_page(&mut cursor, ACCOUNT_PAGE).await {
-                Ok(page) => page,
-                Err(e) => {
-                    let _ = sender.send(Err(e)).await;
-                    break;
-                }
-            };
-            let last = page.len() < ACCOUNT_PAGE as usize;
-            if sender.send(Ok(page)).await.is_err() || last {
+    sender: mpsc::Sender<Result<ExportPage, StoreError>>,
+) {
+    let mut first = true;
+    loop {
+        let page = match snapshot.export_cursor_page(kind, first, ACCOUNT_PAGE).await {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = sender.send(Err(e)).await;
                 break;
             }
+        };
+        first = false;
+        let last = page.len() < ACCOUNT_PAGE as usize;
+        if sender.send(Ok(page)).await.is_err() || last {
+            break;
         }
-        let _ = snapshot.rollback().await;
-    });
-    pages
+    }
+    let _ = snapshot.rollback().await;
+}
+
+/// SQLite: consecutive ranges of users, range `i` read by reader `i mod n`, so the
+/// readers work side by side while the pages still reach the writer in order.
+async fn read_ranges(
+    store: Store,
+    snapshots: Vec<Tx>,
+    kind: AccountKind,
+    sender: mpsc::Sender<Result<ExportPage, StoreError>>,
+) {
+    let mut ranges = Vec::new();
+    let mut pages = Vec::new();
+    for mut snapshot in snapshots {
+        let (range_sender, mut range_receiver) = mpsc::channel::<UserRange>(2);
+        let (page_sender, page_receiver) = mpsc::channel(2);
+        tokio::spawn(async move {
+            while let Some(range) = range_receiver.recv().await {
+                let page = snapshot.export_range(kind, range).await;
+                if page_sender.send(page).await.is_err() {
+                    break;
+                }
+            }
+            let _ = snapshot.rollback().await;
+        });
+        ranges.push(range_sender);
+        pages.push(page_receiver);
+    }
+    let readers = ranges.len();
+    let (mut handed_out, mut passed_on) = (0, 0);
+    let mut after = Some(String::new());
+    loop {
+        // Each reader busy with a range and the next one waiting for it.
+        while handed_out - passed_on < 2 * readers
+            && let Some(start) = after.take()
+        {
+            let through = match store.user_range_end(&start, RANGE_USERS).await {
+                Ok(through) => through,
+                Err(e) => {
+                    let _ = sender.send(Err(e)).await;
+                    return;
+                }
+            };
+            after.clone_from(&through);
+            let range = UserRange {
+                after: start,
+                through,
+            };
+            if ranges[handed_out % readers].send(range).await.is_err() {
+                return;
+            }
+            handed_out += 1;
+        }
+        if passed_on == handed_out {
+            return;
+        }
+        let page = pages[passed_on % readers].recv().await.unwrap_or_else(|| {
+            Err(StoreError::Query(sqlx::Error::Protocol(
+                "an export reader stopped".into(),
+            )))
+        });
+        passed_on += 1;
+        let failed = page.is_err();
+        if sender.send(page).await.is_err() || failed {
+            return;
+        }
+    }
 }
 
 impl Exporter {
@@ -259,13 +348,13 @@ impl Exporter {
     ) -> Result<Exporter, ExportError> {
         let mut out = CsvOut::new(options.delimiter, options.encoding);
         out.row(account_header(kind))?;
-        let snapshot = store.begin_export().await?;
+        let snapshots = store.begin_account_export(readers()).await?;
         Ok(Exporter {
             what: ExportType::Accounts(kind),
             options,
             source: Source::Accounts {
                 kind,
-                pages: read_ahead(snapshot, kind),
+                pages: read_ahead(store, snapshots, kind),
             },
             out,
             rows: 0,

@@ -28,7 +28,7 @@ use sqlx::{ConnectOptions, Postgres, Sqlite, Transaction};
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
 pub use admins::{ListedAdmin, StoredAdmin, StoredSession};
 pub use devices::StoredDevice;
-pub use export::{ExportCursor, ExportPage, ExportRow, UserMappings};
+pub use export::{AccountSnapshots, ExportPage, ExportRow, UserMappings, UserRange};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
 pub use push::{
     ClaimedJob, DeviceJobs, JobDevice, JobResult, NewJob, Pending, PushSource, SourceAccount,
