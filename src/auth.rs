@@ -103,9 +103,14 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
-/// Adds the admin `name` with `password`, or sets a new password if they exist; true when
-/// added.
-pub async fn add_admin(store: &Store, name: &str, password: &str) -> Result<bool, AuthError> {
+/// Adds the admin `name` with `password`, or sets a new password if they exist, as
+/// `actor` (for the audit log); true when added.
+pub async fn add_admin(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    password: &str,
+) -> Result<bool, AuthError> {
     check_name("admin", name)?;
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(AuthError::WeakPassword);
@@ -115,7 +120,7 @@ pub async fn add_admin(store: &Store, name: &str, password: &str) -> Result<bool
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|_| AuthError::Stopped)??;
-    Ok(store.upsert_admin(name, &hash).await?)
+    Ok(store.upsert_admin(name, &hash, actor).await?)
 }
 
 /// Signs `name` in if `password` is theirs, starting a session.
@@ -169,11 +174,11 @@ pub async fn sign_out(store: &Store, token: &str) -> Result<(), AuthError> {
     Ok(store.delete_session(&hash_token(token)).await?)
 }
 
-/// Mints an API token called `name` and returns it; only its hash is stored.
-pub async fn create_token(store: &Store, name: &str) -> Result<String, AuthError> {
+/// Mints an API token called `name`, as `actor`, and returns it; only its hash is stored.
+pub async fn create_token(store: &Store, actor: &str, name: &str) -> Result<String, AuthError> {
     check_name("token", name)?;
     let token = format!("{TOKEN_PREFIX}{}", random_secret());
-    if !store.insert_token(name, &hash_token(&token)).await? {
+    if !store.insert_token(name, &hash_token(&token), actor).await? {
         return Err(AuthError::TokenExists(name.to_owned()));
     }
     Ok(token)
@@ -206,15 +211,16 @@ pub async fn token_name(store: &Store, token: &str) -> Result<Option<String>, Au
     Ok(Some(found.name))
 }
 
-/// Deletes the API token called `name`: requests bearing it are refused from now on. False
-/// when there is no such token.
-pub async fn revoke_token(store: &Store, name: &str) -> Result<bool, AuthError> {
-    Ok(store.delete_token(name).await?)
+/// Deletes the API token called `name`, as `actor`: requests bearing it are refused from
+/// now on. False when there is no such token.
+pub async fn revoke_token(store: &Store, actor: &str, name: &str) -> Result<bool, AuthError> {
+    Ok(store.delete_token(name, actor).await?)
 }
 
-/// Deletes the admin called `name` and ends their sessions. False when there is none.
-pub async fn remove_admin(store: &Store, name: &str) -> Result<bool, AuthError> {
-    Ok(store.delete_admin(name).await?)
+/// Deletes the admin called `name`, as `actor`, and ends their sessions. False when there
+/// is none.
+pub async fn remove_admin(store: &Store, actor: &str, name: &str) -> Result<bool, AuthError> {
+    Ok(store.delete_admin(name, actor).await?)
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ pub async fn admin(store: &Store, command: AdminCommand) -> anyhow::Result<ExitC
     match command {
         AdminCommand::Add { name } => {
             let password = read_password()?;
-            let added = auth::add_admin(store, &name, &password).await?;
+            let added = auth::add_admin(store, &super::actor(), &name, &password).await?;
             if added {
                 eprintln!("admin {name:?} added");
             } else {
@@ -74,7 +74,7 @@ pub async fn admin(store: &Store, command: AdminCommand) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::Remove { name } => Ok(removed(
-            auth::remove_admin(store, &name).await?,
+            auth::remove_admin(store, &super::actor(), &name).await?,
             &format!("admin {name:?} removed and signed out"),
             &format!("there is no admin {name:?}"),
         )),
@@ -96,7 +96,7 @@ fn removed(done: bool, what: &str, nothing: &str) -> ExitCode {
 pub async fn token(store: &Store, command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::Create { name } => {
-            let token = auth::create_token(store, &name).await?;
+            let token = auth::create_token(store, &super::actor(), &name).await?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
@@ -105,7 +105,7 @@ pub async fn token(store: &Store, command: TokenCommand) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         TokenCommand::Revoke { name } => Ok(removed(
-            auth::revoke_token(store, &name).await?,
+            auth::revoke_token(store, &super::actor(), &name).await?,
             &format!("token {name:?} revoked"),
             &format!("there is no token {name:?}"),
         )),

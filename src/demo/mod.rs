@@ -33,7 +33,7 @@ pub async fn ensure_admin(store: &Store) -> Result<Option<String>, crate::auth::
         return Ok(None);
     }
     let password = crate::auth::random_secret()[..20].to_owned();
-    crate::auth::add_admin(store, ADMIN, &password).await?;
+    crate::auth::add_admin(store, "serve --demo", ADMIN, &password).await?;
     Ok(Some(password))
 }
 

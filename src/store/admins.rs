@@ -1,6 +1,6 @@
 //! The `admins` and `sessions` tables: who may sign in to the wizard, and who is signed in.
 
-use super::{Store, StoreError, now_ms, on_pool};
+use super::{Store, StoreError, now_ms, on_pool, on_tx};
 
 /// An admin as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -36,25 +36,34 @@ pub struct StoredSession {
 }
 
 impl Store {
-    /// Adds the admin `name`, or replaces their password hash if they exist; true when added.
-    pub async fn upsert_admin(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+    /// Adds the admin `name`, or replaces their password hash if they exist, recording
+    /// `actor` in the audit log; true when added.
+    pub async fn upsert_admin(
+        &self,
+        name: &str,
+        password_hash: &str,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
         const UPDATE: &str =
             "UPDATE admins SET password_hash = $2, updated_at = $3 WHERE name = $1";
         const INSERT: &str = "INSERT INTO admins (name, password_hash, created_at, updated_at) \
              VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO NOTHING";
         let now = now_ms();
-        let updated = on_pool!(self, pool => {
-            sqlx::query(UPDATE).bind(name).bind(password_hash).bind(now).execute(pool).await
+        let mut tx = self.begin().await?;
+        let updated = on_tx!(tx, conn => {
+            sqlx::query(UPDATE).bind(name).bind(password_hash).bind(now).execute(conn).await
                 .map(|r| r.rows_affected())
         })?;
-        if updated > 0 {
-            return Ok(false);
-        }
-        let inserted = on_pool!(self, pool => {
-            sqlx::query(INSERT).bind(name).bind(password_hash).bind(now).execute(pool).await
-                .map(|r| r.rows_affected())
-        })?;
-        Ok(inserted > 0)
+        let added = updated == 0
+            && on_tx!(tx, conn => {
+                sqlx::query(INSERT).bind(name).bind(password_hash).bind(now).execute(conn).await
+                    .map(|r| r.rows_affected())
+            })? > 0;
+        let action = if added { "admin.add" } else { "admin.password" };
+        tx.audit(actor, action, name, &serde_json::json!({}))
+            .await?;
+        tx.commit().await?;
+        Ok(added)
     }
 
     /// The admin called `name`.
@@ -77,10 +86,16 @@ impl Store {
     }
 
     /// Deletes the admin called `name` and with them (the foreign key cascades) every
-    /// session they have; false when there is no such admin.
-    pub async fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
-        self.delete_by_key("DELETE FROM admins WHERE name = $1", name)
-            .await
+    /// session they have, recording `actor` in the audit log; false when there is no such
+    /// admin.
+    pub async fn delete_admin(&self, name: &str, actor: &str) -> Result<bool, StoreError> {
+        self.delete_audited(
+            "DELETE FROM admins WHERE name = $1",
+            name,
+            actor,
+            "admin.remove",
+        )
+        .await
     }
 
     /// How many admins there are.

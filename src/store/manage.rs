@@ -57,9 +57,9 @@ impl Store {
             .collect()
     }
 
-    /// Removes the user with normalised address `email_norm`, their accounts and devices;
-    /// false when there is no such user.
-    pub async fn delete_user(&self, email_norm: &str) -> Result<bool, StoreError> {
+    /// Removes the user with normalised address `email_norm`, their accounts and devices,
+    /// recording `actor` in the audit log; false when there is no such user.
+    pub async fn delete_user(&self, email_norm: &str, actor: &str) -> Result<bool, StoreError> {
         // Accounts refer to users without a foreign key (see 0001), so they go first, in the
         // same transaction; devices follow by ON DELETE CASCADE.
         const ACCOUNTS: &str = "DELETE FROM email_accounts WHERE user_id IN \
@@ -72,14 +72,24 @@ impl Store {
         let removed = on_tx!(tx, conn => {
             sqlx::query(USER).bind(email_norm).execute(conn).await.map(|r| r.rows_affected())
         })?;
+        if removed > 0 {
+            tx.audit(actor, "user.remove", email_norm, &serde_json::json!({}))
+                .await?;
+        }
         tx.commit().await?;
         Ok(removed > 0)
     }
 
-    /// Removes the device with the MDM device id `device_id`; false when there is none.
-    pub async fn delete_device(&self, device_id: &str) -> Result<bool, StoreError> {
-        self.delete_by_key("DELETE FROM devices WHERE device_id = $1", device_id)
-            .await
+    /// Removes the device with the MDM device id `device_id`, recording `actor` in the
+    /// audit log; false when there is none.
+    pub async fn delete_device(&self, device_id: &str, actor: &str) -> Result<bool, StoreError> {
+        self.delete_audited(
+            "DELETE FROM devices WHERE device_id = $1",
+            device_id,
+            actor,
+            "device.remove",
+        )
+        .await
     }
 }
 

@@ -278,11 +278,23 @@ impl Store {
         }
     }
 
-    /// Runs `sql`, a DELETE by one text key `$1`; true when it deleted anything.
-    async fn delete_by_key(&self, sql: &'static str, key: &str) -> Result<bool, StoreError> {
-        let deleted = on_pool!(self, pool => {
-            sqlx::query(sql).bind(key).execute(pool).await.map(|r| r.rows_affected())
+    /// Runs `sql`, a DELETE by one text key `$1`, and records `actor` doing `action` to
+    /// `key` in the audit log in the same transaction; true when it deleted anything.
+    async fn delete_audited(
+        &self,
+        sql: &'static str,
+        key: &str,
+        actor: &str,
+        action: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let deleted = on_tx!(tx, conn => {
+            sqlx::query(sql).bind(key).execute(conn).await.map(|r| r.rows_affected())
         })?;
+        if deleted > 0 {
+            tx.audit(actor, action, key, &serde_json::json!({})).await?;
+        }
+        tx.commit().await?;
         Ok(deleted > 0)
     }
 

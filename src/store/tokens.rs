@@ -1,6 +1,6 @@
 //! The `api_tokens` table: named API tokens, kept only as SHA-256 hashes.
 
-use super::{Store, StoreError, now_ms, on_pool};
+use super::{Store, StoreError, now_ms, on_pool, on_tx};
 
 /// An API token as listed: its name and when it was made and last used, never its hash.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -14,19 +14,31 @@ pub struct StoredToken {
 }
 
 impl Store {
-    /// Records a token called `name` by its hash; false when that name is taken.
-    pub async fn insert_token(&self, name: &str, token_hash: &[u8]) -> Result<bool, StoreError> {
+    /// Records a token called `name` by its hash, and `actor` making it in the audit log;
+    /// false when that name is taken.
+    pub async fn insert_token(
+        &self,
+        name: &str,
+        token_hash: &[u8],
+        actor: &str,
+    ) -> Result<bool, StoreError> {
         const SQL: &str = "INSERT INTO api_tokens (name, token_hash, created_at) \
              VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING";
-        let inserted = on_pool!(self, pool => {
+        let mut tx = self.begin().await?;
+        let inserted = on_tx!(tx, conn => {
             sqlx::query(SQL)
                 .bind(name)
                 .bind(token_hash)
                 .bind(now_ms())
-                .execute(pool)
+                .execute(conn)
                 .await
                 .map(|r| r.rows_affected())
         })?;
+        if inserted > 0 {
+            tx.audit(actor, "token.create", name, &serde_json::json!({}))
+                .await?;
+        }
+        tx.commit().await?;
         Ok(inserted > 0)
     }
 
@@ -62,9 +74,15 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes the token called `name`; false when there is none.
-    pub async fn delete_token(&self, name: &str) -> Result<bool, StoreError> {
-        self.delete_by_key("DELETE FROM api_tokens WHERE name = $1", name)
-            .await
+    /// Deletes the token called `name`, recording `actor` in the audit log; false when
+    /// there is none.
+    pub async fn delete_token(&self, name: &str, actor: &str) -> Result<bool, StoreError> {
+        self.delete_audited(
+            "DELETE FROM api_tokens WHERE name = $1",
+            name,
+            actor,
+            "token.revoke",
+        )
+        .await
     }
 }

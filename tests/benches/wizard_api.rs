@@ -80,7 +80,9 @@ fn fixture() -> &'static Fixture {
             )
             .await
             .unwrap();
-            let token = mdm_mail::auth::create_token(&store, "bench").await.unwrap();
+            let token = mdm_mail::auth::create_token(&store, "bench", "bench")
+                .await
+                .unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
             let state = AppState {

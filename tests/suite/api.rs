@@ -41,7 +41,7 @@ impl App {
         )
         .expect("settings");
         let store = db.open().await;
-        let token = mdm_mail::auth::create_token(&store, "tests")
+        let token = mdm_mail::auth::create_token(&store, "test", "tests")
             .await
             .expect("mint a token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -441,6 +441,10 @@ store_test! {
         assert_eq!(again["error"]["code"], "not_found");
         assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM users").await, 2);
         assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM devices").await, 0);
+        let audited = "SELECT COUNT(*) FROM audit_log WHERE actor = 'token:tests' AND \
+             ((action = 'device.remove' AND subject = 'IPHONE-A') \
+             OR (action = 'user.remove' AND subject = 'bob@example.com'))";
+        assert_eq!(db.scalar_i64(audited).await, 2);
     }
 }
 
@@ -538,6 +542,9 @@ store_test! {
         let again = db.run(&["token", "revoke", "deploy"]);
         assert_eq!(again.status.code(), Some(1));
         assert!(stderr(&again).contains("there is no token \"deploy\""), "{}", stderr(&again));
+        let audited = "SELECT COUNT(*) FROM audit_log WHERE subject = 'deploy' AND actor LIKE 'cli%' \
+             AND action IN ('token.create', 'token.revoke')";
+        assert_eq!(db.scalar_i64(audited).await, 2);
     }
 }
 
@@ -545,7 +552,7 @@ store_test! {
     async fn removing_an_admin_ends_their_sessions_at_once(db: TestDb) {
         use crate::support::{stderr, stdout};
         let store = db.open().await;
-        mdm_mail::auth::add_admin(&store, "ops", "a long enough password").await.unwrap();
+        mdm_mail::auth::add_admin(&store, "test", "ops", "a long enough password").await.unwrap();
         let session = mdm_mail::auth::sign_in(&store, "ops", "a long enough password")
             .await.unwrap().expect("signed in");
         let listed = db.run(&["admin", "list"]);
@@ -558,6 +565,9 @@ store_test! {
         let again = db.run(&["admin", "remove", "ops"]);
         assert_eq!(again.status.code(), Some(1));
         assert!(stderr(&again).contains("there is no admin \"ops\""), "{}", stderr(&again));
+        let audited = "SELECT COUNT(*) FROM audit_log WHERE subject = 'ops' \
+             AND action IN ('admin.add', 'admin.remove')";
+        assert_eq!(db.scalar_i64(audited).await, 2);
         store.close().await;
     }
 }

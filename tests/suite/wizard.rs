@@ -86,7 +86,7 @@ async fn sign_in(app: &App) -> (String, String) {
 store_test! {
     async fn signing_in_needs_the_right_password_and_the_forms_token(db: TestDb) {
         let app = App::start(&db).await;
-        mdm_mail::auth::add_admin(&db.open().await, "ops", PASSWORD).await.unwrap();
+        mdm_mail::auth::add_admin(&db.open().await, "test", "ops", PASSWORD).await.unwrap();
         let client = client();
 
         let anonymous = client.get(format!("{}/", app.base)).send().await.unwrap();
@@ -122,7 +122,7 @@ store_test! {
     async fn a_session_reaches_pages_and_the_api_with_its_csrf_token_until_sign_out(db: TestDb) {
         let app = App::start(&db).await;
         app.load_directory().await;
-        mdm_mail::auth::add_admin(&db.open().await, "ops", PASSWORD).await.unwrap();
+        mdm_mail::auth::add_admin(&db.open().await, "test", "ops", PASSWORD).await.unwrap();
         let (session, csrf) = sign_in(&app).await;
         let client = client();
 
@@ -162,7 +162,7 @@ store_test! {
     async fn pages_and_assets_come_from_mdm_mail_itself(db: TestDb) {
         let app = App::start_with(&db, Overrides::default()).await;
         app.load_directory().await;
-        mdm_mail::auth::add_admin(&db.open().await, "ops", PASSWORD).await.unwrap();
+        mdm_mail::auth::add_admin(&db.open().await, "test", "ops", PASSWORD).await.unwrap();
         let (session, _) = sign_in(&app).await;
         let client = client();
         let mut everything = String::new();
@@ -247,7 +247,7 @@ store_test! {
             .body(std::fs::read(crate::support::fixture("import/email.csv")).unwrap())
             .send().await.unwrap();
         assert_eq!(import.status(), StatusCode::CREATED);
-        mdm_mail::auth::add_admin(&db.open().await, "ops", PASSWORD).await.unwrap();
+        mdm_mail::auth::add_admin(&db.open().await, "test", "ops", PASSWORD).await.unwrap();
         let (session, csrf) = sign_in(&app).await;
         let client = client();
         let page = client.get(format!("{}/users/alice@example.com", app.base)).header(COOKIE, &session)

@@ -241,7 +241,7 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         .await
         .unwrap();
     assert_eq!(device.status(), reqwest::StatusCode::CREATED);
-    mdm_mail::auth::add_admin(&db.open().await, "ops", crate::wizard::PASSWORD)
+    mdm_mail::auth::add_admin(&db.open().await, "test", "ops", crate::wizard::PASSWORD)
         .await
         .unwrap();
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wizard-screenshots");

@@ -148,9 +148,14 @@ pub async fn get_user(
 /// `DELETE /api/users/{email}`.
 pub async fn remove_user(
     State(state): State<AppState>,
+    axum::Extension(Actor(actor)): axum::Extension<Actor>,
     Path(email): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.delete_user(&normalize_email(&email)).await? {
+    if state
+        .store
+        .delete_user(&normalize_email(&email), &actor)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no user with email {email}")))
@@ -248,9 +253,10 @@ pub async fn add_device(
 /// `DELETE /api/devices/{device_id}`.
 pub async fn remove_device(
     State(state): State<AppState>,
+    axum::Extension(Actor(actor)): axum::Extension<Actor>,
     Path(device_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.delete_device(&device_id).await? {
+    if state.store.delete_device(&device_id, &actor).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(
