@@ -147,8 +147,12 @@ fn print_plan(report: &ReconcileReport) {
             status.device, status.platform, status.message
         );
     }
+    let not_needed = match report.removals_not_needed {
+        0 => String::new(),
+        n => format!(" ({n} more not needed: never sent)"),
+    };
     println!(
-        "push{}: {} devices, {} installs, {} removals, {} unchanged",
+        "push{}: {} devices, {} installs, {} removals{not_needed}, {} unchanged",
         if report.dry_run { " (dry run)" } else { "" },
         report.devices,
         report.installs,

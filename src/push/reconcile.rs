@@ -83,6 +83,10 @@ pub struct ReconcileReport {
     pub installs: u64,
     /// Removal jobs queued.
     pub removals: u64,
+    /// Removals not queued because the device was never sent that profile (its install,
+    /// still queued or failed, was dropped instead). A dry run cannot tell, and counts
+    /// them as removals.
+    pub removals_not_needed: u64,
     /// The jobs, in device order.
     pub jobs: Vec<PlannedJob>,
     /// Devices with something to tell the admin.
@@ -107,6 +111,8 @@ pub async fn reconcile(
         after = last.user.id;
         let mut targets = Vec::new();
         let mut jobs = Vec::new();
+        // This page's jobs are planned in step with the report's: job i is report.jobs[first + i].
+        let first = report.jobs.len();
         let mut changed = Vec::new();
         for source in page {
             let fingerprints: Vec<String> = source
@@ -150,7 +156,16 @@ pub async fn reconcile(
             )?;
         }
         if !dry_run {
-            store.write_reconcile(&targets, &jobs).await?;
+            for i in store
+                .write_reconcile(&targets, &jobs)
+                .await?
+                .into_iter()
+                .rev()
+            {
+                report.jobs.remove(first + i);
+                report.removals -= 1;
+                report.removals_not_needed += 1;
+            }
         }
     }
     Ok(report)

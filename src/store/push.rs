@@ -1,6 +1,8 @@
 //! The push tables: `push_targets` (what each device should hold), `push_delivered` (what it
 //! was last sent) and `push_jobs` (the durable queue between them).
 
+use std::collections::HashSet;
+
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
@@ -464,13 +466,20 @@ impl Store {
     /// supersede, adds the new jobs and stores the targets, all or nothing. A failed job for
     /// the same device and profile is stale once a newer decision exists: retried, it would
     /// put back the old profile, even an account that was removed since.
+    ///
+    /// A removal is only queued where the device may hold the profile: it was sent it, or
+    /// a job for it is being sent. Otherwise (the install never went out, and is dropped
+    /// here) the device would only answer that it has no such profile. Returns the indices
+    /// in `jobs` of the removals left out. The check runs after the supersede in the same
+    /// transaction: a worker cannot claim a job the supersede has locked or deleted, and a
+    /// job it claimed first is seen as being sent.
     pub async fn write_reconcile(
         &self,
         targets: &[TargetWrite],
         jobs: &[NewJob],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<usize>, StoreError> {
         if targets.is_empty() && jobs.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut tx = self.begin().await?;
         let now = now_ms();
@@ -478,20 +487,40 @@ impl Store {
             on_tx!(tx, conn => {
                 let mut q = QueryBuilder::new(
                     "DELETE FROM push_jobs WHERE state IN ('queued', 'failed') \
-                     AND (device_id, profile_identifier) IN (",
+                     AND (device_id, profile_identifier) IN ",
                 );
-                let mut list = q.separated(", ");
-                for job in chunk {
-                    list.push("(")
-                        .push_bind_unseparated(job.device_id)
-                        .push_unseparated(", ")
-                        .push_bind_unseparated(job.identifier.as_str())
-                        .push_unseparated(")");
-                }
-                q.push(")");
+                push_pairs(&mut q, chunk.iter());
                 q.build().execute(&mut *conn).await.map(|r| r.rows_affected())
             })?;
         }
+        let removals: Vec<&NewJob> = jobs.iter().filter(|j| j.kind == "remove").collect();
+        let mut held: HashSet<(i64, String)> = HashSet::new();
+        for chunk in removals.chunks(super::BATCH / 4) {
+            let rows: Vec<(i64, String)> = on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new(
+                    "SELECT device_id, identifier FROM push_delivered \
+                     WHERE (device_id, identifier) IN ",
+                );
+                push_pairs(&mut q, chunk.iter().copied());
+                q.push(
+                    " UNION SELECT device_id, profile_identifier FROM push_jobs \
+                     WHERE state = 'sending' AND (device_id, profile_identifier) IN ",
+                );
+                push_pairs(&mut q, chunk.iter().copied());
+                q.build_query_as().fetch_all(&mut *conn).await
+            })?;
+            held.extend(rows);
+        }
+        let mut left_out = Vec::new();
+        let mut queued = Vec::with_capacity(jobs.len());
+        for (i, job) in jobs.iter().enumerate() {
+            if job.kind == "remove" && !held.contains(&(job.device_id, job.identifier.clone())) {
+                left_out.push(i);
+            } else {
+                queued.push(job);
+            }
+        }
+        let jobs = queued;
         for chunk in jobs.chunks(super::BATCH / 10) {
             on_tx!(tx, conn => {
                 let mut q = QueryBuilder::new(
@@ -540,7 +569,8 @@ impl Store {
                 q.build().execute(&mut *conn).await.map(|r| r.rows_affected())
             })?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(left_out)
     }
 
     /// Claims up to `limit` jobs for worker `worker` until `lease_until`: queued jobs that are
@@ -987,4 +1017,23 @@ impl Tx {
         })?;
         Ok(deleted > 0)
     }
+}
+
+/// Appends `((device, identifier), …)`, the row-value list of `jobs`, to `q`.
+fn push_pairs<'a, DB>(q: &mut QueryBuilder<'a, DB>, jobs: impl Iterator<Item = &'a NewJob>)
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    q.push("(");
+    let mut list = q.separated(", ");
+    for job in jobs {
+        list.push("(")
+            .push_bind_unseparated(job.device_id)
+            .push_unseparated(", ")
+            .push_bind_unseparated(job.identifier.as_str())
+            .push_unseparated(")");
+    }
+    q.push(")");
 }

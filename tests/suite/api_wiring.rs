@@ -129,6 +129,11 @@ store_test! {
     async fn removing_an_account_through_the_api_takes_its_profile_off_the_user_s_devices(db: TestDb) {
         let app = App::start(&db).await;
         imported(&app).await;
+        // Alice's iPhone got her profile, as a worker records a delivery.
+        let delivered = "INSERT INTO push_delivered (device_id, identifier, content_hash, sent_at) \
+             SELECT device_id, profile_identifier, content_hash, 0 FROM push_jobs; \
+             UPDATE push_jobs SET state = 'sent';";
+        db.execute(delivered, delivered).await;
         let path = "/api/users/ALICE@example.com/accounts/email/Alice@Mail.Example.com";
 
         let removed = json_of(app.call(Method::DELETE, path).send().await.unwrap(), StatusCode::OK).await;

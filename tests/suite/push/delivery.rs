@@ -109,6 +109,29 @@ store_test! {
 }
 
 store_test! {
+    async fn an_account_removed_before_its_profile_went_out_sends_nothing(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, pusher) = world(&db, &mdm).await;
+        let queued = pusher.after_change().await.unwrap();
+        assert_eq!(queued.installs, 3, "{queued:?}");
+        let removed = mdm_mail::accounts::delete(&store, "test", "alice@example.com", AccountKind::Email, "alice@mail.example.com")
+            .await
+            .unwrap();
+        assert!(removed);
+
+        let dry = pusher.sync(true).await.unwrap();
+        assert_eq!(dry.removals, 2, "a dry run cannot tell: {dry:?}");
+        let report = pusher.after_change().await.unwrap();
+        assert_eq!((report.installs, report.removals, report.removals_not_needed), (0, 0, 2), "{report:?}");
+        assert!(report.jobs.is_empty(), "{report:?}");
+        pusher.run().await.unwrap();
+        let sent: Vec<String> = mdm.accepted().into_iter().map(|c| c.enrollment_id).collect();
+        assert!(sent.is_empty(), "nothing for Alice's devices, Bob's PC goes elsewhere: {sent:?}");
+        assert_eq!(jobs_in(&db, "queued").await + jobs_in(&db, "failed").await, 0);
+    }
+}
+
+store_test! {
     async fn devices_that_cannot_take_the_profile_get_a_status_not_a_command(db: TestDb) {
         let mdm = FakeMdm::start();
         let (store, pusher) = world(&db, &mdm).await;
