@@ -39,21 +39,14 @@ pub async fn run(
     } = command;
     let removed =
         crate::accounts::delete(store, &super::actor(), &user_email, kind, &address).await?;
-    if !removed {
-        eprintln!(
-            "mdm-mail: {} has no {kind} account {}; nothing removed",
-            user_email.trim(),
-            address.trim()
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    println!(
-        "removed the {kind} account {} of {}",
-        address.trim(),
-        user_email.trim()
+    let (user_email, address) = (user_email.trim(), address.trim());
+    let code = super::removed(
+        removed,
+        &format!("removed the {kind} account {address} of {user_email}"),
+        &format!("{user_email} has no {kind} account {address}"),
     );
-    if !no_push {
+    if removed && !no_push {
         super::push::after_change(store, settings).await;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

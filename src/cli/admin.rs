@@ -73,22 +73,11 @@ pub async fn admin(store: &Store, command: AdminCommand) -> anyhow::Result<ExitC
             super::output::list_admins(store, json).await?;
             Ok(ExitCode::SUCCESS)
         }
-        AdminCommand::Remove { name } => Ok(removed(
+        AdminCommand::Remove { name } => Ok(super::removed(
             auth::remove_admin(store, &super::actor(), &name).await?,
             &format!("admin {name:?} removed and signed out"),
             &format!("there is no admin {name:?}"),
         )),
-    }
-}
-
-/// Reports a removal: what was done, or that there was nothing to remove (a failure).
-fn removed(done: bool, what: &str, nothing: &str) -> ExitCode {
-    if done {
-        eprintln!("{what}");
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("mdm-mail: {nothing}; nothing removed");
-        ExitCode::FAILURE
     }
 }
 
@@ -104,7 +93,7 @@ pub async fn token(store: &Store, command: TokenCommand) -> anyhow::Result<ExitC
             super::output::list_tokens(store, json).await?;
             Ok(ExitCode::SUCCESS)
         }
-        TokenCommand::Revoke { name } => Ok(removed(
+        TokenCommand::Revoke { name } => Ok(super::removed(
             auth::revoke_token(store, &super::actor(), &name).await?,
             &format!("token {name:?} revoked"),
             &format!("there is no token {name:?}"),

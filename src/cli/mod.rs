@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Overrides, Settings};
 use crate::import::directory::{self, LoadReport};
+use crate::model::normalize_email;
 use crate::store::Store;
 
 /// Exit status when some rows were rejected and the rest applied.
@@ -113,6 +114,11 @@ enum DirectoryCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Remove one: a user (by email) with their accounts and devices, or a device (by id).
+    Remove {
+        /// The user's email address or the device's id.
+        id: String,
     },
 }
 
@@ -350,6 +356,32 @@ async fn directory_command(
             }
             Ok(ExitCode::SUCCESS)
         }
+        DirectoryCommand::Remove { id } => {
+            let id = id.trim();
+            Ok(match kind {
+                Kind::Users => removed(
+                    store.delete_user(&normalize_email(id), &actor()).await?,
+                    &format!("removed user {id} with their accounts and devices"),
+                    &format!("there is no user {id}"),
+                ),
+                Kind::Devices => removed(
+                    store.delete_device(id, &actor()).await?,
+                    &format!("removed device {id}"),
+                    &format!("there is no device {id:?}"),
+                ),
+            })
+        }
+    }
+}
+
+/// Reports a removal: what was done, or that there was nothing to remove (a failure).
+fn removed(done: bool, what: &str, nothing: &str) -> ExitCode {
+    if done {
+        println!("{what}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("mdm-mail: {nothing}; nothing removed");
+        ExitCode::FAILURE
     }
 }
 

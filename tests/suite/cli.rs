@@ -31,6 +31,32 @@ store_test! {
 }
 
 store_test! {
+    async fn users_and_devices_remove_one_and_say_when_there_is_none(db: TestDb) {
+        for (what, file) in [("users", "users.csv"), ("devices", "devices.csv")] {
+            assert!(db.run(&[what, "import", fixture(file).to_str().unwrap()]).status.success());
+        }
+        let device = db.run(&["devices", "remove", "MAC-A"]);
+        assert!(device.status.success(), "{}", stderr(&device));
+        assert_eq!(stdout(&device), "removed device MAC-A\n");
+        let user = db.run(&["users", "remove", "BOB@example.com"]);
+        assert!(user.status.success(), "{}", stderr(&user));
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM users").await, 2);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM devices").await, 1, "Alice's iPhone is left");
+        assert_eq!(
+            db.scalar_i64("SELECT COUNT(*) FROM audit_log WHERE action IN ('user.remove', 'device.remove')").await,
+            2
+        );
+
+        let missing = db.run(&["devices", "remove", "MAC-A"]);
+        assert_eq!(missing.status.code(), Some(1));
+        assert_eq!(stderr(&missing), "mdm-mail: there is no device \"MAC-A\"; nothing removed\n");
+        let missing = db.run(&["users", "remove", "bob@example.com"]);
+        assert_eq!(missing.status.code(), Some(1));
+        assert!(stderr(&missing).contains("there is no user bob@example.com"), "{}", stderr(&missing));
+    }
+}
+
+store_test! {
     async fn rejected_rows_are_printed_with_file_and_line_and_exit_3(db: TestDb) {
         let file = fixture("users-with-errors.csv");
         let output = db.run(&["users", "import", file.to_str().unwrap()]);
