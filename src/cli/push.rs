@@ -77,11 +77,7 @@ pub async fn run(
                     j.queued, j.sending, j.sent, j.acknowledged, j.failed
                 );
                 for d in &status.devices {
-                    let note = d
-                        .status
-                        .as_deref()
-                        .or(d.last_error.as_deref())
-                        .unwrap_or("");
+                    let note = d.note();
                     println!(
                         "{} ({}): {} queued, {} sending, {} sent, {} acknowledged, {} failed  {note}",
                         d.device_id,

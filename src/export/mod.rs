@@ -226,9 +226,10 @@ pub struct Exporter {
     rows: u64,
 }
 
-/// The pages of an account export, in order, read by tasks of their own a few pages
-/// ahead of the writer, until the last page or until the receiver is dropped.
+/// The pages of an account export, in order.
 type Pages = mpsc::Receiver<Result<ExportPage, StoreError>>;
+/// Where the reading tasks send the pages.
+type PageSender = mpsc::Sender<Result<ExportPage, StoreError>>;
 
 /// How many SQLite snapshots read an account export side by side: one per core, up to
 /// four. The writer needs little: decoding and writing are a tenth of the reading.
@@ -236,6 +237,8 @@ fn readers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
+/// Starts the tasks that read an export's pages a few ahead of the writer, until the last
+/// page or until the receiver is dropped.
 fn read_ahead(store: &Store, snapshots: AccountSnapshots, kind: AccountKind) -> Pages {
     let (sender, pages) = mpsc::channel(2);
     match snapshots {
@@ -250,11 +253,7 @@ fn read_ahead(store: &Store, snapshots: AccountSnapshots, kind: AccountKind) -> 
 }
 
 /// PostgreSQL: one server-side cursor, read page after page.
-async fn read_cursor(
-    mut snapshot: Tx,
-    kind: AccountKind,
-    sender: mpsc::Sender<Result<ExportPage, StoreError>>,
-) {
+async fn read_cursor(mut snapshot: Tx, kind: AccountKind, sender: PageSender) {
     let mut first = true;
     loop {
         let page = match snapshot.export_cursor_page(kind, first, ACCOUNT_PAGE).await {
@@ -275,12 +274,7 @@ async fn read_cursor(
 
 /// SQLite: consecutive ranges of users, range `i` read by reader `i mod n`, so the
 /// readers work side by side while the pages still reach the writer in order.
-async fn read_ranges(
-    store: Store,
-    snapshots: Vec<Tx>,
-    kind: AccountKind,
-    sender: mpsc::Sender<Result<ExportPage, StoreError>>,
-) {
+async fn read_ranges(store: Store, snapshots: Vec<Tx>, kind: AccountKind, sender: PageSender) {
     let mut ranges = Vec::new();
     let mut pages = Vec::new();
     for mut snapshot in snapshots {

@@ -93,12 +93,16 @@ pub fn mapping_rows(
         .map(str::to_owned)
     };
     let mut rows = Vec::new();
-    match rendered {
-        None if accounts.is_empty() => rows.push(row("", "", "", "", NO_ACCOUNTS)),
+    let skipped = match rendered {
+        None if accounts.is_empty() => {
+            rows.push(row("", "", "", "", NO_ACCOUNTS));
+            &[][..]
+        }
         None => {
             for (kind, address) in accounts {
                 rows.push(row("", kind.as_str(), address, "", NO_DEVICE));
             }
+            &[][..]
         }
         Some(Ok(rendered)) => {
             for a in &rendered.accounts {
@@ -110,29 +114,23 @@ pub fn mapping_rows(
                     "",
                 ));
             }
-            for s in &rendered.skipped {
-                rows.push(row(
-                    "",
-                    s.kind.as_str(),
-                    &s.address,
-                    "",
-                    &s.reason.to_string(),
-                ));
-            }
+            &rendered.skipped[..]
         }
-        Some(Err(RenderError::NothingToRender { skipped, .. })) => {
-            for s in skipped {
-                rows.push(row(
-                    "",
-                    s.kind.as_str(),
-                    &s.address,
-                    "",
-                    &s.reason.to_string(),
-                ));
-            }
-        }
+        Some(Err(RenderError::NothingToRender { skipped, .. })) => &skipped[..],
         // `NoAccounts`: the caller fails the export on every other error.
-        Some(Err(_)) => rows.push(row("", "", "", "", NO_ACCOUNTS)),
+        Some(Err(_)) => {
+            rows.push(row("", "", "", "", NO_ACCOUNTS));
+            &[][..]
+        }
+    };
+    for s in skipped {
+        rows.push(row(
+            "",
+            s.kind.as_str(),
+            &s.address,
+            "",
+            &s.reason.to_string(),
+        ));
     }
     rows
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
 
-use super::{StoreError, Tx, now_ms};
+use super::{StoreError, Tx, json_rows, now_ms, push_list};
 use crate::model::AccountKind;
 
 /// A stored account as an import compares it: every field, and MACs in place of passwords.
@@ -153,18 +153,10 @@ impl Tx {
                      ELSE hex(a.outgoing_password_mac) END)) \
                      FROM users u LEFT JOIN email_accounts a ON a.user_id = u.id AND a.kind = ",
                 );
-                q.push_bind(kind.as_str()).push(" WHERE u.email_norm IN (");
-                let mut list = q.separated(", ");
-                for email in emails_norm {
-                    list.push_bind(*email);
-                }
-                q.push(")");
+                q.push_bind(kind.as_str()).push(" WHERE u.email_norm IN ");
+                push_list(&mut q, emails_norm.iter().copied());
                 let json: Option<String> = q.build_query_scalar().fetch_one(&mut **tx).await?;
-                let tuples: Vec<MatchTuple> = match json {
-                    Some(json) => serde_json::from_str(&json)
-                        .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?,
-                    None => Vec::new(),
-                };
+                let tuples: Vec<MatchTuple> = json_rows(json.as_deref())?;
                 tuples.into_iter().map(MatchRow::from).collect()
             }
             super::TxInner::Postgres(tx) => {

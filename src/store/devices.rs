@@ -2,7 +2,7 @@
 
 use sqlx::QueryBuilder;
 
-use super::{Store, StoreError, Tx, now_ms, on_pool, on_tx};
+use super::{Store, StoreError, Tx, now_ms, on_pool, on_tx, push_list};
 use crate::model::{Device, NewDevice, Platform};
 
 /// A device as stored, keyed by the MDM's device id.
@@ -61,13 +61,9 @@ impl Tx {
         Ok(on_tx!(self, conn => {
             let mut q = QueryBuilder::new(
                 "SELECT id, user_id, device_id, platform, enrollment_id, user_channel_id \
-                 FROM devices WHERE device_id IN (",
+                 FROM devices WHERE device_id IN ",
             );
-            let mut list = q.separated(", ");
-            for id in device_ids {
-                list.push_bind(*id);
-            }
-            q.push(")");
+            push_list(&mut q, device_ids.iter().copied());
             q.build_query_as::<StoredDevice>().fetch_all(conn).await
         })?)
     }

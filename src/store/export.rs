@@ -89,12 +89,7 @@ impl ExportPage {
             PageBody::Rows(rows) => return Ok(rows),
             PageBody::Json(json, range) => (json, range),
         };
-        let rows: Vec<ExportRow> = if json.is_empty() {
-            Vec::new()
-        } else {
-            serde_json::from_str(&json)
-                .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?
-        };
+        let rows: Vec<ExportRow> = super::json_rows(Some(&json))?;
         // The aggregate keeps the inner query's order, and pages are put together by their
         // ranges; a page out of order or outside its range would misplace accounts, so that
         // is checked, not assumed.

@@ -27,12 +27,10 @@ impl Store {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<UserSummary>, StoreError> {
-        const SQL: &str = "SELECT u.email, u.display_name, \
-             (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id) AS devices, \
-             (SELECT COUNT(*) FROM email_accounts a WHERE a.user_id = u.id) AS accounts \
-             FROM users u WHERE u.email_norm > $1 \
-             AND (u.email_norm LIKE $2 ESCAPE '\\' OR LOWER(u.display_name) LIKE $2 ESCAPE '\\') \
-             ORDER BY u.email_norm LIMIT $3";
+        const SQL: &str = super::users::user_summaries!(
+            " AND (u.email_norm LIKE $2 ESCAPE '\\' OR LOWER(u.display_name) LIKE $2 ESCAPE '\\') \
+             ORDER BY u.email_norm LIMIT $3"
+        );
         Ok(on_pool!(self, pool => {
             sqlx::query_as(SQL)
                 .bind(after.unwrap_or(""))

@@ -23,7 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Postgres, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Postgres, QueryBuilder, Sqlite, Transaction};
 
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
 pub use admins::{ListedAdmin, StoredAdmin, StoredSession};
@@ -68,6 +68,50 @@ macro_rules! on_tx {
     };
 }
 pub(crate) use {on_pool, on_tx};
+
+/// Appends `(v, v, …)`, the bound values of an `IN` list.
+fn push_list<'a, DB, T>(q: &mut QueryBuilder<'a, DB>, values: impl IntoIterator<Item = T>)
+where
+    DB: sqlx::Database,
+    T: 'a + sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    q.push("(");
+    let mut list = q.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    q.push(")");
+}
+
+/// Appends `CASE id WHEN … THEN … END`, one bound arm per `(id, value)`: one statement that
+/// gives each row of a batch its own value.
+fn push_case_by_id<'a, DB, T>(
+    q: &mut QueryBuilder<'a, DB>,
+    arms: impl IntoIterator<Item = (i64, T)>,
+) where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    T: 'a + sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    q.push("CASE id");
+    for (id, value) in arms {
+        q.push(" WHEN ")
+            .push_bind(id)
+            .push(" THEN ")
+            .push_bind(value);
+    }
+    q.push(" END");
+}
+
+/// Rows SQLite aggregated into one JSON array (`json_group_array`, which sqlx hands over as
+/// one value rather than row by row), decoded; none when the query matched nothing.
+fn json_rows<T: serde::de::DeserializeOwned>(json: Option<&str>) -> Result<Vec<T>, StoreError> {
+    match json {
+        None | Some("") => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e)))),
+    }
+}
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

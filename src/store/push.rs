@@ -6,7 +6,10 @@ use std::collections::HashSet;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Pool, SealedAccount, Store, StoreError, StoredUser, Tx, now_ms, on_pool, on_tx};
+use super::{
+    Pool, SealedAccount, Store, StoreError, StoredUser, Tx, json_rows, now_ms, on_pool, on_tx,
+    push_case_by_id, push_list,
+};
 
 /// A user with devices, their accounts and their devices' targets: what a reconcile decides
 /// from.
@@ -206,6 +209,17 @@ pub struct DeviceJobs {
     pub status: Option<String>,
 }
 
+impl DeviceJobs {
+    /// What to show beside the counts: why the device gets no profile, else its latest
+    /// error, else nothing.
+    pub fn note(&self) -> &str {
+        self.status
+            .as_deref()
+            .or(self.last_error.as_deref())
+            .unwrap_or("")
+    }
+}
+
 /// What is left to do, for a worker deciding whether to wait or stop.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pending {
@@ -296,11 +310,7 @@ async fn sqlite_json<T: serde::de::DeserializeOwned>(
         .bind(b)
         .fetch_one(pool)
         .await?;
-    match json {
-        Some(json) => serde_json::from_str(&json)
-            .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e)))),
-        None => Ok(Vec::new()),
-    }
+    json_rows(json.as_deref())
 }
 
 #[derive(sqlx::FromRow)]
@@ -616,19 +626,10 @@ impl Store {
             jobs.into_iter().map(|j| (j, Uuid::new_v4())).collect();
         for chunk in claimed.chunks(super::BATCH / 2) {
             on_tx!(tx, conn => {
-                let mut q = QueryBuilder::new("UPDATE push_jobs SET command_uuid = CASE id");
-                for (job, uuid) in chunk {
-                    q.push(" WHEN ")
-                        .push_bind(job.id)
-                        .push(" THEN ")
-                        .push_bind(*uuid);
-                }
-                q.push(" END WHERE id IN (");
-                let mut list = q.separated(", ");
-                for (job, _) in chunk {
-                    list.push_bind(job.id);
-                }
-                q.push(")");
+                let mut q = QueryBuilder::new("UPDATE push_jobs SET command_uuid = ");
+                push_case_by_id(&mut q, chunk.iter().map(|(job, uuid)| (job.id, *uuid)));
+                q.push(" WHERE id IN ");
+                push_list(&mut q, chunk.iter().map(|(job, _)| job.id));
                 q.build().execute(&mut *conn).await.map(|r| r.rows_affected())
             })?;
         }
@@ -684,20 +685,13 @@ impl Store {
                     "UPDATE push_jobs SET state = 'sent', last_error = NULL, claimed_by = NULL, \
                      claimed_until = NULL, updated_at = ",
                 );
-                q.push_bind(now).push(", command_uuid = CASE id");
-                for (job, uuid, _) in chunk {
-                    q.push(" WHEN ").push_bind(job.id).push(" THEN ").push_bind(*uuid);
-                }
-                q.push(" END, content_hash = CASE id");
-                for (job, _, hash) in chunk {
-                    q.push(" WHEN ").push_bind(job.id).push(" THEN ").push_bind(*hash);
-                }
-                q.push(" END WHERE claimed_by = ").push_bind(worker).push(" AND id IN (");
-                let mut list = q.separated(", ");
-                for (job, _, _) in chunk {
-                    list.push_bind(job.id);
-                }
-                q.push(") RETURNING id");
+                q.push_bind(now).push(", command_uuid = ");
+                push_case_by_id(&mut q, chunk.iter().map(|(job, uuid, _)| (job.id, *uuid)));
+                q.push(", content_hash = ");
+                push_case_by_id(&mut q, chunk.iter().map(|(job, _, hash)| (job.id, *hash)));
+                q.push(" WHERE claimed_by = ").push_bind(worker).push(" AND id IN ");
+                push_list(&mut q, chunk.iter().map(|(job, _, _)| job.id));
+                q.push(" RETURNING id");
                 q.build_query_scalar::<i64>().fetch_all(&mut *conn).await
             })?;
             let delivered: Vec<&(&ClaimedJob, Uuid, &str)> = chunk
@@ -807,13 +801,9 @@ impl Store {
             let mut q = QueryBuilder::new(
                 "SELECT d.id, d.user_id, d.device_id, d.platform, d.enrollment_id, \
                  d.user_channel_id, u.email AS user_email FROM devices d JOIN users u ON u.id = d.user_id \
-                 WHERE d.id IN (",
+                 WHERE d.id IN ",
             );
-            let mut list = q.separated(", ");
-            for id in device_ids {
-                list.push_bind(*id);
-            }
-            q.push(")");
+            push_list(&mut q, device_ids.iter().copied());
             q.build_query_as::<JobDevice>().fetch_all(pool).await
         })?)
     }
@@ -829,26 +819,19 @@ impl Store {
         }
         let users: Vec<StoredUser> = on_pool!(self, pool => {
             let mut q = QueryBuilder::new(
-                "SELECT id, email, email_norm, display_name FROM users WHERE id IN (",
+                "SELECT id, email, email_norm, display_name FROM users WHERE id IN ",
             );
-            let mut list = q.separated(", ");
-            for id in user_ids {
-                list.push_bind(*id);
-            }
-            q.push(")");
+            push_list(&mut q, user_ids.iter().copied());
             q.build_query_as::<StoredUser>().fetch_all(pool).await
         })?;
         let rows: Vec<AccountRow> = on_pool!(self, pool => {
             let mut q = QueryBuilder::new(
                 "SELECT user_id, kind, address, address_norm, display_name, username, domain, \
                  outgoing_username, password, outgoing_password \
-                 FROM email_accounts WHERE user_id IN (",
+                 FROM email_accounts WHERE user_id IN ",
             );
-            let mut list = q.separated(", ");
-            for id in user_ids {
-                list.push_bind(*id);
-            }
-            q.push(") ORDER BY user_id, kind, address_norm");
+            push_list(&mut q, user_ids.iter().copied());
+            q.push(" ORDER BY user_id, kind, address_norm");
             q.build_query_as::<AccountRow>().fetch_all(pool).await
         })?;
         let mut by_user: std::collections::HashMap<i64, Vec<SealedAccount>> =

@@ -2,7 +2,7 @@
 
 use sqlx::QueryBuilder;
 
-use super::{Store, StoreError, Tx, now_ms, on_pool, on_tx};
+use super::{Store, StoreError, Tx, now_ms, on_pool, on_tx, push_list};
 use crate::model::{NewUser, normalize_email};
 
 /// A user as stored, with the key it is matched by.
@@ -42,13 +42,9 @@ impl Tx {
         }
         Ok(on_tx!(self, conn => {
             let mut q = QueryBuilder::new(
-                "SELECT id, email, email_norm, display_name FROM users WHERE email_norm IN (",
+                "SELECT id, email, email_norm, display_name FROM users WHERE email_norm IN ",
             );
-            let mut list = q.separated(", ");
-            for email in emails_norm {
-                list.push_bind(*email);
-            }
-            q.push(")");
+            push_list(&mut q, emails_norm.iter().copied());
             q.build_query_as::<StoredUser>().fetch_all(conn).await
         })?)
     }
@@ -81,6 +77,21 @@ impl Tx {
     }
 }
 
+/// The [`UserSummary`] columns of the users after the normalised address `$1`, then `$rest`
+/// (more conditions, the order and the limit): what the users list and search share.
+macro_rules! user_summaries {
+    ($rest:literal) => {
+        concat!(
+            "SELECT u.email, u.display_name, \
+             (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id) AS devices, \
+             (SELECT COUNT(*) FROM email_accounts a WHERE a.user_id = u.id) AS accounts \
+             FROM users u WHERE u.email_norm > $1",
+            $rest
+        )
+    };
+}
+pub(super) use user_summaries;
+
 impl Store {
     /// One page of users in address order, starting after the normalised address `after`
     /// (the last page's final `normalize_email(email)`).
@@ -89,10 +100,7 @@ impl Store {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<UserSummary>, StoreError> {
-        const SQL: &str = "SELECT u.email, u.display_name, \
-             (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id) AS devices, \
-             (SELECT COUNT(*) FROM email_accounts a WHERE a.user_id = u.id) AS accounts \
-             FROM users u WHERE u.email_norm > $1 ORDER BY u.email_norm LIMIT $2";
+        const SQL: &str = user_summaries!(" ORDER BY u.email_norm LIMIT $2");
         Ok(on_pool!(self, pool => {
             sqlx::query_as(SQL)
                 .bind(after.unwrap_or(""))

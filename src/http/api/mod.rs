@@ -212,6 +212,14 @@ const fn error(status: u16, description: &'static str) -> Reply {
     json(status, description, "Error")
 }
 
+/// 204 of a removal.
+const REMOVED: Reply = Reply {
+    status: 204,
+    description: "Removed",
+    media: None,
+    schema: None,
+};
+
 const IMPORT_TYPE: Param = Param {
     values: &["email", "exchange"],
     ..param("type", Q, true, "string", "Account type of the rows.")
@@ -455,12 +463,7 @@ pub fn api() -> Api {
                 params: vec![USER_EMAIL],
                 body: vec![],
                 replies: vec![
-                    Reply {
-                        status: 204,
-                        description: "Removed",
-                        media: None,
-                        schema: None,
-                    },
+                    REMOVED,
                     error(404, "No such user"),
                 ],
             },
@@ -529,12 +532,7 @@ pub fn api() -> Api {
                 params: vec![param("device_id", P, true, "string", "The MDM's device id.")],
                 body: vec![],
                 replies: vec![
-                    Reply {
-                        status: 204,
-                        description: "Removed",
-                        media: None,
-                        schema: None,
-                    },
+                    REMOVED,
                     error(404, "No such device"),
                 ],
             },

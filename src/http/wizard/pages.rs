@@ -434,11 +434,7 @@ pub async fn push(
     .collect();
     let mut rows = String::new();
     for d in &status.devices {
-        let note = d
-            .status
-            .as_deref()
-            .or(d.last_error.as_deref())
-            .unwrap_or("");
+        let note = d.note();
         rows.push_str(&format!(
             r#"<tr><td>{device}</td><td>{platform}</td><td class="num">{q}</td><td class="num">{s}</td><td class="num">{sent}</td><td class="num">{a}</td><td class="num">{f}</td><td>{note}</td></tr>"#,
             device = escape(&d.device_id),
