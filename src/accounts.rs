@@ -14,6 +14,9 @@ pub enum AccountsError {
     /// A stored password would not open.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// The key for stored passwords cannot be had.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::crypto::{KeySource, Keys};
 use crate::profile::{Definitions, Profiles, SignError, Signer};
+use crate::secrets::KeySource;
 
 /// The database used when none is configured: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://mdm-mail.db";
@@ -101,21 +101,16 @@ impl Signing {
 
 impl Settings {
     /// What rendering stored users' profiles needs: the definitions, the signing identity
-    /// (a PKCS#12 password from `MDM_MAIL_SIGNING_PASSWORD`) and the key that opens stored
-    /// passwords. With no key yet no password is stored, and a throwaway key opens all
-    /// there is.
+    /// (a PKCS#12 password from `MDM_MAIL_SIGNING_PASSWORD`) and where the key that opens
+    /// stored passwords is.
     pub fn profiles(&self) -> Result<Profiles, ConfigError> {
         let definitions = Definitions::load(&self.profiles_dir)?;
         let password = std::env::var("MDM_MAIL_SIGNING_PASSWORD").ok();
         let signer = self.signing.signer(password.as_deref())?;
-        let keys = self
-            .key_source()
-            .load(false)?
-            .unwrap_or_else(Keys::ephemeral);
         Ok(Profiles {
             definitions,
             signer,
-            keys,
+            secrets: self.key_source(),
         })
     }
 
@@ -212,9 +207,6 @@ pub enum ConfigError {
     /// The profile definitions do not load.
     #[error(transparent)]
     Definitions(#[from] crate::profile::DefinitionError),
-    /// The key for stored passwords is unusable.
-    #[error(transparent)]
-    Key(#[from] crate::crypto::CryptoError),
 }
 
 impl Settings {

@@ -1,13 +1,6 @@
-//! Secrets at rest: mail passwords sealed with XChaCha20-Poly1305, keyed MACs that let an
-//! import tell an unchanged password without decrypting it, and where the key comes from.
-//!
-//! The 32-byte master key comes from `MDM_MAIL_SECRET_KEY` (base64 or hex), or from a key file.
-//! With SQLite and no key configured, a key file is created beside the database on first use,
-//! readable by its owner only. PostgreSQL deployments must supply the key: several servers share
-//! the database, so no one of them may invent it.
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! Secrets at rest: mail passwords sealed with XChaCha20-Poly1305, and keyed MACs that let an
+//! import tell an unchanged password without decrypting it. Where the 32-byte master key comes
+//! from, and which key a store accepts, is [`crate::secrets`]' business.
 
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, Payload};
@@ -23,12 +16,15 @@ const VERSION: u8 = 1;
 const NONCE: usize = 24;
 /// Bytes of MAC kept per password: ample to make a false "unchanged" impossible in practice.
 pub const MAC_LEN: usize = 16;
+/// Bytes of a key's identifier: enough that two keys never share one.
+const ID_LEN: usize = 12;
 
 /// Sealing and MAC keys, derived from the master key.
 #[derive(Clone)]
 pub struct Keys {
     cipher: XChaCha20Poly1305,
     mac: Hmac<Sha256>,
+    id: String,
 }
 
 impl std::fmt::Debug for Keys {
@@ -37,7 +33,7 @@ impl std::fmt::Debug for Keys {
     }
 }
 
-/// Why a secret could not be opened, or a key could not be had.
+/// Why a secret could not be opened, or a key could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     /// The ciphertext was altered, belongs to another row, or was sealed with another key.
@@ -53,19 +49,6 @@ pub enum CryptoError {
         /// Where the key came from.
         source_name: String,
     },
-    /// PostgreSQL without a configured key.
-    #[error(
-        "no secret key: set MDM_MAIL_SECRET_KEY to 32 random bytes in base64 (for example the output of `openssl rand -base64 32`), or secret_key_file in the config; every server sharing the database needs the same key"
-    )]
-    Missing,
-    /// The key file could not be read or created.
-    #[error("key file {path}: {source}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
 }
 
 impl Keys {
@@ -79,11 +62,25 @@ impl Keys {
         };
         let seal = derive(b"mdm-mail v1 password encryption");
         let mac = derive(b"mdm-mail v1 password mac");
+        let id = derive(b"mdm-mail v1 key check");
         Keys {
             cipher: XChaCha20Poly1305::new(&seal.into()),
             mac: <Hmac<Sha256> as KeyInit>::new_from_slice(&mac)
                 .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length")),
+            id: to_hex(&id[..ID_LEN]),
         }
+    }
+
+    /// A new random key.
+    pub fn generate() -> ([u8; 32], Keys) {
+        let master = random_key();
+        (master, Keys::from_master(&master))
+    }
+
+    /// The key's identifier: a MAC of a fixed label under the key, which names the key in
+    /// messages and in the store's key check without revealing anything of it.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// A key that exists only for this process: used by dry runs on a store that has no key
@@ -173,72 +170,6 @@ pub fn parse_key(text: &str, source_name: &str) -> Result<[u8; 32], CryptoError>
             .map_err(|_| bad())?
     };
     bytes.try_into().map_err(|_| bad())
-}
-
-/// Where the master key is to be found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    /// The text of `MDM_MAIL_SECRET_KEY`.
-    Env(String),
-    /// A key file that must exist.
-    File(PathBuf),
-    /// The key file beside a SQLite database, created on first use.
-    CreateBeside(PathBuf),
-    /// Nothing configured and nowhere to create a key (PostgreSQL).
-    Missing,
-}
-
-impl KeySource {
-    /// The key file that goes with a SQLite database file: same folder and name, `.key`.
-    pub fn beside(database: &Path) -> PathBuf {
-        database.with_extension("key")
-    }
-
-    /// Loads the key; with `create`, a missing key file beside the database is created.
-    /// Returns `None` when there is no key and `create` is false.
-    pub fn load(&self, create: bool) -> Result<Option<Keys>, CryptoError> {
-        let file_error = |path: &Path| {
-            let path = path.to_owned();
-            move |source| CryptoError::File { path, source }
-        };
-        let master = match self {
-            KeySource::Env(text) => parse_key(text, "MDM_MAIL_SECRET_KEY")?,
-            KeySource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(file_error(path))?;
-                parse_key(&text, &path.display().to_string())?
-            }
-            KeySource::CreateBeside(path) => match std::fs::read_to_string(path) {
-                Ok(text) => parse_key(&text, &path.display().to_string())?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-                    create_key_file(path).map_err(file_error(path))?
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(file_error(path)(e)),
-            },
-            KeySource::Missing if create => return Err(CryptoError::Missing),
-            KeySource::Missing => return Ok(None),
-        };
-        Ok(Some(Keys::from_master(&master)))
-    }
-}
-
-/// Writes a new random key, readable and writable by the owner only, failing rather than
-/// replacing a file that appeared meanwhile.
-fn create_key_file(path: &Path) -> std::io::Result<[u8; 32]> {
-    let key = random_key();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    writeln!(
-        file,
-        "{}",
-        base64::engine::general_purpose::STANDARD.encode(key)
-    )?;
-    file.sync_all()?;
-    tracing::info!(path = %path.display(), "created a new secret key file; back it up with the database");
-    Ok(key)
 }
 
 /// The two password columns of a stored account.
@@ -335,28 +266,10 @@ mod tests {
         assert!(parse_key("short", "x").is_err());
     }
 
-    #[cfg(unix)]
     #[test]
-    fn a_created_key_file_is_private_and_reused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mdm-mail.key");
-        let source = KeySource::CreateBeside(path.clone());
-        assert!(source.load(false).unwrap().is_none());
-
-        let first = source.load(true).unwrap().unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let second = source.load(true).unwrap().unwrap();
-        assert_eq!(first.mac(b"a", "b"), second.mac(b"a", "b"));
-    }
-
-    #[test]
-    fn postgres_without_a_key_is_an_error_only_when_one_is_needed() {
-        assert!(KeySource::Missing.load(false).unwrap().is_none());
-        assert!(matches!(
-            KeySource::Missing.load(true),
-            Err(CryptoError::Missing)
-        ));
+    fn a_key_is_named_by_an_identifier_that_differs_between_keys() {
+        assert_eq!(keys().id(), Keys::from_master(&[7; 32]).id());
+        assert_ne!(keys().id(), Keys::from_master(&[8; 32]).id());
+        assert_eq!(keys().id().len(), 2 * ID_LEN);
     }
 }

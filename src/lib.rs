@@ -20,4 +20,5 @@ pub mod import;
 pub mod model;
 pub mod profile;
 pub mod push;
+pub mod secrets;
 pub mod store;

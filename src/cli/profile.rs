@@ -72,7 +72,7 @@ pub async fn run(
         eprintln!("{email}: left out {skipped}");
     }
     match &args.out {
-        Some(path) => std::fs::write(path, &rendered.body)
+        Some(path) => crate::secrets::write_secret_file(path, &rendered.body)
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => std::io::stdout().write_all(&rendered.body)?,
     }
@@ -90,10 +90,11 @@ async fn render_all(
     dir: &Path,
 ) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let keys = profiles.keys(store).await?;
     let (mut written, mut nothing) = (0u64, 0u64);
     let mut after: Option<String> = None;
     loop {
-        let page = crate::accounts::page(store, &profiles.keys, after.as_deref(), PAGE).await?;
+        let page = crate::accounts::page(store, &keys, after.as_deref(), PAGE).await?;
         let Some((last, _)) = page.last() else {
             break;
         };
@@ -121,7 +122,7 @@ async fn render_all(
                 user.email.to_lowercase(),
                 rendered.extension
             ));
-            std::fs::write(&path, &rendered.body)
+            crate::secrets::write_secret_file(&path, &rendered.body)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             written += 1;
         }

@@ -2,10 +2,10 @@
 //! working on something real: users, their devices and a few mail accounts of both types. It
 //! loads through the same importers as any file.
 
-use crate::crypto::KeySource;
 use crate::import::directory::{self, LoadReport};
 use crate::import::{self, ImportOptions, ImportResult, Mode};
 use crate::model::AccountKind;
+use crate::secrets::KeySource;
 use crate::store::Store;
 
 const USERS: &str = include_str!("users.csv");

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 pub use rows::{MAPPINGS_HEADER, NO_ACCOUNTS, NO_DEVICE, account_cells, account_header};
 
 use crate::accounts;
-use crate::crypto::CryptoError;
+use crate::crypto::{CryptoError, Keys};
 use crate::csv::Delimiter;
 use crate::model::{AccountKind, Platform};
 use crate::profile::{Profiles, RenderError, RenderOptions, render};
@@ -179,6 +179,9 @@ pub enum ExportError {
     /// A stored password would not open (mappings: profiles are rendered to be exact).
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// The key for stored passwords cannot be had.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     /// A profile could not be rendered for the mappings report.
     #[error("cannot render the profile of {user}: {source}")]
     Render {
@@ -209,6 +212,7 @@ enum Source {
     },
     Mappings {
         profiles: Arc<Profiles>,
+        keys: Box<Keys>,
         after: Option<String>,
         /// The snapshot read from; `None` once the last page was read.
         snapshot: Option<Tx>,
@@ -369,6 +373,7 @@ impl Exporter {
             what: ExportType::Mappings,
             options,
             source: Source::Mappings {
+                keys: Box::new(profiles.keys(store).await?),
                 profiles,
                 after: None,
                 snapshot: Some(store.begin_export().await?),
@@ -424,6 +429,7 @@ impl Exporter {
             },
             Source::Mappings {
                 profiles,
+                keys,
                 after,
                 snapshot,
             } => {
@@ -432,7 +438,7 @@ impl Exporter {
                 };
                 let page = tx.mappings_page(after.as_deref(), USER_PAGE).await?;
                 for user in &page {
-                    self.rows += write_mappings(&mut self.out, profiles, user)?;
+                    self.rows += write_mappings(&mut self.out, profiles, keys, user)?;
                 }
                 if let Some(last) = page.last() {
                     *after = Some(last.user.email_norm.clone());
@@ -452,14 +458,12 @@ impl Exporter {
 fn write_mappings(
     out: &mut CsvOut,
     profiles: &Profiles,
+    keys: &Keys,
     mappings: &crate::store::UserMappings,
 ) -> Result<u64, ExportError> {
     let email = mappings.user.email.clone();
-    let (user, accounts) = accounts::open_user(
-        &profiles.keys,
-        mappings.user.clone(),
-        mappings.accounts.clone(),
-    )?;
+    let (user, accounts) =
+        accounts::open_user(keys, mappings.user.clone(), mappings.accounts.clone())?;
     let listed: Vec<(AccountKind, &str)> = accounts
         .iter()
         .map(|a| (a.kind(), a.address.as_str()))

@@ -24,9 +24,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::crypto::{CryptoError, KeySource, Keys};
+use crate::crypto::Keys;
 use crate::csv::{self, Delimiter, DelimiterChoice, Encoding, EncodingChoice};
 use crate::model::{AccountKind, Counts, Outcome};
+use crate::secrets::{self, KeySource, SecretsError};
 use crate::store::{Store, StoreError, Table};
 use validate::{Checked, ParsedLine};
 
@@ -242,7 +243,7 @@ pub enum ImportError {
     Changed(Box<ImportResult>),
     /// The secret key for passwords is missing or unusable.
     #[error(transparent)]
-    Key(#[from] CryptoError),
+    Key(#[from] SecretsError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -283,11 +284,12 @@ pub async fn run(
     sink: Option<&mut dyn LineSink>,
 ) -> Result<ImportResult, ImportError> {
     let commit = matches!(mode, Mode::Commit { .. });
-    // A preview must write nothing, not even a new key file; with no key there can be no
-    // stored password to compare with, so a throwaway key gives the same outcomes.
-    let keys = match keys.load(commit)? {
-        Some(keys) => keys,
-        None => Keys::ephemeral(),
+    // Checked against the store's key before any line is read: a wrong key would call every
+    // unchanged password updated, and seal it under a key that opens nothing else.
+    let keys = if commit {
+        secrets::for_sealing(store, keys).await?
+    } else {
+        secrets::for_reading(store, keys).await?
     };
     let writer = match mode {
         Mode::Commit { .. } => Some(write::start(store, options.kind).await?),

@@ -5,6 +5,7 @@
 use crate::accounts::{self, AccountsError};
 use crate::crypto::Keys;
 use crate::model::Platform;
+use crate::secrets::{self, KeySource, SecretsError};
 use crate::store::Store;
 
 use super::{Definitions, RenderError, RenderOptions, Rendered, SignError, Signer, render};
@@ -15,8 +16,8 @@ pub struct Profiles {
     pub definitions: Definitions,
     /// Signs Apple profiles, when configured.
     pub signer: Option<Signer>,
-    /// Opens stored passwords.
-    pub keys: Keys,
+    /// Where the key that opens stored passwords is.
+    pub secrets: KeySource,
 }
 
 /// Why a user's profile could not be had.
@@ -43,10 +44,17 @@ impl Profiles {
         platform: Platform,
         options: &RenderOptions,
     ) -> Result<Rendered, ProfileError> {
-        let (user, accounts) = accounts::of_user(store, &self.keys, email).await?;
+        let keys = self.keys(store).await.map_err(AccountsError::from)?;
+        let (user, accounts) = accounts::of_user(store, &keys, email).await?;
         let mut rendered = render(&user.email, &accounts, platform, &self.definitions, options)?;
         self.sign(platform, options, &mut rendered)?;
         Ok(rendered)
+    }
+
+    /// The key that opens the store's passwords, looked up now and checked against the
+    /// store's key check.
+    pub async fn keys(&self, store: &Store) -> Result<Keys, SecretsError> {
+        secrets::for_reading(store, &self.secrets).await
     }
 
     /// Signs `rendered` in place if it is an Apple profile meant for a device.

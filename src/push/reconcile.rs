@@ -100,6 +100,12 @@ pub async fn reconcile(
     dry_run: bool,
 ) -> Result<ReconcileReport, PushError> {
     let sources = sources_fingerprint(profiles);
+    // Looked up now, not when the process started: the key a first import creates serves
+    // the reconcile that follows it.
+    let keys = profiles
+        .keys(store)
+        .await
+        .map_err(|e| format!("cannot open the stored passwords: {e}"));
     let mut report = ReconcileReport {
         dry_run,
         ..ReconcileReport::default()
@@ -140,10 +146,11 @@ pub async fn reconcile(
             .map(|(user, accounts)| (user.id, (user, accounts)))
             .collect();
         for (source, fingerprints) in &changed {
-            let opened = match sealed.remove(&source.user.id) {
-                Some((user, accounts)) => open_user(&profiles.keys, user, accounts)
+            let opened = match (sealed.remove(&source.user.id), &keys) {
+                (Some(_), Err(e)) => Err(e.clone()),
+                (Some((user, accounts)), Ok(keys)) => open_user(keys, user, accounts)
                     .map_err(|e| format!("cannot open the stored passwords: {e}")),
-                None => Err("the user was removed during the reconcile".to_owned()),
+                (None, _) => Err("the user was removed during the reconcile".to_owned()),
             };
             decide_user(
                 profiles,
@@ -288,7 +295,13 @@ fn decide_user(
         plan_jobs(platform, device, &desired, report, jobs);
         targets.push(TargetWrite {
             device_id: device.id,
-            fingerprint: fingerprint.clone(),
+            // A decision made without the user's accounts is no decision: recorded under no
+            // fingerprint, the device is looked at again by the next reconcile.
+            fingerprint: if opened.is_ok() {
+                fingerprint.clone()
+            } else {
+                UNDECIDED.to_owned()
+            },
             identifier: desired.identifier,
             content_hash: desired.content_hash,
             accounts: serde_json::to_string(&desired.accounts).unwrap_or_else(|_| "[]".into()),
@@ -318,6 +331,9 @@ pub fn render_for(
         &options,
     )
 }
+
+/// The fingerprint of a device whose accounts could not be read: it matches no sources.
+const UNDECIDED: &str = "";
 
 /// Leaves the device's decided profile as it was, with a status saying why.
 fn keep(device: &TargetDevice, status: String) -> Desired {

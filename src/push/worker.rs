@@ -94,6 +94,11 @@ impl Worker {
             .collect();
         user_ids.sort_unstable();
         user_ids.dedup();
+        let keys = self
+            .profiles
+            .keys(&self.store)
+            .await
+            .map_err(|e| format!("cannot open the stored passwords: {e}"));
         let users: HashMap<i64, Result<UserAccounts, String>> = self
             .store
             .users_with_accounts_by_id(&user_ids)
@@ -101,8 +106,10 @@ impl Worker {
             .into_iter()
             .map(|(user, sealed)| {
                 let id = user.id;
-                let opened = accounts::open_user(&self.profiles.keys, user, sealed)
-                    .map_err(|e| format!("cannot open the stored passwords: {e}"));
+                let opened = keys.clone().and_then(|keys| {
+                    accounts::open_user(&keys, user, sealed)
+                        .map_err(|e| format!("cannot open the stored passwords: {e}"))
+                });
                 (id, opened)
             })
             .collect();

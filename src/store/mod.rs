@@ -13,6 +13,7 @@ mod export;
 mod imports;
 mod manage;
 mod push;
+mod secrets;
 mod tokens;
 mod users;
 
@@ -34,6 +35,7 @@ pub use push::{
     ClaimedJob, DeviceJobs, JobDevice, JobResult, NewJob, Pending, PushSource, SourceAccount,
     StateCounts, TargetDevice, TargetWrite,
 };
+pub use secrets::SealedSample;
 pub use tokens::StoredToken;
 pub use users::{StoredUser, UserSummary};
 

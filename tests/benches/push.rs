@@ -24,12 +24,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use axum::{Json, Router};
-use mdm_mail::crypto::{KeySource, Keys, parse_key};
 use mdm_mail::import::{self, ImportOptions, Mode};
 use mdm_mail::model::{AccountKind, Secret};
 use mdm_mail::profile::{Definitions, Profiles};
 use mdm_mail::push::settings::Endpoint;
 use mdm_mail::push::{PushSettings, Pusher};
+use mdm_mail::secrets::KeySource;
 use mdm_mail::store::Store;
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -151,7 +151,7 @@ async fn bench_store(name: &str, url: &str, server: &Server, n: usize) {
     let profiles = Profiles {
         definitions,
         signer: None,
-        keys: Keys::from_master(&parse_key(KEY, "bench key").expect("key")),
+        secrets: KeySource::Env(KEY.to_owned()),
     };
     let settings = PushSettings {
         nanomdm: Some(Endpoint {

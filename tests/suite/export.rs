@@ -7,12 +7,12 @@ mod roundtrip;
 
 use std::sync::Arc;
 
-use mdm_mail::crypto::{KeySource, Keys};
 use mdm_mail::csv::Delimiter;
 use mdm_mail::export::{ExportOptions, Exporter, OutputEncoding};
 use mdm_mail::import::{self, ImportOptions, ImportResult, Mode};
 use mdm_mail::model::{AccountKind, Platform};
 use mdm_mail::profile::{Definitions, Profiles, RenderOptions};
+use mdm_mail::secrets::KeySource;
 use mdm_mail::store::{AccountSnapshots, Store, UserRange};
 
 use crate::import::KEY;
@@ -292,10 +292,7 @@ fn profiles() -> Profiles {
     Profiles {
         definitions: Definitions::load(&fixture("profiles")).unwrap(),
         signer: None,
-        keys: KeySource::Env(KEY.to_owned())
-            .load(false)
-            .unwrap()
-            .unwrap_or_else(Keys::ephemeral),
+        secrets: KeySource::Env(KEY.to_owned()),
     }
 }
 

@@ -1,10 +1,10 @@
 //! The account import: every outcome, every encoding and delimiter, headers, line numbers,
 //! blank passwords, strict and dry runs, all through the library on SQLite and PostgreSQL.
 
-use mdm_mail::crypto::KeySource;
 use mdm_mail::csv::{Delimiter, DelimiterChoice, Encoding, EncodingChoice};
 use mdm_mail::import::{self, ImportError, ImportOptions, ImportResult, LineReport, Mode};
 use mdm_mail::model::{AccountDetails, AccountKind, Outcome};
+use mdm_mail::secrets::KeySource;
 use mdm_mail::store::Store;
 
 use crate::support::{TestDb, fixture, store_test};
@@ -153,7 +153,7 @@ store_test! {
         let result = commit(&store, blank.as_bytes().to_vec(), AccountKind::Email).await;
 
         assert_eq!(result.counts.unchanged, 1);
-        let keys = keys().load(false).unwrap().unwrap();
+        let keys = keys().read().unwrap().unwrap();
         let (_, accounts) = mdm_mail::accounts::of_user(&store, &keys, "alice@example.com")
             .await
             .unwrap();
@@ -180,7 +180,7 @@ store_test! {
             result.lines
         );
         assert_eq!(result.lines[0].field, Some("exchange_username"));
-        let keys = keys().load(false).unwrap().unwrap();
+        let keys = keys().read().unwrap().unwrap();
         let (_, accounts) = mdm_mail::accounts::of_user(&store, &keys, "chloe@example.com")
             .await
             .unwrap();
@@ -206,7 +206,7 @@ store_test! {
         let ignored: Vec<_> = result.columns.iter().filter(|c| c.column.is_none()).collect();
         assert_eq!(ignored.len(), 1);
         assert_eq!(ignored[0].header.as_deref(), Some("Notes"));
-        let keys = keys().load(false).unwrap().unwrap();
+        let keys = keys().read().unwrap().unwrap();
         let (_, accounts) = mdm_mail::accounts::of_user(&store, &keys, "chloe@example.com")
             .await
             .unwrap();
@@ -305,7 +305,7 @@ store_test! {
             assert_eq!(result.encoding, expected, "{encoding}");
             assert_eq!(result.delimiter, Delimiter(delimiter as u8), "{encoding}");
             assert!(result.lines.is_empty(), "{encoding}: {:?}", result.lines);
-            let keys = keys().load(false).unwrap().unwrap();
+            let keys = keys().read().unwrap().unwrap();
             let mut accounts = Vec::new();
             for user in ["alice@example.com", "chloe@example.com"] {
                 accounts.extend(mdm_mail::accounts::of_user(&store, &keys, user).await.unwrap().1);

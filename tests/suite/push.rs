@@ -9,12 +9,12 @@ mod queue;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mdm_mail::crypto::{KeySource, Keys, parse_key};
 use mdm_mail::import::{self, ImportOptions, Mode};
 use mdm_mail::model::AccountKind;
 use mdm_mail::profile::Profiles;
 use mdm_mail::push::settings::Endpoint;
 use mdm_mail::push::{PushSettings, Pusher};
+use mdm_mail::secrets::KeySource;
 use mdm_mail::store::Store;
 
 use crate::import::KEY;
@@ -26,7 +26,7 @@ pub fn profiles() -> Profiles {
     Profiles {
         definitions: crate::profile::definitions(),
         signer: None,
-        keys: Keys::from_master(&parse_key(KEY, "test key").unwrap()),
+        secrets: KeySource::Env(KEY.to_owned()),
     }
 }
 

@@ -6,17 +6,29 @@ use std::process::{Child, Command, Stdio};
 use crate::support::{TestDb, binary, stdout, store_test};
 
 /// A running `mdm-mail serve` and the address it listens on.
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
 }
 
 impl Server {
     fn start(db: &TestDb, extra: &[&str]) -> Server {
-        let mut child = Command::new(binary())
+        Server::start_with(db, &[("MDM_MAIL_SECRET_KEY", crate::import::KEY)], extra)
+    }
+
+    /// Starts `serve` on `db` with `env` and nothing else of `MDM_MAIL_*` set.
+    pub fn start_with(db: &TestDb, env: &[(&str, &str)], extra: &[&str]) -> Server {
+        let mut command = Command::new(binary());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("MDM_MAIL_") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command
             .current_dir(db.dir.path())
             .env("MDM_MAIL_DATABASE_URL", &db.url)
-            .env("MDM_MAIL_SECRET_KEY", crate::import::KEY)
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -35,7 +47,8 @@ impl Server {
         Server { child, base }
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
+    /// Stops it with SIGTERM and waits.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -53,7 +66,7 @@ store_test! {
         assert_eq!(response.status(), 200);
         let health: serde_json::Value = response.json().await.unwrap();
         assert_eq!(health["status"], "ok");
-        assert_eq!(health["store"]["schema_version"], 3);
+        assert_eq!(health["store"]["schema_version"], 4);
         let expected_backend = if db.url.starts_with("postgres") { "postgres" } else { "sqlite" };
         assert_eq!(health["store"]["backend"], expected_backend);
 

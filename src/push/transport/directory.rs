@@ -77,9 +77,11 @@ async fn write(folder: &Path, name: &str, content: &[u8]) -> Result<(), SendErro
         SendError::Retry(format!("cannot write {}: {e}", folder.join(name).display()))
     };
     tokio::fs::create_dir_all(folder).await.map_err(fail)?;
-    let partial = folder.join(format!(".{name}.partial"));
-    tokio::fs::write(&partial, content).await.map_err(fail)?;
-    tokio::fs::rename(&partial, folder.join(name))
+    let path = folder.join(name);
+    let content = content.to_vec();
+    // Profiles carry passwords: private files, whatever the umask.
+    tokio::task::spawn_blocking(move || crate::secrets::write_secret_file(&path, &content))
         .await
+        .map_err(|e| fail(std::io::Error::other(e)))?
         .map_err(fail)
 }
