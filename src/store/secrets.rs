@@ -53,14 +53,4 @@ impl Tx {
         let recorded = self.key_check().await?;
         recorded.ok_or(StoreError::Query(sqlx::Error::RowNotFound))
     }
-
-    /// Replaces the recorded key: the last step of a rotation, in its transaction.
-    pub async fn replace_key_check(&mut self, key_id: &str) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE secret_key_check SET key_id = $1, recorded_at = $2 \
-             WHERE singleton = 1";
-        on_tx!(self, conn => {
-            sqlx::query(SQL).bind(key_id).bind(now_ms()).execute(conn).await.map(|_| ())
-        })?;
-        Ok(())
-    }
 }
