@@ -239,7 +239,7 @@ pub fn write_key_file(path: &Path, master: &[u8; 32]) -> Result<bool, SecretsErr
 
 /// Creates `path` (which must not exist) holding `bytes`, mode 0600 whatever the umask, and
 /// makes it durable.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

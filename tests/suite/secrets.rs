@@ -12,7 +12,7 @@ use mdm_mail::secrets::KeySource;
 use mdm_mail::store::Store;
 
 use crate::server::Server;
-use crate::support::{TestDb, fixture, mdm_mail_in, stderr, stdout, store_test};
+use crate::support::{TestDb, fixture, mdm_mail_command, mdm_mail_in, stderr, stdout, store_test};
 
 const OTHER_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 
@@ -121,7 +121,7 @@ store_test! {
         let refused = run(&db, &[("MDM_MAIL_SECRET_KEY", OTHER_KEY)], &["import", &second, "--type", "email"]);
         assert_eq!(refused.status.code(), Some(1));
         let message = stderr(&refused);
-        let expected = mdm_mail_in_key_id(crate::import::KEY);
+        let expected = key_id(&KeySource::Env(crate::import::KEY.to_owned()));
         assert!(message.contains(&format!("sealed with key {expected}")), "{message}");
         assert!(message.contains("MDM_MAIL_SECRET_KEY"), "{message}");
         let dry = run(&db, &[("MDM_MAIL_SECRET_KEY", OTHER_KEY)], &["import", &second, "--type", "email", "--dry-run"]);
@@ -133,37 +133,34 @@ store_test! {
     }
 }
 
-fn mdm_mail_in_key_id(key: &str) -> String {
-    KeySource::Env(key.to_owned())
-        .read()
-        .unwrap()
-        .unwrap()
-        .id()
-        .to_owned()
+/// The identifier the store records for the key `source` reads.
+fn key_id(source: &KeySource) -> String {
+    source.read().unwrap().unwrap().id().to_owned()
+}
+
+/// A SQLite store with the fixture's users and one sealed account, its key made by that
+/// first import in the default key file; returns that file.
+fn sealed_with_a_key_file(db: &TestDb) -> PathBuf {
+    let users = fixture("users.csv");
+    assert!(
+        run(db, &[], &["users", "import", users.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let first = write(db, "first.csv", ALICE);
+    assert!(
+        run(db, &[], &["import", &first, "--type", "email"])
+            .status
+            .success()
+    );
+    key_file(db)
 }
 
 #[tokio::test]
 async fn a_lost_key_file_is_refused_and_no_new_key_is_made() {
     let db = TestDb::sqlite().await;
-    let users = fixture("users.csv");
-    assert!(
-        run(&db, &[], &["users", "import", users.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let first = write(&db, "first.csv", ALICE);
-    assert!(
-        run(&db, &[], &["import", &first, "--type", "email"])
-            .status
-            .success()
-    );
-    let key = key_file(&db);
-    let id = KeySource::File(key.clone())
-        .read()
-        .unwrap()
-        .unwrap()
-        .id()
-        .to_owned();
+    let key = sealed_with_a_key_file(&db);
+    let id = key_id(&KeySource::File(key.clone()));
     let elsewhere = db.dir.path().join("elsewhere.key");
     std::fs::rename(&key, &elsewhere).unwrap();
 
@@ -197,19 +194,7 @@ async fn a_lost_key_file_is_refused_and_no_new_key_is_made() {
 #[tokio::test]
 async fn a_key_file_others_can_read_is_refused_with_how_to_fix_it() {
     let db = TestDb::sqlite().await;
-    let users = fixture("users.csv");
-    assert!(
-        run(&db, &[], &["users", "import", users.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let first = write(&db, "first.csv", ALICE);
-    assert!(
-        run(&db, &[], &["import", &first, "--type", "email"])
-            .status
-            .success()
-    );
-    let key = key_file(&db);
+    let key = sealed_with_a_key_file(&db);
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
 
     let refused = run(
@@ -243,32 +228,33 @@ async fn concurrent_first_imports_agree_on_one_key() {
             )
         })
         .collect();
+    let profiles = fixture("profiles");
+    let env = [
+        ("MDM_MAIL_DATABASE_URL", db.url.as_str()),
+        ("MDM_MAIL_PROFILES", profiles.to_str().unwrap()),
+    ];
+    // All started before any is waited for, so they race for the first key.
     let children: Vec<_> = files
         .iter()
         .map(|file| {
-            let profiles = fixture("profiles");
-            let mut command = std::process::Command::new(crate::support::binary());
-            for (key, _) in std::env::vars() {
-                if key.starts_with("MDM_MAIL_") {
-                    command.env_remove(key);
-                }
-            }
-            command
-                .current_dir(db.dir.path())
-                .env("MDM_MAIL_DATABASE_URL", &db.url)
-                .env("MDM_MAIL_PROFILES", &profiles)
-                .args(["import", file, "--type", "email", "--no-push"])
-                .output()
+            mdm_mail_command(
+                db.dir.path(),
+                &env,
+                &["import", file, "--type", "email", "--no-push"],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
         })
         .collect();
     for child in children {
-        let output = child.unwrap();
+        let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "{}", stderr(&output));
     }
     let store = Store::open(&db.url).await.unwrap();
     let recorded = store.key_check().await.unwrap().unwrap();
-    let key = KeySource::File(key_file(&db)).read().unwrap().unwrap();
-    assert_eq!(recorded, key.id());
+    assert_eq!(recorded, key_id(&KeySource::File(key_file(&db))));
     let rendered = run(
         &db,
         &[],
@@ -315,4 +301,48 @@ async fn a_preview_of_a_fresh_store_writes_no_key() {
     .unwrap();
     assert!(!key_file(&db).exists());
     assert_eq!(store.key_check().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn profiles_written_to_files_are_private() {
+    let db = TestDb::sqlite().await;
+    sealed_with_a_key_file(&db);
+    let one = db.dir.path().join("alice.mobileconfig");
+    let written = run(
+        &db,
+        &[],
+        &[
+            "profile",
+            "alice@example.com",
+            "--platform",
+            "ios",
+            "--out",
+            one.to_str().unwrap(),
+        ],
+    );
+    assert!(written.status.success(), "{}", stderr(&written));
+    assert_eq!(mode(&one), 0o600);
+
+    let all = db.dir.path().join("all");
+    let written = run(
+        &db,
+        &[],
+        &[
+            "profile",
+            "--all",
+            "--platform",
+            "ios",
+            "--out-dir",
+            all.to_str().unwrap(),
+        ],
+    );
+    assert!(written.status.success(), "{}", stderr(&written));
+    let files: Vec<PathBuf> = std::fs::read_dir(&all)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert!(!files.is_empty(), "{}", stdout(&written));
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
 }

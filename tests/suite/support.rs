@@ -180,6 +180,13 @@ pub fn binary() -> &'static str {
 
 /// Runs `mdm-mail` in `dir` with `env` set and every other `MDM_MAIL_*` variable cleared.
 pub fn mdm_mail_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    mdm_mail_command(dir, env, args)
+        .output()
+        .expect("run mdm-mail")
+}
+
+/// The command [`mdm_mail_in`] runs, for a test that starts several at once.
+pub fn mdm_mail_command(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut command = Command::new(binary());
     command.current_dir(dir).args(args);
     for (key, _) in std::env::vars() {
@@ -188,7 +195,7 @@ pub fn mdm_mail_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
         }
     }
     command.envs(env.iter().copied());
-    command.output().expect("run mdm-mail")
+    command
 }
 
 /// A file under `tests/fixtures`.
