@@ -1,13 +1,14 @@
 //! Who may use mdm-mail over HTTP: admins who sign in to the wizard (argon2 password hashes,
-//! server-side sessions with a CSRF token each) and API tokens for automation. Secrets are
-//! random, shown once, and stored only as hashes.
+//! server-side sessions with a CSRF token each) and API tokens for automation, each with the
+//! [`Scopes`] it was made with. Secrets are random, shown once, and stored only as hashes.
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use crate::crypto::{hash_token, to_hex};
-use crate::store::{Store, StoreError, now_ms};
+use crate::model::Scopes;
+use crate::store::{Store, StoreError, StoredToken, now_ms};
 
 /// How long a wizard session lasts: a working day.
 pub const SESSION_LIFETIME_MS: i64 = 12 * 60 * 60 * 1000;
@@ -174,11 +175,20 @@ pub async fn sign_out(store: &Store, token: &str) -> Result<(), AuthError> {
     Ok(store.delete_session(&hash_token(token)).await?)
 }
 
-/// Mints an API token called `name`, as `actor`, and returns it; only its hash is stored.
-pub async fn create_token(store: &Store, actor: &str, name: &str) -> Result<String, AuthError> {
+/// Mints an API token called `name` that may do `scopes`, as `actor`, and returns it; only
+/// its hash is stored.
+pub async fn create_token(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    scopes: Scopes,
+) -> Result<String, AuthError> {
     check_name("token", name)?;
     let token = format!("{TOKEN_PREFIX}{}", random_secret());
-    if !store.insert_token(name, &hash_token(&token), actor).await? {
+    if !store
+        .insert_token(name, scopes, &hash_token(&token), actor)
+        .await?
+    {
         return Err(AuthError::TokenExists(name.to_owned()));
     }
     Ok(token)
@@ -188,8 +198,8 @@ pub async fn create_token(store: &Store, actor: &str, name: &str) -> Result<Stri
 /// most one write per token per minute, however busy the API.
 const TOKEN_USE_RESOLUTION_MS: i64 = 60_000;
 
-/// The name of the API token `token`, if it is one, recording when it was used.
-pub async fn token_name(store: &Store, token: &str) -> Result<Option<String>, AuthError> {
+/// The API token `token`, if it is one, recording when it was used.
+pub async fn token(store: &Store, token: &str) -> Result<Option<StoredToken>, AuthError> {
     let hash = hash_token(token);
     let Some(found) = store.token_by_hash(&hash).await? else {
         return Ok(None);
@@ -208,7 +218,7 @@ pub async fn token_name(store: &Store, token: &str) -> Result<Option<String>, Au
             }
         });
     }
-    Ok(Some(found.name))
+    Ok(Some(found))
 }
 
 /// Deletes the API token called `name`, as `actor`: requests bearing it are refused from

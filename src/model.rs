@@ -161,6 +161,127 @@ impl FromStr for AccountKind {
     }
 }
 
+/// What an API token may do. Each API route declares the one it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// List and fetch: users, devices, imports, the push queue, exports, redacted profiles.
+    Read,
+    /// Change: import, add, remove, retry.
+    Write,
+    /// Receive passwords: the unredacted profile.
+    Secrets,
+}
+
+impl Scope {
+    /// Every scope, in the order they are listed.
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Secrets];
+
+    /// The name used on the command line, in the store and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Secrets => "secrets",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A scope name that is not `read`, `write` or `secrets`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scope {0:?} (expected a comma-separated list of read, write and secrets)")]
+pub struct UnknownScope(pub String);
+
+impl FromStr for Scope {
+    type Err = UnknownScope;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownScope(s.trim().to_owned()))
+    }
+}
+
+/// A set of scopes: what one token or session may do.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    /// Every scope: what tokens made before scopes existed keep.
+    pub const ALL: Scopes = Scopes(0b111);
+    /// What a token gets unless told otherwise, and what a wizard session has: everything
+    /// but passwords.
+    pub const DEFAULT: Scopes = Scopes(0b011);
+
+    /// The set holding `scopes`.
+    pub fn of(scopes: &[Scope]) -> Scopes {
+        Scopes(scopes.iter().fold(0, |bits, scope| bits | scope.bit()))
+    }
+
+    /// Whether `scope` is in the set.
+    pub fn allows(self, scope: Scope) -> bool {
+        self.0 & scope.bit() != 0
+    }
+
+    /// The scopes in the set, in [`Scope::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        Scope::ALL.into_iter().filter(move |s| self.allows(*s))
+    }
+}
+
+impl fmt::Display for Scopes {
+    /// `read,write`: the form the command line takes and the store keeps.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.iter().map(Scope::as_str).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Scopes({self})")
+    }
+}
+
+impl FromStr for Scopes {
+    type Err = UnknownScope;
+
+    /// A comma-separated list, such as `read,write`; at least one scope.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let scopes = s
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<Scope>, _>>()?;
+        Ok(Scopes::of(&scopes))
+    }
+}
+
+impl TryFrom<String> for Scopes {
+    type Error = UnknownScope;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl Serialize for Scopes {
+    /// A list of names: `["read", "write"]`.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
 /// A mail account of a user, with its secrets in plain text: what a profile is rendered from.
 /// It lives only in memory; the store keeps passwords encrypted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -436,6 +557,22 @@ pub fn validate_domain(domain: &str) -> Result<(), EmailError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_lists_parse_in_any_order_and_print_in_one() {
+        let scopes: Scopes = "secrets, READ".parse().unwrap();
+        assert_eq!(scopes.to_string(), "read,secrets");
+        assert!(scopes.allows(Scope::Secrets) && !scopes.allows(Scope::Write));
+        assert_eq!(Scopes::DEFAULT.to_string(), "read,write");
+        assert_eq!(Scopes::ALL.to_string(), "read,write,secrets");
+        assert_eq!(
+            serde_json::to_value(Scopes::DEFAULT).unwrap(),
+            serde_json::json!(["read", "write"])
+        );
+        for bad in ["", "read,", "admin", "read;write"] {
+            assert!(bad.parse::<Scopes>().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn normalized_emails_ignore_case_and_surrounding_space() {

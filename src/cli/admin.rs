@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::auth;
+use crate::model::Scopes;
 use crate::store::Store;
 
 /// The variable a script may pass an admin password in instead of standard input.
@@ -42,8 +43,12 @@ pub enum TokenCommand {
     Create {
         /// What the token is for (unique).
         name: String,
+        /// What it may do, comma-separated: read (list and fetch), write (import, add,
+        /// remove, retry), secrets (answers that hold passwords: the unredacted profile).
+        #[arg(long, value_name = "read,write,secrets", default_value = "read,write")]
+        scope: Scopes,
     },
-    /// List the tokens: name, when made, when last used (to the minute).
+    /// List the tokens: name, scopes, when made, when last used (to the minute).
     List {
         /// Print JSON.
         #[arg(long)]
@@ -84,8 +89,8 @@ pub async fn admin(store: &Store, command: AdminCommand) -> anyhow::Result<ExitC
 /// Runs `token …`.
 pub async fn token(store: &Store, command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TokenCommand::Create { name } => {
-            let token = auth::create_token(store, &super::actor(), &name).await?;
+        TokenCommand::Create { name, scope } => {
+            let token = auth::create_token(store, &super::actor(), &name, scope).await?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }

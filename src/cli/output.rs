@@ -145,13 +145,18 @@ pub async fn list_devices(store: &Store, json: bool) -> anyhow::Result<()> {
 /// `token list`.
 pub async fn list_tokens(store: &Store, json: bool) -> anyhow::Result<()> {
     list(
-        &["NAME", "CREATED", "LAST USED"],
+        &["NAME", "SCOPES", "CREATED", "LAST USED"],
         json,
         |after| async move { Ok(store.list_tokens(after.as_deref(), PAGE).await?) },
         |t| t.name.clone(),
         |t| {
             vec![
                 t.name.clone(),
+                if t.before_scopes {
+                    format!("{} (made before scopes: replace it)", t.scopes)
+                } else {
+                    t.scopes.to_string()
+                },
                 when(t.created_at),
                 t.last_used_at.map_or_else(|| "never".to_owned(), when),
             ]

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::AuthError;
 use crate::import::ImportError;
+use crate::model::Scope;
 use crate::store::StoreError;
 
 /// An error answer of the API.
@@ -49,6 +50,22 @@ impl ApiError {
             StatusCode::FORBIDDEN,
             "csrf",
             "the request lacks this session's CSRF token; reload the page and try again",
+        )
+    }
+
+    /// 403: the token (or session) lacks the scope the route needs.
+    pub fn insufficient_scope(scope: Scope) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!(
+                "this request needs the {scope} scope, which the caller does not have; make a token that has it with `mdm-mail token create NAME --scope read,write,{scope}`{}",
+                if scope == Scope::Secrets {
+                    " (wizard sessions never receive passwords)"
+                } else {
+                    ""
+                }
+            ),
         )
     }
 

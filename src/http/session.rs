@@ -1,15 +1,18 @@
-//! Who is calling: an API token (`Authorization: Bearer …`) or a signed-in wizard session
-//! (the session cookie, plus the session's CSRF token on anything that changes state).
+//! Who is calling and what they may do: an API token (`Authorization: Bearer …`) with the
+//! scopes it was made with, or a signed-in wizard session (the session cookie, plus the
+//! session's CSRF token on anything that changes state), which may read and write but never
+//! receives passwords.
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, COOKIE};
-use axum::http::{HeaderMap, Method};
+use axum::http::header::{AUTHORIZATION, COOKIE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::{self, Session};
+use crate::model::{Scope, Scopes};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "mdm_mail_session";
@@ -21,6 +24,31 @@ pub const CSRF_FIELD: &str = "csrf_token";
 /// Who made an authenticated request, as the audit log names them.
 #[derive(Debug, Clone)]
 pub struct Actor(pub String);
+
+/// What the caller of an authenticated request may do.
+#[derive(Debug, Clone, Copy)]
+pub struct Granted(pub Scopes);
+
+/// What a route needs of its caller, as the route declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// The scope the route needs.
+    pub scope: Scope,
+    /// A boolean query parameter that, when `true`, takes every password out of the answer,
+    /// so that the request needs only `read`.
+    pub redacted_by: Option<&'static str>,
+}
+
+impl Needs {
+    /// The scope a request to `uri` needs.
+    pub fn scope_for(&self, uri: &Uri) -> Scope {
+        let redacted = self.redacted_by.is_some_and(|name| {
+            axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(uri)
+                .is_ok_and(|query| query.get(name).is_some_and(|v| v == "true"))
+        });
+        if redacted { Scope::Read } else { self.scope }
+    }
+}
 
 /// The session cookie's value, if the request has one.
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
@@ -64,7 +92,7 @@ async fn authenticate(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
-) -> Result<Actor, ApiError> {
+) -> Result<(Actor, Granted), ApiError> {
     if let Some(value) = headers.get(AUTHORIZATION) {
         let token = value
             .to_str()
@@ -72,10 +100,13 @@ async fn authenticate(
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
-        let name = auth::token_name(&state.store, token)
+        let found = auth::token(&state.store, token)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
-        return Ok(Actor(format!("token:{name}")));
+        return Ok((
+            Actor(format!("token:{}", found.name)),
+            Granted(found.scopes),
+        ));
     }
     let session = current_session(state, headers)
         .await?
@@ -89,23 +120,45 @@ async fn authenticate(
             return Err(ApiError::csrf());
         }
     }
-    Ok(Actor(format!("admin:{}", session.admin)))
+    Ok((
+        Actor(format!("admin:{}", session.admin)),
+        Granted(Scopes::DEFAULT),
+    ))
 }
 
 /// Middleware of every `/api` route: answers 401 unless the request carries a valid token
-/// or session, and hands the [`Actor`] to the handler.
+/// or session, and hands the [`Actor`] and what it was [`Granted`] on.
 pub async fn require_api_auth(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
     match authenticate(&state, request.method(), request.headers()).await {
-        Ok(actor) => {
+        Ok((actor, granted)) => {
             request.extensions_mut().insert(actor);
+            request.extensions_mut().insert(granted);
             next.run(request).await
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// Middleware of each `/api` route, inside [`require_api_auth`]: answers 403
+/// `insufficient_scope` unless the caller was granted what the route [`Needs`].
+pub async fn require_scope(State(needs): State<Needs>, request: Request, next: Next) -> Response {
+    let scope = needs.scope_for(request.uri());
+    let granted = request.extensions().get::<Granted>();
+    if granted.is_some_and(|Granted(scopes)| scopes.allows(scope)) {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::insufficient_scope(scope).into_response();
+    // RFC 6750 §3: the challenge names the scope that was missing.
+    if let Ok(challenge) = HeaderValue::from_str(&format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
+    )) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+    }
+    response
 }
 
 #[cfg(test)]
@@ -119,6 +172,19 @@ mod tests {
         assert_eq!(session_cookie(&headers), Some("abc"));
         headers.insert(COOKIE, "mdm_mail_session=".parse().unwrap());
         assert_eq!(session_cookie(&headers), None);
+    }
+
+    #[test]
+    fn a_redacted_request_needs_only_read() {
+        let needs = Needs {
+            scope: Scope::Secrets,
+            redacted_by: Some("redact"),
+        };
+        let scope = |uri: &str| needs.scope_for(&uri.parse().unwrap());
+        assert_eq!(scope("/p?platform=ios&redact=true"), Scope::Read);
+        assert_eq!(scope("/p?platform=ios"), Scope::Secrets);
+        assert_eq!(scope("/p?redact=false"), Scope::Secrets);
+        assert_eq!(scope("/p?redact=yes"), Scope::Secrets);
     }
 
     #[test]

@@ -80,9 +80,14 @@ fn fixture() -> &'static Fixture {
             )
             .await
             .unwrap();
-            let token = mdm_mail::auth::create_token(&store, "bench", "bench")
-                .await
-                .unwrap();
+            let token = mdm_mail::auth::create_token(
+                &store,
+                "bench",
+                "bench",
+                mdm_mail::model::Scopes::ALL,
+            )
+            .await
+            .unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
             let state = AppState {

@@ -41,9 +41,10 @@ impl App {
         )
         .expect("settings");
         let store = db.open().await;
-        let token = mdm_mail::auth::create_token(&store, "test", "tests")
-            .await
-            .expect("mint a token");
+        let token =
+            mdm_mail::auth::create_token(&store, "test", "tests", mdm_mail::model::Scopes::ALL)
+                .await
+                .expect("mint a token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -111,10 +112,12 @@ pub async fn json_of(response: reqwest::Response, status: StatusCode) -> Value {
 }
 
 /// A concrete path for a declared one: `{param}` segments filled in.
-fn concrete(path: &str) -> String {
+pub fn concrete(path: &str) -> String {
     path.replace("{id}", "0190f1a2-0000-7000-8000-000000000000")
         .replace("{email}", "nobody@example.com")
         .replace("{device_id}", "NO-DEVICE")
+        .replace("{type}", "email")
+        .replace("{address}", "nobody@example.com")
 }
 
 fn email_csv() -> Vec<u8> {

@@ -14,6 +14,7 @@ mod migrations;
 mod profile;
 mod properties;
 mod push;
+mod scopes;
 mod secrets;
 mod server;
 mod wizard;

@@ -143,6 +143,16 @@ store_test! {
             .json(&serde_json::json!({ "email": "dan@example.com" })).send().await.unwrap();
         assert_eq!(with_csrf.status(), StatusCode::CREATED);
 
+        // A session may read and write, but is never given a password.
+        let profile = format!("{}/api/users/dan@example.com/profile?platform=ios", app.base);
+        let passwords = client.get(&profile).header(COOKIE, &session).send().await.unwrap();
+        assert_eq!(passwords.status(), StatusCode::FORBIDDEN);
+        let body: serde_json::Value = passwords.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "insufficient_scope", "{body}");
+        let redacted = client.get(format!("{profile}&redact=true")).header(COOKIE, &session)
+            .send().await.unwrap();
+        assert_eq!(redacted.status(), StatusCode::UNPROCESSABLE_ENTITY, "dan has no accounts");
+
         let refused = client.post(format!("{}/sign-out", app.base)).header(COOKIE, &session)
             .form(&[("csrf_token", "0".repeat(64))]).send().await.unwrap();
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);

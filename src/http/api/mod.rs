@@ -1,6 +1,6 @@
 //! The JSON API under `/api`. Every route is declared once, as an [`Operation`] with its
-//! handler: the router is built from the declarations and so is the OpenAPI document, so
-//! the two cannot drift apart. Adding a route is one `.route(Operation { … }, handler)`
+//! handler and the scope it [`Needs`]: the router, the scope check and the OpenAPI document
+//! are all built from the declarations, so they cannot drift apart. Adding a route is one `.route(Operation { … }, handler)`
 //! entry in [`api`].
 
 pub mod directory;
@@ -21,6 +21,8 @@ use axum::{Extension, Json, Router};
 
 use super::AppState;
 use super::error::ApiError;
+use super::session::Needs;
+use crate::model::Scope;
 
 /// Where a parameter goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +76,8 @@ pub struct Operation {
     pub tag: &'static str,
     /// One line on what it does.
     pub summary: &'static str,
+    /// What the caller must have been granted.
+    pub needs: Needs,
     /// Parameters.
     pub params: Vec<Param>,
     /// Accepted request bodies: (media type, schema name).
@@ -96,7 +100,8 @@ impl Api {
         }
     }
 
-    /// Adds `handler` at `operation`'s method and path, and `operation` to the document.
+    /// Adds `handler` at `operation`'s method and path behind the scope it needs, and
+    /// `operation` to the document.
     pub fn route<H, T>(mut self, operation: Operation, handler: H) -> Api
     where
         H: Handler<T, AppState>,
@@ -104,7 +109,11 @@ impl Api {
     {
         let filter = MethodFilter::try_from(operation.method.clone())
             .unwrap_or_else(|_| unreachable!("only standard methods are declared"));
-        self.router = self.router.route(operation.path, on(filter, handler));
+        let checked = on(filter, handler).layer(axum::middleware::from_fn_with_state(
+            operation.needs,
+            super::session::require_scope,
+        ));
+        self.router = self.router.route(operation.path, checked);
         self.operations.push(operation);
         self
     }
@@ -211,6 +220,17 @@ const fn json(status: u16, description: &'static str, schema: &'static str) -> R
 const fn error(status: u16, description: &'static str) -> Reply {
     json(status, description, "Error")
 }
+
+/// Lists and fetches.
+const READ: Needs = Needs {
+    scope: Scope::Read,
+    redacted_by: None,
+};
+/// Imports, adds, removes and retries.
+const WRITE: Needs = Needs {
+    scope: Scope::Write,
+    redacted_by: None,
+};
 
 /// 204 of a removal.
 const REMOVED: Reply = Reply {
@@ -323,6 +343,7 @@ pub fn api() -> Api {
                 id: "previewImport",
                 tag: "imports",
                 summary: "Decide every line of a CSV file against the store, writing nothing",
+                needs: READ,
                 params: PREVIEW_PARAMS.to_vec(),
                 body: CSV_BODY.to_vec(),
                 replies: vec![
@@ -341,6 +362,7 @@ pub fn api() -> Api {
                 id: "commitImport",
                 tag: "imports",
                 summary: "Import a CSV file in one transaction",
+                needs: WRITE,
                 params: COMMIT_PARAMS.to_vec(),
                 body: CSV_BODY.to_vec(),
                 replies: vec![
@@ -360,6 +382,7 @@ pub fn api() -> Api {
                 id: "getImport",
                 tag: "imports",
                 summary: "A committed import's summary and the lines it did not apply",
+                needs: READ,
                 params: vec![param("id", P, true, "string", "The import id.")],
                 body: vec![],
                 replies: vec![
@@ -376,6 +399,7 @@ pub fn api() -> Api {
                 id: "getImportResults",
                 tag: "imports",
                 summary: "A committed import's per-line results as CSV",
+                needs: READ,
                 params: vec![param("id", P, true, "string", "The import id.")],
                 body: vec![],
                 replies: vec![
@@ -397,6 +421,7 @@ pub fn api() -> Api {
                 id: "previewAccountRows",
                 tag: "imports",
                 summary: "Decide account rows given as JSON, writing nothing",
+                needs: READ,
                 params: vec![],
                 body: vec![("application/json", "AccountRows")],
                 replies: vec![
@@ -414,6 +439,7 @@ pub fn api() -> Api {
                 id: "listUsers",
                 tag: "directory",
                 summary: "A page of users with their device and account counts",
+                needs: READ,
                 params: vec![
                     PAGING[0],
                     PAGING[1],
@@ -431,6 +457,7 @@ pub fn api() -> Api {
                 id: "addUser",
                 tag: "directory",
                 summary: "Add a user, or update their display name",
+                needs: WRITE,
                 params: vec![],
                 body: vec![("application/json", "NewUser")],
                 replies: vec![
@@ -447,6 +474,7 @@ pub fn api() -> Api {
                 id: "getUser",
                 tag: "directory",
                 summary: "A user with their accounts (no passwords) and devices",
+                needs: READ,
                 params: vec![USER_EMAIL],
                 body: vec![],
                 replies: vec![json(200, "The user", "UserDetail"), error(404, "No such user")],
@@ -460,6 +488,7 @@ pub fn api() -> Api {
                 id: "removeUser",
                 tag: "directory",
                 summary: "Remove a user with their accounts and devices",
+                needs: WRITE,
                 params: vec![USER_EMAIL],
                 body: vec![],
                 replies: vec![
@@ -476,6 +505,7 @@ pub fn api() -> Api {
                 id: "removeAccount",
                 tag: "directory",
                 summary: "Remove one mail account of a user; push removes or re-installs the profile on their devices",
+                needs: WRITE,
                 params: vec![
                     USER_EMAIL,
                     Param {
@@ -500,6 +530,7 @@ pub fn api() -> Api {
                 id: "listDevices",
                 tag: "directory",
                 summary: "A page of enrolled devices",
+                needs: READ,
                 params: PAGING.to_vec(),
                 body: vec![],
                 replies: vec![json(200, "A page of devices", "DevicePage")],
@@ -513,6 +544,7 @@ pub fn api() -> Api {
                 id: "addDevice",
                 tag: "directory",
                 summary: "Add a device to a user, or update it",
+                needs: WRITE,
                 params: vec![],
                 body: vec![("application/json", "NewDevice")],
                 replies: vec![
@@ -529,6 +561,7 @@ pub fn api() -> Api {
                 id: "removeDevice",
                 tag: "directory",
                 summary: "Remove a device",
+                needs: WRITE,
                 params: vec![param("device_id", P, true, "string", "The MDM's device id.")],
                 body: vec![],
                 replies: vec![
@@ -545,13 +578,17 @@ pub fn api() -> Api {
                 id: "getUserProfile",
                 tag: "profiles",
                 summary: "The user's rendered mail profile for a platform",
+                needs: Needs {
+                    scope: Scope::Secrets,
+                    redacted_by: Some("redact"),
+                },
                 params: vec![
                     USER_EMAIL,
                     Param {
                         values: &["ios", "ipados", "macos", "windows", "android"],
                         ..param("platform", Q, true, "string", "The device platform.")
                     },
-                    param("redact", Q, false, "boolean", "Replace passwords with asterisks (a preview; never signed)."),
+                    param("redact", Q, false, "boolean", "Replace passwords with asterisks (a preview; never signed). A redacted profile needs only the read scope; with passwords it needs secrets."),
                 ],
                 body: vec![],
                 replies: vec![
@@ -574,6 +611,7 @@ pub fn api() -> Api {
                 id: "export",
                 tag: "export",
                 summary: "Accounts as CSV in the import format (passwords blank), or the device mappings report",
+                needs: READ,
                 params: vec![
                     Param {
                         values: &["email", "exchange", "mappings"],
@@ -608,6 +646,7 @@ pub fn api() -> Api {
                 id: "pushJobs",
                 tag: "push",
                 summary: "Push jobs per state, and a page of devices with theirs",
+                needs: READ,
                 params: PAGING.to_vec(),
                 body: vec![],
                 replies: vec![json(200, "The push queue", "PushStatus")],
@@ -621,6 +660,7 @@ pub fn api() -> Api {
                 id: "retryPush",
                 tag: "push",
                 summary: "Put every failed push job back in the queue",
+                needs: WRITE,
                 params: vec![],
                 body: vec![],
                 replies: vec![json(200, "How many jobs were queued again", "PushRetried")],
@@ -634,6 +674,7 @@ pub fn api() -> Api {
                 id: "openapi",
                 tag: "meta",
                 summary: "This document",
+                needs: READ,
                 params: vec![],
                 body: vec![],
                 replies: vec![Reply {

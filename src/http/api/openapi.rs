@@ -19,7 +19,9 @@ pub fn document(operations: &[Operation]) -> Value {
             "title": "mdm-mail",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Imports email accounts onto MDM users and renders their mail profiles. \
-                Every route takes `Authorization: Bearer <token>` (`mdm-mail token create NAME`). \
+                Every route takes `Authorization: Bearer <token>` (`mdm-mail token create NAME \
+                [--scope read,write,secrets]`) and lists under `security` the scope it needs: \
+                `read` lists and fetches, `write` changes, `secrets` receives passwords. \
                 Errors are `{\"error\": {\"code\", \"message\"}}` with a stable code.",
         },
         "security": [{ "bearer": [] }],
@@ -61,11 +63,20 @@ fn operation(op: &Operation) -> Value {
         }
         responses.insert(reply.status.to_string(), response);
     }
+    let error =
+        json!({ "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } });
     responses.insert(
         "401".to_owned(),
+        json!({ "description": "No valid token", "content": error }),
+    );
+    responses.insert(
+        "403".to_owned(),
         json!({
-            "description": "No valid token",
-            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } },
+            "description": format!(
+                "The token lacks the {} scope (`insufficient_scope`), or a session request lacks its CSRF token (`csrf`)",
+                op.needs.scope
+            ),
+            "content": error,
         }),
     );
     let mut value = json!({
@@ -74,7 +85,14 @@ fn operation(op: &Operation) -> Value {
         "summary": op.summary,
         "parameters": parameters,
         "responses": responses,
+        "security": [{ "bearer": [op.needs.scope] }],
     });
+    if let Some(param) = op.needs.redacted_by {
+        value["description"] = json!(format!(
+            "Needs the {} scope; with `{param}=true` the answer holds no password and needs only read.",
+            op.needs.scope
+        ));
+    }
     if !op.body.is_empty() {
         let content: Map<String, Value> = op
             .body
