@@ -22,7 +22,8 @@ use crate::import::directory::{self, LoadReport};
 use crate::model::normalize_email;
 use crate::store::Store;
 
-/// Exit status when some rows were rejected and the rest applied.
+/// Exit status when part of the work failed and the rest was done: some rows rejected and
+/// the rest applied, or some users' profiles not written and the others written.
 pub const EXIT_PARTIAL: u8 = 3;
 
 #[derive(Debug, Parser)]

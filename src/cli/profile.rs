@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::config::Settings;
-use crate::model::Platform;
+use crate::model::{Platform, normalize_email};
+use crate::profile::files::safe_name;
 use crate::profile::{ProfileError, RenderError, RenderOptions, SyncHeader, SyncMlForm};
 use crate::store::Store;
 
@@ -81,7 +82,10 @@ pub async fn run(
 
 const PAGE: i64 = 500;
 
-/// Renders every user with accounts into `dir`, a page of users at a time.
+/// Renders every user with accounts into `dir`, a page of users at a time, each into the
+/// file [`safe_name`] makes of their lower-cased address. A user whose profile cannot be
+/// rendered or written is reported and the others are still written (exit status 3); a
+/// storage, key or signing error is no one user's problem and stops the run.
 async fn render_all(
     store: &Store,
     profiles: &crate::profile::Profiles,
@@ -91,7 +95,7 @@ async fn render_all(
 ) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let keys = profiles.keys(store).await?;
-    let (mut written, mut nothing) = (0u64, 0u64);
+    let (mut written, mut nothing, mut failed) = (0u64, 0u64, 0u64);
     let mut after: Option<String> = None;
     loop {
         let page = crate::accounts::page(store, &keys, after.as_deref(), PAGE).await?;
@@ -114,22 +118,38 @@ async fn render_all(
                     nothing += 1;
                     continue;
                 }
-                Err(e) => return Err(ProfileError::from(e).into()),
+                Err(e) => {
+                    eprintln!("mdm-mail: {}: {e}", user.email);
+                    failed += 1;
+                    continue;
+                }
             };
-            profiles.sign(platform, options, &mut rendered)?;
-            let path = dir.join(format!(
-                "{}.{}",
-                user.email.to_lowercase(),
-                rendered.extension
-            ));
-            crate::secrets::write_secret_file(&path, &rendered.body)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            // One signing identity signs every profile: if it fails for one it fails for all.
+            profiles
+                .sign(platform, options, &mut rendered)
+                .map_err(ProfileError::from)?;
+            let name = safe_name(&normalize_email(&user.email));
+            let path = dir.join(format!("{name}.{}", rendered.extension));
+            if let Err(e) = crate::secrets::write_secret_file(&path, &rendered.body) {
+                eprintln!(
+                    "mdm-mail: {}: cannot write {}: {e}",
+                    user.email,
+                    path.display()
+                );
+                failed += 1;
+                continue;
+            }
             written += 1;
         }
     }
     println!(
-        "{written} {platform} profiles written to {}; {nothing} users had nothing to render for {platform}",
+        "{written} {platform} profiles written to {}; {nothing} users had nothing to render for \
+         {platform}; {failed} users failed (named above)",
         dir.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_PARTIAL)
+    })
 }

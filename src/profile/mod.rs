@@ -35,6 +35,7 @@
 pub mod android;
 pub mod apple;
 pub mod definition;
+pub mod files;
 pub mod identity;
 pub mod sign;
 pub mod template;

@@ -214,3 +214,19 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Every file and folder under `dir`, at any depth, for asserting where a command wrote.
+pub fn entries_under(dir: &Path) -> std::collections::BTreeSet<PathBuf> {
+    let mut entries = std::collections::BTreeSet::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read the folder") {
+            let path = entry.expect("read the folder").path();
+            if path.symlink_metadata().expect("stat").is_dir() {
+                folders.push(path.clone());
+            }
+            entries.insert(path);
+        }
+    }
+    entries
+}

@@ -1,11 +1,15 @@
 //! A folder: each device's profiles as files, `<folder>/<device>/<identifier>.<ext>`, for
 //! manual or scripted delivery. A removal deletes the file, and for Windows writes the
-//! SyncML that deletes the accounts as `<identifier>.remove.xml`. Files are written beside
-//! their name and renamed into place, so a reader never sees half a profile.
+//! SyncML that deletes the accounts as `<identifier>.remove.xml`. The device id and the
+//! identifier are made into names by [`safe_name`], so whatever a device id holds (`/`,
+//! `..`, a leading `.`) its files stay in a folder of their own under `<folder>`, and two
+//! ids never share one. Files are private (0600), written beside their name and renamed
+//! into place, so a reader never sees half a profile.
 
 use std::path::{Path, PathBuf};
 
 use super::{Accepted, Delivery, SendError};
+use crate::profile::files::safe_name;
 use crate::push::reconcile::JobKind;
 
 /// A folder receiving profiles.
@@ -22,8 +26,8 @@ impl Directory {
 
     /// Writes or removes the delivery's file.
     pub async fn send(&self, delivery: &Delivery) -> Result<Accepted, SendError> {
-        let folder = self.root.join(file_name(&delivery.device));
-        let stem = file_name(&delivery.identifier);
+        let folder = self.root.join(safe_name(&delivery.device));
+        let stem = safe_name(&delivery.identifier);
         let result = match (delivery.kind, &delivery.content) {
             (JobKind::Install, Some(content)) => {
                 write(&folder, &format!("{stem}.{}", delivery.extension), content).await
@@ -55,21 +59,6 @@ impl Directory {
             note: None,
         })
     }
-}
-
-/// `name` with every character that is not safe in a file name replaced by `_`.
-fn file_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>()
-        .trim_start_matches('.')
-        .to_owned()
 }
 
 async fn write(folder: &Path, name: &str, content: &[u8]) -> Result<(), SendError> {

@@ -1,8 +1,16 @@
 //! `mdm-mail profile`: a stored user's profile rendered by the real binary from their
-//! imported accounts, redacted, signed, and for every user at once.
+//! imported accounts, redacted, signed, and for every user at once, each file inside the
+//! folder whatever the user's address.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use mdm_mail::model::{normalize_email, validate_email};
+use mdm_mail::profile::files::safe_name;
 
 use crate::import::KEY;
-use crate::support::{TestDb, fixture, stderr, stdout, store_test};
+use crate::support::{TestDb, entries_under, fixture, stderr, stdout, store_test};
 
 /// A store with the fixture users and, for alice, an Email and an Exchange account with
 /// passwords that need escaping; bob has an Email account without passwords.
@@ -134,6 +142,143 @@ store_test! {
         assert_eq!(files, ["alice@example.com.mobileconfig", "bob@example.com.mobileconfig"]);
         let single = db.run(&["--profiles", &profiles_arg(), "profile", "bob@example.com", "--platform", "ipados"]);
         assert_eq!(std::fs::read(dir.join(&files[1])).unwrap(), single.stdout);
+    }
+}
+
+/// Loads users whose addresses look like paths or are longer than a file name may be, each
+/// with an Email account, and returns their addresses. The users loader takes
+/// `/abs/dir/x@y.zz` and `a/./b@y.zz` (a local part may hold `/`); it refuses `../x@y.zz` (a
+/// local part may not start with a dot) and local parts over 64 bytes, so the long address
+/// is a 64-byte local part at a domain of two-byte letters, 316 bytes in all. One more
+/// address names a file in the scratch folder, the output folder's parent, when that
+/// folder's path is short enough to be a local part.
+fn path_like_users(db: &TestDb) -> Vec<String> {
+    let mut users = vec![
+        "/abs/dir/x@y.zz".to_owned(),
+        "A/./B@y.zz".to_owned(),
+        format!("{}@{}", "l".repeat(64), vec!["é".repeat(31); 4].join(".")),
+    ];
+    let aimed = format!("{}/escaped@y.zz", db.dir.path().display());
+    if validate_email(&aimed).is_ok() {
+        users.push(aimed);
+    }
+    assert!(users[2].len() > 255, "{}", users[2].len());
+    let mut directory = String::from("email,display_name\n");
+    let mut accounts = String::new();
+    for (i, user) in users.iter().enumerate() {
+        directory.push_str(&format!("{user},User {i}\n"));
+        accounts.push_str(&format!(
+            "{user},User {i},p{i}@example.com,p{i},pw-{i},p{i},smtp-{i}\n"
+        ));
+    }
+    let users_csv = db.dir.path().join("path-like-users.csv");
+    std::fs::write(&users_csv, directory).unwrap();
+    let accounts_csv = db.dir.path().join("path-like-accounts.csv");
+    std::fs::write(&accounts_csv, accounts).unwrap();
+    for args in [
+        ["users", "import", users_csv.to_str().unwrap()].as_slice(),
+        ["import", accounts_csv.to_str().unwrap(), "--type", "email"].as_slice(),
+    ] {
+        let output = db.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    users
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn all_into(db: &TestDb, dir: &Path) -> std::process::Output {
+    db.run(&[
+        "--profiles",
+        &profiles_arg(),
+        "profile",
+        "--all",
+        "--platform",
+        "ios",
+        "--out-dir",
+        dir.to_str().unwrap(),
+    ])
+}
+
+store_test! {
+    async fn every_users_file_lands_directly_in_the_folder_whatever_their_address(db: TestDb) {
+        seeded(&db);
+        let users = path_like_users(&db);
+        let before = entries_under(db.dir.path());
+        let dir = db.dir.path().join("out");
+        let output = all_into(&db, &dir);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+        // Everything new in the scratch folder but the output folder itself and the SQLite
+        // store's own files, which come and go as it pleases.
+        let written: Vec<_> = entries_under(db.dir.path())
+            .into_iter()
+            .filter(|path| !before.contains(path) && *path != dir)
+            .filter(|path| !path.file_name().unwrap().to_string_lossy().starts_with("test.db"))
+            .collect();
+        for path in &written {
+            assert_eq!(path.parent(), Some(dir.as_path()), "written outside the folder");
+            assert!(path.is_file(), "{}", path.display());
+            assert_eq!(mode(path), 0o600, "{}", path.display());
+        }
+        assert!(!Path::new("/abs/dir/x@y.zz.mobileconfig").exists());
+        let names: BTreeSet<String> = written
+            .iter()
+            .map(|path| path.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect();
+        let expected: BTreeSet<String> = ["alice@example.com", "bob@example.com"]
+            .into_iter()
+            .chain(users.iter().map(String::as_str))
+            .map(|user| format!("{}.mobileconfig", safe_name(&normalize_email(user))))
+            .collect();
+        assert_eq!(names, expected);
+        for name in ["%2Fabs%2Fdir%2Fx@y.zz.mobileconfig", "a%2F.%2Fb@y.zz.mobileconfig"] {
+            assert!(names.contains(name), "{name} in {names:?}");
+        }
+        assert!(names.iter().all(|name| name.len() <= 255), "{names:?}");
+        assert!(
+            stdout(&output).contains(&format!("{} ios profiles written", expected.len())),
+            "{}",
+            stdout(&output)
+        );
+
+        for user in &users {
+            let single = db.run(&["--profiles", &profiles_arg(), "profile", user, "--platform", "ios"]);
+            assert_eq!(single.status.code(), Some(0), "{user}: {}", stderr(&single));
+            let file = dir.join(format!("{}.mobileconfig", safe_name(&normalize_email(user))));
+            assert_eq!(std::fs::read(file).unwrap(), single.stdout, "{user}'s own profile");
+        }
+    }
+}
+
+store_test! {
+    async fn a_user_whose_file_cannot_be_written_is_reported_and_the_others_are_written(db: TestDb) {
+        seeded(&db);
+        let dir = db.dir.path().join("out");
+        // A folder where Alice's file would go, which her profile cannot replace. Alice comes
+        // first, so the users after her show that the run goes on.
+        let alice = dir.join("alice@example.com.mobileconfig");
+        std::fs::create_dir_all(&alice).unwrap();
+        let output = all_into(&db, &dir);
+        assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+
+        let errors = stderr(&output);
+        assert!(errors.contains("mdm-mail: alice@example.com: cannot write"), "{errors}");
+        assert!(alice.is_dir(), "left as it was");
+        let bob = dir.join("bob@example.com.mobileconfig");
+        let single = db.run(&["--profiles", &profiles_arg(), "profile", "bob@example.com", "--platform", "ios"]);
+        assert_eq!(std::fs::read(&bob).unwrap(), single.stdout);
+        assert_eq!(mode(&bob), 0o600);
+        assert_eq!(entries_under(&dir), BTreeSet::from([alice, bob]), "no half-written file left");
+        let summary = stdout(&output);
+        assert!(summary.contains("1 ios profiles written") && summary.contains("1 users failed"), "{summary}");
     }
 }
 

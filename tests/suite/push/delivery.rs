@@ -1,13 +1,18 @@
 //! What devices receive: installs after an import, nothing when nothing changed, only the
-//! changed user's devices after a change, removals when accounts go away.
+//! changed user's devices after a change, removals when accounts go away, files in the
+//! folder transport's folder whatever the device id.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 
 use mdm_mail::model::AccountKind;
+use mdm_mail::profile::files::safe_name;
 use mdm_mail::profile::profile_identifier;
 use mdm_mail::push::JobKind;
 
 use super::mdm::FakeMdm;
 use super::{EMAIL, import_accounts, jobs_in, load_devices, profile_dict, strings, world};
-use crate::support::store_test;
+use crate::support::{entries_under, store_test};
 
 store_test! {
     async fn an_import_installs_each_users_profile_on_each_of_their_devices(db: TestDb) {
@@ -207,6 +212,49 @@ store_test! {
         assert!(removal.contains("<Delete>"), "{removal}");
         let rebuilt = std::fs::read_to_string(&file).unwrap();
         assert!(rebuilt.contains("<Add>") && rebuilt.contains("bob@other.example.com"), "{rebuilt}");
+    }
+}
+
+store_test! {
+    async fn each_device_gets_a_folder_of_its_own_inside_the_drop_folder_whatever_its_id(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, pusher) = world(&db, &mdm).await;
+        // Device ids are free text. Before ids went through `safe_name` these climbed out of
+        // the folder, wrote into the folder itself (`..`), or shared one folder (`+` and `_`).
+        let long = "W".repeat(300);
+        let ids = ["../WIN-UP", "/abs/WIN-ABS", ".WIN-HIDDEN", "..", "a/./b", "WIN+1", "WIN_1", &long];
+        let mut devices = String::from("user_email,device_id,platform,enrollment_id\n");
+        for id in ids {
+            devices.push_str(&format!("bob@example.com,{id},windows,{id}\n"));
+        }
+        load_devices(&store, &devices).await;
+        // The SQLite store's own files come and go as it pleases; nothing else may appear.
+        let written = || -> BTreeSet<_> {
+            entries_under(db.dir.path())
+                .into_iter()
+                .filter(|path| !path.file_name().unwrap().to_string_lossy().starts_with("test.db"))
+                .collect()
+        };
+        let before = written();
+        pusher.after_change().await.unwrap();
+        assert_eq!(pusher.run().await.unwrap().sent, 3 + ids.len() as u64);
+
+        let bob = profile_identifier("com.example.mail", "bob@example.com");
+        let drop = db.dir.path().join("drop");
+        let mut expected = BTreeSet::from([drop.clone()]);
+        for id in ["WIN-B"].into_iter().chain(ids) {
+            let folder = drop.join(safe_name(id));
+            let file = folder.join(format!("{bob}.xml"));
+            let content = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert!(content.contains("bob@mail.example.com"), "{id}: {content}");
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{id}");
+            expected.extend([folder, file]);
+        }
+        assert_eq!(expected.len(), 2 * (1 + ids.len()) + 1, "one folder per device");
+        let new: BTreeSet<_> = written().difference(&before).cloned().collect();
+        assert_eq!(new, expected);
+        assert!(!std::path::Path::new("/abs/WIN-ABS").exists());
     }
 }
 
