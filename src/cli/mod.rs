@@ -8,6 +8,7 @@ mod import;
 mod output;
 mod profile;
 mod push;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,11 @@ enum Command {
     Push {
         #[command(subcommand)]
         command: push::PushCommand,
+    },
+    /// The key that seals stored passwords: check it, move to a new one.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::SecretsCommand,
     },
 }
 
@@ -217,6 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             code
         }
         Command::Push { command } => push::run(&store, &settings, command).await?,
+        Command::Secrets { command } => secrets::run(&store, &settings, command).await?,
         Command::Admin { command } => admin::admin(&store, command).await?,
         Command::Token { command } => admin::token(&store, command).await?,
     };

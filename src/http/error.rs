@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::AuthError;
 use crate::import::ImportError;
 use crate::model::Scope;
+use crate::secrets::SecretsError;
 use crate::store::StoreError;
 
 /// An error answer of the API.
@@ -105,6 +106,17 @@ impl ApiError {
         )
     }
 
+    /// A 503 for a secret key that cannot open the store's passwords: the server's
+    /// configuration, not the request, is at fault, and the message says what to fix.
+    pub fn secret_key(error: &dyn std::error::Error) -> ApiError {
+        tracing::error!(error = %error, "the secret key cannot open the store's passwords");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "secret_key",
+            error.to_string(),
+        )
+    }
+
     /// Adds details.
     pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
         self.details = Some(details);
@@ -163,7 +175,11 @@ impl From<ImportError> for ApiError {
             ImportError::Changed(_) => {
                 ApiError::new(StatusCode::CONFLICT, "store_changed", e.to_string())
             }
-            ImportError::Key(_) => ApiError::internal("secret_key", &e),
+            ImportError::Key(SecretsError::Store(_)) => ApiError::internal("storage", &e),
+            ImportError::Key(SecretsError::Rotated) => {
+                ApiError::new(StatusCode::CONFLICT, "key_rotated", e.to_string())
+            }
+            ImportError::Key(_) => ApiError::secret_key(&e),
             ImportError::Store(_) | ImportError::Sink(_) | ImportError::Stopped => {
                 ApiError::internal("storage", &e)
             }

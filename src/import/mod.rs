@@ -292,7 +292,7 @@ pub async fn run(
         secrets::for_reading(store, keys).await?
     };
     let writer = match mode {
-        Mode::Commit { .. } => Some(write::start(store, options.kind).await?),
+        Mode::Commit { .. } => Some(write::start(store, options.kind, keys.id()).await?),
         Mode::Preview => None,
     };
     let (messages, reader) = read::spawn(input, options, keys.clone());

@@ -10,6 +10,7 @@ use super::validate::ParsedLine;
 use super::{ImportError, line_result, report};
 use crate::csv::{Delimiter, Encoding};
 use crate::model::{AccountKind, Outcome};
+use crate::secrets::SecretsError;
 use crate::store::{LineRecord, NewImport, Store, Tx};
 
 /// The import's record, sent once the file is open.
@@ -53,8 +54,14 @@ pub struct Writer {
 
 /// Starts a writer: its transaction has begun (and, on SQLite, holds the write lock) when
 /// this returns, so whatever is read afterwards cannot change before the import commits.
-pub async fn start(store: &Store, kind: AccountKind) -> Result<Writer, ImportError> {
+/// It also holds the store's key check, which must still name `key_id`, the key the
+/// import seals with: a rotation waits for the import, or the import writes nothing.
+pub async fn start(store: &Store, kind: AccountKind, key_id: &str) -> Result<Writer, ImportError> {
     let mut tx = store.begin_bulk().await?;
+    if tx.hold_key_check(false).await?.as_deref() != Some(key_id) {
+        tx.rollback().await?;
+        return Err(SecretsError::Rotated.into());
+    }
     let (work, queue) = mpsc::channel(4);
     let task = tokio::spawn(async move {
         match apply(&mut tx, kind, queue).await {

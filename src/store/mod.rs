@@ -35,7 +35,7 @@ pub use push::{
     ClaimedJob, DeviceJobs, JobDevice, JobResult, NewJob, Pending, PushSource, SourceAccount,
     StateCounts, TargetDevice, TargetWrite,
 };
-pub use secrets::SealedSample;
+pub use secrets::{Resealed, SealedCounts, SealedRow};
 pub use tokens::StoredToken;
 pub use users::{StoredUser, UserSummary};
 

@@ -4,8 +4,9 @@
 //! Email file (shuffled, mixed-case user emails, quoted display names with commas), then times
 //! `mdm-mail import` from file to commit — into an empty account table, again with every line
 //! unchanged, again with every password changed — and `--dry-run`, reporting lines/s and the
-//! process's peak RSS. Set `MDM_MAIL_BENCH_POSTGRES_URL` to run the same against PostgreSQL
-//! (a database the benchmark may fill; it drops and recreates its own schema).
+//! process's peak RSS; then `secrets rotate` moves the 2,000,000 stored passwords to a new
+//! key. Set `MDM_MAIL_BENCH_POSTGRES_URL` to run the same against PostgreSQL (a database the
+//! benchmark may fill; it drops and recreates its own schema).
 //!
 //! `cargo bench --bench import -- --lines 100000` runs a smaller set;
 //! `cargo bench --bench import -- --generate DIR` only writes the files.
@@ -248,6 +249,23 @@ fn bench_store(name: &str, url: &str, data: &Path, n: u64) {
         work.path(),
     );
     report("import --dry-run (all would update)", n, &dry);
+    let new_key = [
+        env[0],
+        env[1],
+        (
+            "MDM_MAIL_NEW_SECRET_KEY",
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+        ),
+    ];
+    let rotated = measure(&["secrets", "rotate", "--json"], &new_key, work.path());
+    assert!(
+        rotated
+            .stdout
+            .contains(&format!("\"passwords\": {}", 2 * n)),
+        "{}",
+        rotated.stdout
+    );
+    report("secrets rotate (2 passwords per line)", n, &rotated);
 }
 
 fn main() {

@@ -14,6 +14,7 @@ mod migrations;
 mod profile;
 mod properties;
 mod push;
+mod rotation;
 mod scopes;
 mod secrets;
 mod server;

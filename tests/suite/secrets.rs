@@ -29,7 +29,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// Runs the binary on `db` with `env` and nothing else configured but the profiles.
-fn run(db: &TestDb, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+pub fn run(db: &TestDb, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let profiles = fixture("profiles");
     let mut all = vec![
         ("MDM_MAIL_DATABASE_URL", db.url.as_str()),
@@ -134,7 +134,7 @@ store_test! {
 }
 
 /// The identifier the store records for the key `source` reads.
-fn key_id(source: &KeySource) -> String {
+pub fn key_id(source: &KeySource) -> String {
     source.read().unwrap().unwrap().id().to_owned()
 }
 

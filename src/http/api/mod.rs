@@ -368,7 +368,7 @@ pub fn api() -> Api {
                 replies: vec![
                     json(201, "The import was committed", "ImportCommitted"),
                     error(400, "A parameter is invalid"),
-                    error(409, "The store changed since the preview; nothing was written"),
+                    error(409, "The store changed since the preview, or its key was rotated meanwhile; nothing was written"),
                     error(413, "The file is over the upload limit"),
                     error(422, "The file cannot be read, or a strict import had rejected lines"),
                 ],

@@ -79,6 +79,13 @@ fn operation(op: &Operation) -> Value {
             "content": error,
         }),
     );
+    responses.insert(
+        "503".to_owned(),
+        json!({
+            "description": "The server's secret key is missing or is not the one the store's passwords are sealed with (`secret_key`); `mdm-mail secrets status` shows what to fix",
+            "content": error,
+        }),
+    );
     let mut value = json!({
         "operationId": op.id,
         "tags": [op.tag],

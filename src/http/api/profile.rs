@@ -12,6 +12,7 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::model::Platform;
 use crate::profile::{ProfileError, Profiles, RenderOptions, Rendered};
+use crate::secrets::SecretsError;
 
 /// Everything rendering needs, read from the settings now, so edited definitions show at
 /// once.
@@ -43,6 +44,10 @@ pub async fn render(
                 "no_profile",
                 e.to_string(),
             ),
+            ProfileError::Accounts(AccountsError::Secrets(SecretsError::Store(_))) => {
+                ApiError::internal("storage", &e)
+            }
+            ProfileError::Accounts(AccountsError::Secrets(_)) => ApiError::secret_key(&e),
             other => ApiError::internal("profile", &other),
         })
 }

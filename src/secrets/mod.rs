@@ -13,14 +13,18 @@
 //! under it. Keys are looked up afresh on every use, so a server started before any key
 //! existed uses the one the first import creates.
 
+mod rotate;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
 use crate::crypto::{self, CryptoError, Keys, PasswordColumn};
-use crate::model::AccountKind;
-use crate::store::{Store, StoreError};
+use crate::model::{AccountKind, Secret};
+use crate::store::{SealedCounts, SealedRow, Store, StoreError};
+
+pub use rotate::{NEW_KEY_ENV, NewKey, Rotated, rotate};
 
 /// Where the master key is to be found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +87,56 @@ pub enum SecretsError {
         /// Why.
         source: std::io::Error,
     },
+    /// An interrupted rotation committed, but its new key file was not put in place.
+    #[error(
+        "{expected}, which an interrupted `mdm-mail secrets rotate` left in {pending}: run `mdm-mail secrets rotate` again to put it in place"
+    )]
+    Interrupted {
+        /// Which key the store expects.
+        expected: Expected,
+        /// The file holding it.
+        pending: String,
+    },
+    /// A rotation on a store that has nothing sealed and no key recorded.
+    #[error(
+        "this store holds no sealed password and records no key yet, so there is nothing to rotate: configure the key it is to use (MDM_MAIL_SECRET_KEY or MDM_MAIL_SECRET_KEY_FILE) and the first import records it"
+    )]
+    NothingSealed,
+    /// A rotation with no new key where mdm-mail may not create one.
+    #[error(
+        "no new key: the store's key comes from {current}, which mdm-mail does not manage; give the new key with --new-key-file FILE or MDM_MAIL_NEW_SECRET_KEY (for example `openssl rand -base64 32`)"
+    )]
+    NoNewKey {
+        /// Where the current key comes from.
+        current: String,
+    },
+    /// A rotation to the key the store already has.
+    #[error(
+        "the new key ({origin}) is key {key}, the one the store already uses: give a different key"
+    )]
+    SameKey {
+        /// The key's identifier.
+        key: String,
+        /// Where the new key came from.
+        origin: String,
+    },
+    /// A stored password that the store's own key does not open.
+    #[error(
+        "the stored password of account {account} (user {user}) does not open with key {key}, which the store records: it was altered or copied from another row; nothing was changed"
+    )]
+    Unopenable {
+        /// The owner's normalised email.
+        user: String,
+        /// The account's normalised address.
+        account: String,
+        /// The key tried.
+        key: String,
+    },
+    /// The key moved while this process was using it.
+    #[error(
+        "the store was moved to another key (`mdm-mail secrets rotate`) while this ran; nothing was written: run it again with the store's new key"
+    )]
+    Rotated,
     /// The key text is not a key.
     #[error(transparent)]
     Key(#[from] CryptoError),
@@ -118,7 +172,7 @@ impl KeySource {
     }
 
     /// Where the key was taken from, for messages.
-    fn origin(&self) -> String {
+    pub fn origin(&self) -> String {
         match self {
             KeySource::Env(_) => "MDM_MAIL_SECRET_KEY".to_owned(),
             KeySource::File(path) | KeySource::CreateBeside(path) => {
@@ -293,6 +347,38 @@ pub async fn for_reading(store: &Store, source: &KeySource) -> Result<Keys, Secr
     }
 }
 
+/// What `secrets status` reports: the store's key, the configured one, and whether the
+/// configured key opens the store.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    /// The key the store records, once it has one.
+    pub recorded: Option<String>,
+    /// The configured key, when one was found.
+    pub configured: Option<String>,
+    /// Where the configured key was looked for, and what was there.
+    pub looked: String,
+    /// What the store holds sealed.
+    pub sealed: SealedCounts,
+    /// Why the configured key cannot open the store's passwords, when it cannot.
+    pub problem: Option<String>,
+}
+
+/// The store's key check against the configured key.
+pub async fn status(store: &Store, source: &KeySource) -> Result<Status, SecretsError> {
+    let problem = match for_reading(store, source).await {
+        Ok(_) => None,
+        Err(SecretsError::Store(e)) => return Err(e.into()),
+        Err(e) => Some(e.to_string()),
+    };
+    Ok(Status {
+        recorded: store.key_check().await?,
+        configured: source.read().ok().flatten().map(|k| k.id().to_owned()),
+        looked: source.looked(),
+        sealed: store.sealed_counts().await?,
+        problem,
+    })
+}
+
 /// The key to seal new passwords with. A store without a key check gets one now, recording
 /// the configured key, or (SQLite) a key file created for it; all under one transaction,
 /// which on SQLite holds the write lock, so concurrent first imports agree on one key.
@@ -316,6 +402,19 @@ pub async fn for_sealing(store: &Store, source: &KeySource) -> Result<Keys, Secr
 /// `keys` when they are the key `recorded` names.
 fn verify(source: &KeySource, recorded: &str, keys: Option<Keys>) -> Result<Keys, SecretsError> {
     let expected = Expected::Recorded(recorded.to_owned());
+    if keys.as_ref().is_none_or(|k| k.id() != recorded)
+        && let KeySource::CreateBeside(path) = source
+    {
+        let pending = rotate::pending_file(path);
+        if let Ok(Some(master)) = read_key_file(&pending)
+            && Keys::from_master(&master).id() == recorded
+        {
+            return Err(SecretsError::Interrupted {
+                expected,
+                pending: pending.display().to_string(),
+            });
+        }
+    }
     match keys {
         Some(keys) if keys.id() == recorded => Ok(keys),
         Some(keys) => Err(SecretsError::Wrong {
@@ -340,18 +439,7 @@ async fn opens_what_is_stored(
     let Some(sample) = store.sealed_sample().await? else {
         return Ok(());
     };
-    let kind = if sample.kind == AccountKind::Exchange.as_str() {
-        AccountKind::Exchange
-    } else {
-        AccountKind::Email
-    };
-    let (column, sealed) = match (&sample.password, &sample.outgoing_password) {
-        (Some(sealed), _) => (PasswordColumn::Primary, sealed),
-        (None, Some(sealed)) => (PasswordColumn::Outgoing, sealed),
-        (None, None) => return Ok(()),
-    };
-    let aad = crypto::account_aad(kind, &sample.user_email_norm, &sample.address_norm, column);
-    match keys.open(&aad, sealed) {
+    match open_row(keys, &sample) {
         Ok(_) => Ok(()),
         Err(_) => Err(SecretsError::Wrong {
             expected: Expected::Unrecorded,
@@ -360,6 +448,36 @@ async fn opens_what_is_stored(
             looked: source.looked(),
         }),
     }
+}
+
+/// The kind of a stored account, as the store names it.
+fn stored_kind(kind: &str) -> AccountKind {
+    if kind == AccountKind::Exchange.as_str() {
+        AccountKind::Exchange
+    } else {
+        AccountKind::Email
+    }
+}
+
+/// A stored password opened: the binding it was sealed with (its account and column), and
+/// its plain text.
+type Opened = (Vec<u8>, Secret);
+
+/// The plain passwords of `row`, primary then outgoing, each opened with `keys`.
+fn open_row(keys: &Keys, row: &SealedRow) -> Result<[Option<Opened>; 2], CryptoError> {
+    let kind = stored_kind(&row.kind);
+    let open = |column, sealed: &Option<Vec<u8>>| -> Result<_, CryptoError> {
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let aad = crypto::account_aad(kind, &row.user_email_norm, &row.address_norm, column);
+        let secret = keys.open(&aad, sealed)?;
+        Ok(Some((aad, secret)))
+    };
+    Ok([
+        open(PasswordColumn::Primary, &row.password)?,
+        open(PasswordColumn::Outgoing, &row.outgoing_password)?,
+    ])
 }
 
 #[cfg(test)]
