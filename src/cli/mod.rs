@@ -132,7 +132,14 @@ enum DirectoryCommand {
 /// Runs the command line and returns the process exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Command::Serve { .. }));
+    let server = matches!(cli.command, Command::Serve { .. });
+    if !server {
+        // A command whose reader goes away (`| head`) ends at once and quietly, as Unix tools
+        // do, rather than failing its next write and panicking in `println!`. The server
+        // keeps SIGPIPE ignored: nothing a client does may end it.
+        sigpipe::reset();
+    }
+    init_tracing(server);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

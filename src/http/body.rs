@@ -81,11 +81,30 @@ pub async fn upload(request: Request, limit: u64) -> Result<Upload, ApiError> {
     ))
 }
 
-/// A JSON body of type `T`, at most `limit` bytes.
+/// A JSON body of type `T`, at most `limit` bytes, sent as JSON (`application/json` or a
+/// `+json` type): anything else is answered 415 before it is read, so a form or a text
+/// body is never taken for JSON by accident.
 pub async fn json<T: serde::de::DeserializeOwned>(
     request: Request,
     limit: u64,
 ) -> Result<T, ApiError> {
+    if !is_json(request.headers()) {
+        let sent = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(
+                || "no Content-Type".to_owned(),
+                |v| format!("Content-Type {v:?}"),
+            );
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "this route takes a JSON body, sent with Content-Type: application/json; the request had {sent}"
+            ),
+        ));
+    }
     let bytes = read_limited(request.into_body(), limit).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
@@ -94,6 +113,17 @@ pub async fn json<T: serde::de::DeserializeOwned>(
             format!("the request body is not the JSON expected: {e}"),
         )
     })
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| {
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        })
 }
 
 fn is_multipart(headers: &HeaderMap) -> bool {

@@ -8,6 +8,7 @@ mod api_wiring;
 mod cli;
 mod directory;
 mod export;
+mod hardening;
 mod import;
 mod import_cli;
 mod migrations;

@@ -44,7 +44,7 @@ fn hidden_csrf(html: &str) -> String {
 }
 
 /// Signs in as `ops` and returns the session cookie (`name=value`) and the CSRF token.
-async fn sign_in(app: &App) -> (String, String) {
+pub async fn sign_in(app: &App) -> (String, String) {
     let client = client();
     let form = client
         .get(format!("{}/sign-in", app.base))

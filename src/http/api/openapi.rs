@@ -79,6 +79,20 @@ fn operation(op: &Operation) -> Value {
             "content": error,
         }),
     );
+    if !op.body.is_empty()
+        && op
+            .body
+            .iter()
+            .all(|(media, _)| *media == "application/json")
+    {
+        responses.insert(
+            "415".to_owned(),
+            json!({
+                "description": "The body was not sent as JSON (`unsupported_media_type`)",
+                "content": error,
+            }),
+        );
+    }
     responses.insert(
         "503".to_owned(),
         json!({

@@ -1,0 +1,200 @@
+//! What hostile or careless clients meet: security headers on every answer, JSON routes
+//! that take only JSON, and commands that end quietly when their reader goes away.
+
+use std::io::Read;
+use std::process::Stdio;
+
+use mdm_mail::http::api;
+use reqwest::{Method, StatusCode};
+
+use crate::api::{App, concrete, json_of};
+use crate::support::{TestDb, fixture, mdm_mail_command, stderr};
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let db = TestDb::sqlite().await;
+    let app = App::start(&db).await;
+    let requests = [
+        app.anonymous(Method::GET, "/sign-in"),
+        app.anonymous(Method::GET, "/"),
+        app.anonymous(Method::GET, "/assets/wizard.js"),
+        app.anonymous(Method::GET, "/healthz"),
+        app.anonymous(Method::GET, "/api/users"),
+        app.anonymous(Method::GET, "/no-such-page"),
+        app.call(Method::GET, "/api/users"),
+        app.call(Method::GET, "/api/openapi.json"),
+        app.call(Method::POST, "/api/users"),
+    ];
+    for request in requests {
+        let response = request.send().await.unwrap();
+        let what = format!("{} {}", response.status(), response.url().path());
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_else(|| panic!("{what}: no {name}"))
+        };
+        let policy = header("content-security-policy");
+        for directive in [
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+            "default-src 'none'",
+        ] {
+            assert!(policy.contains(directive), "{what}: {policy}");
+        }
+        assert!(!policy.contains("unsafe-inline"), "{what}: {policy}");
+        assert_eq!(header("x-frame-options"), "DENY", "{what}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{what}");
+    }
+}
+
+#[tokio::test]
+async fn the_wizard_pages_hold_no_inline_script_or_style_the_policy_would_block() {
+    let db = TestDb::sqlite().await;
+    let app = App::start(&db).await;
+    app.load_directory().await;
+    let store = db.open().await;
+    mdm_mail::auth::add_admin(&store, "test", "ops", crate::wizard::PASSWORD)
+        .await
+        .unwrap();
+    let (session, _) = crate::wizard::sign_in(&app).await;
+    let inline_script = regex::Regex::new(r"<script(?:\s[^>]*)?>\s*[^<\s]").unwrap();
+    let handler = regex::Regex::new(r"\son[a-z]+=").unwrap();
+    for path in [
+        "/sign-in",
+        "/",
+        "/import",
+        "/push",
+        "/users/alice@example.com",
+    ] {
+        let page = app
+            .anonymous(Method::GET, path)
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("/assets/wizard.js"), "{path}: {page}");
+        assert!(!inline_script.is_match(&page), "{path}: {page}");
+        assert!(
+            !page.contains(" style=") && !page.contains("<style"),
+            "{path}: {page}"
+        );
+        assert!(!handler.is_match(&page), "{path}: {page}");
+    }
+}
+
+#[tokio::test]
+async fn json_routes_answer_415_to_a_body_not_sent_as_json() {
+    let db = TestDb::sqlite().await;
+    let app = App::start(&db).await;
+    let document = json_of(
+        app.call(Method::GET, "/api/openapi.json")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let json_routes: Vec<_> = api::api()
+        .operations()
+        .iter()
+        .filter(|op| !op.body.is_empty() && op.body.iter().all(|(m, _)| *m == "application/json"))
+        .cloned()
+        .collect();
+    assert!(json_routes.len() >= 3, "{json_routes:?}");
+    for op in json_routes {
+        let path = concrete(op.path);
+        for content_type in [
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            None,
+        ] {
+            let mut request = app.call(op.method.clone(), &path).body("{}");
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let body = json_of(
+                request.send().await.unwrap(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            )
+            .await;
+            assert_eq!(
+                body["error"]["code"], "unsupported_media_type",
+                "{} {path}",
+                op.method
+            );
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("application/json"),
+                "{body}"
+            );
+        }
+        let declared = &document["paths"][op.path][op.method.as_str().to_lowercase()];
+        assert!(declared["responses"]["415"].is_object(), "{}", op.id);
+    }
+    let with_charset = app
+        .call(Method::POST, "/api/users")
+        .header("content-type", "application/json; charset=utf-8")
+        .body(r#"{"email":"dana@example.com","display_name":"Dana"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_charset.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_listing_whose_reader_goes_away_ends_quietly() {
+    let db = TestDb::sqlite().await;
+    let users = db.dir.path().join("users.csv");
+    let mut text = String::from("email,display_name\n");
+    for i in 0..5000 {
+        text.push_str(&format!("user{i}@example.com,User number {i}\n"));
+    }
+    std::fs::write(&users, text).unwrap();
+    let profiles = fixture("profiles");
+    let env = [
+        ("MDM_MAIL_DATABASE_URL", db.url.as_str()),
+        ("MDM_MAIL_PROFILES", profiles.to_str().unwrap()),
+    ];
+    let loaded = mdm_mail_command(
+        db.dir.path(),
+        &env,
+        &["users", "import", users.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
+
+    for args in [
+        &["users", "list"][..],
+        &["users", "list", "--json"],
+        &["export", "--type", "email"],
+    ] {
+        let mut child = mdm_mail_command(db.dir.path(), &env, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read a little, as `head -c 100` does, then go away.
+        let mut first = [0u8; 100];
+        let mut out = child.stdout.take().unwrap();
+        let _ = out.read(&mut first).unwrap();
+        drop(out);
+        let output = child.wait_with_output().unwrap();
+        let message = stderr(&output);
+        assert!(!message.contains("panicked"), "{args:?}: {message}");
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            output.status.success() || output.status.signal() == Some(13),
+            "{args:?}: {:?} {message}",
+            output.status
+        );
+    }
+}
