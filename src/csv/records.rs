@@ -24,6 +24,16 @@ pub enum ReadError {
     /// The bytes are not text in the encoding used.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// A quote opens a cell and is never closed: the parser read every later line into it.
+    #[error(
+        "line {line}: unterminated quote: the quote that opens a cell on this line is never closed, so lines {line} to {last} were read as that one cell; close it (a quote inside a quoted cell is written twice: \"\")"
+    )]
+    UnterminatedQuote {
+        /// The line the quote is on.
+        line: u64,
+        /// The file's last line.
+        last: u64,
+    },
     /// The file could not be read.
     #[error("cannot read: {0}")]
     Io(#[source] io::Error),
@@ -93,7 +103,11 @@ pub fn open<R: Read>(mut input: R, options: &ReadOptions) -> Result<CsvReader<R>
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(64 * 1024)
-        .from_reader(LineBreaks::new(rest.chain(decoded)));
+        .from_reader(LineBreaks::new(
+            rest.chain(decoded),
+            delimiter.0,
+            1 + u64::from(sep.is_some()),
+        ));
     Ok(CsvReader {
         inner,
         detected,
@@ -123,7 +137,10 @@ impl<R: Read> CsvReader<R> {
     pub fn read(&mut self, record: &mut Record) -> Result<bool, ReadError> {
         loop {
             if !self.inner.read_record(&mut record.raw)? {
-                return Ok(false);
+                return match self.inner.get_ref().quotes.unterminated() {
+                    Some((line, last)) => Err(ReadError::UnterminatedQuote { line, last }),
+                    None => Ok(false),
+                };
             }
             if record.raw.iter().all(|cell| cell.trim().is_empty()) {
                 continue;
@@ -160,19 +177,22 @@ impl<R: Read> CsvReader<R> {
 }
 
 /// Passes text through while noting where every CR and LF byte is, so that records can be
-/// given physical line numbers. Only the breaks the parser has read ahead are kept.
+/// given physical line numbers, and following quotes as the parser does, so that a quote
+/// never closed can be named. Only the breaks the parser has read ahead are kept.
 struct LineBreaks<R> {
     inner: R,
     offset: u64,
     breaks: VecDeque<(u64, bool)>,
+    quotes: Quotes,
 }
 
 impl<R> LineBreaks<R> {
-    fn new(inner: R) -> Self {
+    fn new(inner: R, delimiter: u8, first_line: u64) -> Self {
         LineBreaks {
             inner,
             offset: 0,
             breaks: VecDeque::new(),
+            quotes: Quotes::new(delimiter, first_line),
         }
     }
 }
@@ -184,8 +204,79 @@ impl<R: Read> Read for LineBreaks<R> {
             self.breaks
                 .push_back((self.offset + i as u64, buf[i] == b'\r'));
         }
+        self.quotes.scan(&buf[..n]);
         self.offset += n as u64;
         Ok(n)
+    }
+}
+
+/// Whether the text read so far ends inside a quoted cell, and on which line that cell's
+/// quote opened, following the parser's rules: a quote opens a cell only as the cell's first
+/// character, `""` inside it is a quote, and any other quote closes it. Only quotes and line
+/// breaks are looked at, so this costs one `memchr3` pass.
+struct Quotes {
+    delimiter: u8,
+    /// The physical line of the position reached.
+    line: u64,
+    /// The byte before the position reached (a line break at the start of the text).
+    previous: u8,
+    /// Inside a quoted cell, since the line given.
+    open_since: Option<u64>,
+    /// A quote inside a quoted cell was the last byte read: the next byte decides whether
+    /// it closed the cell or was the first of `""`.
+    undecided: bool,
+}
+
+impl Quotes {
+    fn new(delimiter: u8, first_line: u64) -> Quotes {
+        Quotes {
+            delimiter,
+            line: first_line,
+            previous: b'\n',
+            open_since: None,
+            undecided: false,
+        }
+    }
+
+    fn scan(&mut self, text: &[u8]) {
+        let Some(&last) = text.last() else { return };
+        let mut skip = None;
+        if std::mem::take(&mut self.undecided) {
+            if text[0] == b'"' {
+                skip = Some(0);
+            } else {
+                self.open_since = None;
+            }
+        }
+        for i in memchr::memchr3_iter(b'"', b'\r', b'\n', text) {
+            if skip == Some(i) {
+                continue;
+            }
+            let before = if i == 0 { self.previous } else { text[i - 1] };
+            match text[i] {
+                b'\r' => self.line += 1,
+                b'\n' if before != b'\r' => self.line += 1,
+                b'\n' => {}
+                _ if self.open_since.is_some() => match text.get(i + 1) {
+                    Some(b'"') => skip = Some(i + 1),
+                    Some(_) => self.open_since = None,
+                    None => self.undecided = true,
+                },
+                _ if before == self.delimiter || before == b'\r' || before == b'\n' => {
+                    self.open_since = Some(self.line);
+                }
+                _ => {}
+            }
+        }
+        self.previous = last;
+    }
+
+    /// At the end of the text: the line of a quote never closed, and the last line.
+    fn unterminated(&self) -> Option<(u64, u64)> {
+        let ended_on_break = self.previous == b'\n' || self.previous == b'\r';
+        self.open_since
+            .filter(|_| !self.undecided)
+            .map(|line| (line, self.line - u64::from(ended_on_break)))
     }
 }
 
@@ -313,6 +404,62 @@ mod tests {
             assert!(!protected.starts_with(FORMULA_TRIGGERS), "{protected}");
             assert_eq!(unneutralize(&protected), value);
         }
+    }
+
+    fn read_all(bytes: &[u8]) -> Result<usize, ReadError> {
+        let mut reader = open(bytes, &ReadOptions::default())?;
+        let mut record = Record::default();
+        let mut count = 0;
+        while reader.read(&mut record)? {
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    #[test]
+    fn a_quote_never_closed_is_named_at_the_line_it_opens() {
+        let err = read_all(b"a,b\nc,\"d\ne,f\r\ng,h\n").unwrap_err();
+        assert!(
+            matches!(err, ReadError::UnterminatedQuote { line: 2, last: 4 }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with("line 2: unterminated quote"),
+            "{err}"
+        );
+        let err = read_all(b"sep=;\nx;y\n\"open").unwrap_err();
+        assert!(
+            matches!(err, ReadError::UnterminatedQuote { line: 3, last: 3 }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn quotes_that_close_escape_or_sit_inside_a_cell_are_not_unterminated() {
+        for text in [
+            &b"a,\"b \"\"c\"\" d\"\ne,f\n"[..],
+            b"a,\"multi\r\nline\",c\n",
+            b"5\" floppy,x\n",
+            b"a,\"ends at the end\"",
+            b"a,\"\"\n",
+            b"\"x\"y\"z,1\n",
+        ] {
+            assert!(read_all(text).is_ok(), "{}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn a_quote_split_across_reads_is_followed() {
+        let mut quotes = Quotes::new(b',', 1);
+        for part in [&b"a,\"x"[..], b"\"", b"\"y\"", b"\n"] {
+            quotes.scan(part);
+        }
+        assert_eq!(quotes.unterminated(), None);
+        let mut quotes = Quotes::new(b',', 1);
+        for part in [&b"a,\"x"[..], b"\"", b"\"\n"] {
+            quotes.scan(part);
+        }
+        assert_eq!(quotes.unterminated(), Some((1, 1)));
     }
 
     #[test]

@@ -176,17 +176,31 @@ async fn reseal_all(
     }
     let mut counts = SealedCounts::default();
     let mut after = i64::MIN;
+    // Each page is opened and sealed on a thread of its own while the page before it is
+    // written: the cryptography and the database each keep a core busy.
+    let mut sealing: Option<tokio::task::JoinHandle<Result<Vec<Resealed>, SecretsError>>> = None;
     loop {
         let page = tx.sealed_page(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        let resealed = reseal_page(old, new, &page)?;
-        counts.accounts += resealed.len() as i64;
-        counts.passwords += resealed
-            .iter()
-            .map(|r| i64::from(r.password.is_some()) + i64::from(r.outgoing_password.is_some()))
-            .sum::<i64>();
-        tx.write_resealed(&resealed).await?;
+        let next = page.last().map(|last| last.id).map(|last| {
+            after = last;
+            let (old, new) = (old.clone(), new.clone());
+            tokio::task::spawn_blocking(move || reseal_page(&old, &new, &page))
+        });
+        if let Some(sealed) = sealing.take() {
+            let resealed = sealed
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+            counts.accounts += resealed.len() as i64;
+            counts.passwords += resealed
+                .iter()
+                .map(|r| i64::from(r.password.is_some()) + i64::from(r.outgoing_password.is_some()))
+                .sum::<i64>();
+            tx.write_resealed(&resealed).await?;
+        }
+        match next {
+            Some(next) => sealing = Some(next),
+            None => break,
+        }
     }
     tx.replace_key_check(new.id()).await?;
     tx.audit(

@@ -198,3 +198,71 @@ async fn a_listing_whose_reader_goes_away_ends_quietly() {
         );
     }
 }
+
+const SWALLOWED: &str = "alice@example.com,Alice Adams,alice@mail.example.com,alice,imap-1,alice,smtp-1\n\
+bob@example.com,\"Bob,bob@mail.example.com,bob,imap-2,bob,smtp-2\n\
+chloe@example.com,Chloé,chloe@mail.example.com,chloe,imap-3,chloe,smtp-3\n\
+alice@example.com,Alice Adams,alice2@mail.example.com,alice,imap-4,alice,smtp-4\n";
+
+#[tokio::test]
+async fn a_quote_never_closed_refuses_the_file_at_the_line_it_opens() {
+    let db = TestDb::sqlite().await;
+    let users = fixture("users.csv");
+    assert!(
+        db.run(&["users", "import", users.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let file = db.dir.path().join("swallowed.csv");
+    std::fs::write(&file, SWALLOWED).unwrap();
+    for extra in [&[][..], &["--dry-run"]] {
+        let mut args = vec!["import", file.to_str().unwrap(), "--type", "email"];
+        args.extend_from_slice(extra);
+        let refused = db.run(&args);
+        assert_eq!(refused.status.code(), Some(1), "{extra:?}");
+        let message = stderr(&refused);
+        assert!(
+            message.contains("swallowed.csv: nothing was imported: line 2: unterminated quote")
+                && message.contains("lines 2 to 4"),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
+        0
+    );
+
+    let app = App::start(&db).await;
+    let body = json_of(
+        app.call(Method::POST, "/api/imports/preview?type=email")
+            .body(SWALLOWED)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["error"]["code"], "unreadable_file");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2: unterminated quote"),
+        "{body}"
+    );
+
+    let directory = db.dir.path().join("users-swallowed.csv");
+    std::fs::write(
+        &directory,
+        "email,display_name\nx@example.com,\"X\ny@example.com,Y\n",
+    )
+    .unwrap();
+    let refused = db.run(&["users", "import", directory.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("line 2: unterminated quote"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM users").await, 3);
+}
