@@ -462,6 +462,23 @@ pub fn normalize_email(email: &str) -> String {
     }
 }
 
+/// Why `value` cannot be stored as text, if it cannot: a control character (which a terminal
+/// would act on, and which XML profiles cannot carry) or one of the noncharacters U+FFFE and
+/// U+FFFF (which XML cannot carry either), named by its code point.
+pub fn unstorable_character(value: &str) -> Option<String> {
+    value
+        .chars()
+        .find(|&c| c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')
+        .map(|c| {
+            let kind = if c.is_control() {
+                "a control character"
+            } else {
+                "a noncharacter"
+            };
+            format!("contains {kind} (U+{:04X})", u32::from(c))
+        })
+}
+
 /// Longest address SMTP can carry (RFC 5321 path limit minus the angle brackets).
 pub const MAX_EMAIL_LEN: usize = 254;
 

@@ -23,7 +23,7 @@ impl Table {
             .map(|i| {
                 first_page
                     .iter()
-                    .map(|row| row[i].chars().count())
+                    .map(|row| shown(&row[i]).chars().count())
                     .chain([header[i].len()])
                     .max()
                     .unwrap_or(0)
@@ -35,7 +35,7 @@ impl Table {
     fn print(&self, out: &mut impl Write, row: &[impl AsRef<str>]) -> std::io::Result<()> {
         let last = row.len() - 1;
         for (i, cell) in row.iter().enumerate() {
-            let cell = cell.as_ref();
+            let cell = shown(cell.as_ref());
             if i == last {
                 writeln!(out, "{cell}")?;
             } else {
@@ -43,6 +43,26 @@ impl Table {
             }
         }
         Ok(())
+    }
+}
+
+/// A cell as a terminal may show it: control characters (stored before the loaders refused
+/// them) written as escapes, so that data can never move the cursor, recolour or retitle
+/// the admin's terminal.
+fn shown(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.chars().any(char::is_control) {
+        cell.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        cell.into()
     }
 }
 

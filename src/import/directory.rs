@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 
 use super::seen::FirstSeen;
 use crate::csv::{self, Column, ColumnMap, Delimiter, Encoding, ReadOptions, Record};
-use crate::model::{NewDevice, NewUser, Platform, normalize_email, validate_email};
+use crate::model::{
+    NewDevice, NewUser, Platform, normalize_email, unstorable_character, validate_email,
+};
 use crate::store::{BATCH, Store, StoreError, Table, Tx};
 
 /// Columns of a users file.
@@ -324,6 +326,9 @@ fn bounded<'r>(
             field,
             format!("is longer than {MAX_FIELD} characters"),
         ));
+    }
+    if let Some(reason) = unstorable_character(value) {
+        return Err(field_error(record, field, reason));
     }
     Ok(value)
 }

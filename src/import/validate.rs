@@ -7,7 +7,8 @@ use super::seen::FirstSeen;
 use crate::crypto::{self, Keys, MAC_LEN, PasswordColumn};
 use crate::csv::{Column, ColumnMap, Record};
 use crate::model::{
-    AccountKind, EmailError, Secret, normalize_email, validate_domain, validate_email,
+    AccountKind, EmailError, Secret, normalize_email, unstorable_character, validate_domain,
+    validate_email,
 };
 
 /// Longest display name or user name accepted.
@@ -260,8 +261,8 @@ impl Validator {
                 format!("is longer than {MAX_PASSWORD} characters"),
             ));
         }
-        if cell.chars().any(char::is_control) {
-            return Err(reject(field, "contains a control character"));
+        if let Some(reason) = unstorable_character(cell) {
+            return Err(reject(field, reason));
         }
         let aad = crypto::account_aad(self.kind, user_norm, address_norm, column);
         Ok(Some(GivenPassword {
@@ -289,8 +290,8 @@ fn text<'c>(cell: &'c str, field: &'static str) -> Result<&'c str, Rejection> {
             format!("is longer than {MAX_NAME} characters"),
         ));
     }
-    if cell.chars().any(char::is_control) {
-        return Err(reject(field, "contains a control character"));
+    if let Some(reason) = unstorable_character(cell) {
+        return Err(reject(field, reason));
     }
     Ok(cell)
 }

@@ -266,3 +266,88 @@ async fn a_quote_never_closed_refuses_the_file_at_the_line_it_opens() {
     );
     assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM users").await, 3);
 }
+
+#[tokio::test]
+async fn loaders_refuse_control_characters_naming_line_and_field() {
+    let db = TestDb::sqlite().await;
+    let users = db.dir.path().join("users.csv");
+    std::fs::write(
+        &users,
+        "email,display_name\nred@example.com,\u{1b}[31mRed\u{1b}[0m\nok@example.com,Fine\nnon@example.com,X\u{ffff}\n",
+    )
+    .unwrap();
+    let loaded = db.run(&["users", "import", users.to_str().unwrap()]);
+    assert_eq!(loaded.status.code(), Some(3));
+    let message = stderr(&loaded);
+    assert!(
+        message.contains("users.csv:2: display_name: contains a control character (U+001B)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("users.csv:4: display_name: contains a noncharacter (U+FFFF)"),
+        "{message}"
+    );
+    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM users").await, 1);
+
+    let devices = db.dir.path().join("devices.csv");
+    std::fs::write(
+        &devices,
+        "user_email,device_id,platform,enrollment_id\nok@example.com,\"TAB\tDEV\",ios,E1\nok@example.com,GOOD,ios,E\u{7}2\n",
+    )
+    .unwrap();
+    let loaded = db.run(&["devices", "import", devices.to_str().unwrap()]);
+    assert_eq!(loaded.status.code(), Some(3));
+    let message = stderr(&loaded);
+    assert!(
+        message.contains("devices.csv:2: device_id: contains a control character (U+0009)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("devices.csv:3: enrollment_id: contains a control character (U+0007)"),
+        "{message}"
+    );
+    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM devices").await, 0);
+
+    let app = App::start(&db).await;
+    let refused = app
+        .call(Method::POST, "/api/users")
+        .json(&serde_json::json!({ "email": "esc@example.com", "display_name": "\u{1b}]0;pwned\u{7}" }))
+        .send()
+        .await
+        .unwrap();
+    let body = json_of(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["error"]["code"], "invalid_user");
+    assert_eq!(
+        body["error"]["message"],
+        "display_name: contains a control character (U+001B)"
+    );
+    let refused = app
+        .call(Method::POST, "/api/devices")
+        .json(&serde_json::json!({ "user_email": "ok@example.com", "device_id": "\tTAB-DEV", "platform": "ios", "enrollment_id": "E" }))
+        .send()
+        .await
+        .unwrap();
+    let body = json_of(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        body["error"]["message"],
+        "device_id: contains a control character (U+0009)"
+    );
+    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM devices").await, 0);
+}
+
+#[tokio::test]
+async fn listings_escape_control_characters_stored_before_they_were_refused() {
+    let db = TestDb::sqlite().await;
+    db.open().await;
+    db.execute(
+        "INSERT INTO users (email, email_norm, display_name, created_at, updated_at) \
+         VALUES ('old@example.com', 'old@example.com', char(27) || '[2J' || 'Old', 0, 0)",
+        "",
+    )
+    .await;
+    let listed = db.run(&["users", "list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let text = crate::support::stdout(&listed);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("\\u{1b}[2JOld"), "{text}");
+}

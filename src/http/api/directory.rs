@@ -16,7 +16,7 @@ use crate::http::body;
 use crate::http::error::ApiError;
 use crate::http::session::Actor;
 use crate::import::directory::{self, LoadError, LoadReport};
-use crate::model::{AccountKind, normalize_email};
+use crate::model::{AccountKind, normalize_email, unstorable_character};
 
 /// Users or devices listed when no limit is given.
 const PAGE_DEFAULT: i64 = 50;
@@ -60,7 +60,19 @@ struct NewDeviceBody {
 }
 
 /// One record as a CSV file with a header, for the directory loaders.
-fn one_record(header: &[&str], cells: &[&str]) -> Result<Vec<u8>, ApiError> {
+/// The one CSV record an add is loaded as. A control character is refused here, as the
+/// loader refuses it, rather than let the record's trimming or quoting change the value: the
+/// API stores exactly what it was given, or says why not.
+fn one_record(header: &[&str], cells: &[&str], code: &'static str) -> Result<Vec<u8>, ApiError> {
+    for (field, cell) in header.iter().zip(cells) {
+        if let Some(reason) = unstorable_character(cell) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                format!("{field}: {reason}"),
+            ));
+        }
+    }
     let mut writer = ::csv::Writer::from_writer(Vec::new());
     let fail = |e: ::csv::Error| ApiError::internal("csv", &e);
     writer.write_record(header).map_err(fail)?;
@@ -109,6 +121,7 @@ pub async fn add_user(
     let csv = one_record(
         &["email", "display_name"],
         &[&user.email, &user.display_name],
+        "invalid_user",
     )?;
     let report = directory::load_users(&state.store, Cursor::new(csv), &actor, "api")
         .await
@@ -237,6 +250,7 @@ pub async fn add_device(
             &device.enrollment_id,
             device.user_channel_id.as_deref().unwrap_or(""),
         ],
+        "invalid_device",
     )?;
     let report = directory::load_devices(&state.store, Cursor::new(csv), &actor, "api")
         .await
