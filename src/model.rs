@@ -462,6 +462,32 @@ pub fn normalize_email(email: &str) -> String {
     }
 }
 
+/// How many characters of a rejected value messages quote and stored lines keep: enough to
+/// recognise it, never a whole huge cell echoed back or stored again.
+pub const EXCERPT_CHARS: usize = 100;
+
+/// `value`, or for a longer one its first [`EXCERPT_CHARS`] characters, `…` and its length.
+pub fn excerpt(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(EXCERPT_CHARS) {
+        None => value.into(),
+        Some((end, _)) => {
+            format!("{}… ({} characters)", &value[..end], value.chars().count()).into()
+        }
+    }
+}
+
+/// `value` quoted for a message (escaped, in double quotes), shortened as [`excerpt`] does.
+pub fn quoted(value: &str) -> String {
+    match value.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{value:?}"),
+        Some((end, _)) => format!(
+            "{:?}… ({} characters)",
+            &value[..end],
+            value.chars().count()
+        ),
+    }
+}
+
 /// Why `value` cannot be stored as text, if it cannot: a control character (which a terminal
 /// would act on, and which XML profiles cannot carry) or one of the noncharacters U+FFFE and
 /// U+FFFF (which XML cannot carry either), named by its code point.
@@ -574,6 +600,33 @@ pub fn validate_domain(domain: &str) -> Result<(), EmailError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_values_are_quoted_as_a_prefix_and_their_length() {
+        assert_eq!(quoted("short\tone"), "\"short\\tone\"");
+        let long = "é".repeat(EXCERPT_CHARS + 1);
+        let prefix = "é".repeat(EXCERPT_CHARS);
+        assert_eq!(quoted(&long), format!("\"{prefix}\"… (101 characters)"));
+        assert_eq!(excerpt(&long), format!("{prefix}… (101 characters)"));
+        assert_eq!(excerpt(&prefix), prefix.as_str());
+    }
+
+    #[test]
+    fn control_characters_and_xml_noncharacters_cannot_be_stored() {
+        assert_eq!(unstorable_character("Zoë Ødegård 東京"), None);
+        assert_eq!(
+            unstorable_character("a\u{1b}[2J").as_deref(),
+            Some("contains a control character (U+001B)")
+        );
+        assert_eq!(
+            unstorable_character("x\u{fffe}").as_deref(),
+            Some("contains a noncharacter (U+FFFE)")
+        );
+        assert_eq!(
+            unstorable_character("\u{85}").as_deref(),
+            Some("contains a control character (U+0085)")
+        );
+    }
 
     #[test]
     fn scope_lists_parse_in_any_order_and_print_in_one() {

@@ -105,7 +105,7 @@ impl ColumnMap {
                     }
                     positions[field] = Some(index);
                 }
-                None => ignored.push(cell.to_owned()),
+                None => ignored.push(crate::model::excerpt(cell).into_owned()),
             }
         }
         let missing: Vec<&'static str> = schema

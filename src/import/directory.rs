@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::seen::FirstSeen;
 use crate::csv::{self, Column, ColumnMap, Delimiter, Encoding, ReadOptions, Record};
 use crate::model::{
-    NewDevice, NewUser, Platform, normalize_email, unstorable_character, validate_email,
+    NewDevice, NewUser, Platform, normalize_email, quoted, unstorable_character, validate_email,
 };
 use crate::store::{BATCH, Store, StoreError, Table, Tx};
 
@@ -349,7 +349,8 @@ fn email<'r>(
     value: &'r str,
     field: &'static str,
 ) -> Result<&'r str, LineError> {
-    validate_email(value).map_err(|e| field_error(record, field, format!("{value:?} {e}")))?;
+    validate_email(value)
+        .map_err(|e| field_error(record, field, format!("{} {e}", quoted(value))))?;
     Ok(value)
 }
 

@@ -18,6 +18,9 @@ use crate::crypto::Keys;
 use crate::csv::{self, ColumnMap, Delimiter, Detected, ReadOptions, Record};
 use crate::store::BATCH;
 
+/// Cells of a sample row sent back at most.
+const SAMPLE_CELLS: usize = 64;
+
 /// What the reader sends.
 pub enum Message {
     /// The file is open: how it is being read. Always first.
@@ -135,14 +138,17 @@ fn read(
         if sample.len() < options.sample_rows {
             sample.push(SampleRow {
                 line: record.line(),
+                // Shown to be recognised, not to be read in full: a huge cell, or a line of
+                // a million cells, is not sent back whole.
                 cells: record
                     .cells()
+                    .take(SAMPLE_CELLS)
                     .enumerate()
                     .map(|(i, cell)| match names.get(i).copied().flatten() {
                         Some(name) if schema::is_password(name) && !cell.is_empty() => {
                             MASK.to_owned()
                         }
-                        _ => cell.to_owned(),
+                        _ => crate::model::excerpt(cell).into_owned(),
                     })
                     .collect(),
             });

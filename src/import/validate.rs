@@ -7,8 +7,8 @@ use super::seen::FirstSeen;
 use crate::crypto::{self, Keys, MAC_LEN, PasswordColumn};
 use crate::csv::{Column, ColumnMap, Record};
 use crate::model::{
-    AccountKind, EmailError, Secret, normalize_email, unstorable_character, validate_domain,
-    validate_email,
+    AccountKind, EmailError, Secret, excerpt, normalize_email, quoted, unstorable_character,
+    validate_domain, validate_email,
 };
 
 /// Longest display name or user name accepted.
@@ -140,6 +140,15 @@ impl Validator {
                 None => Checked::Valid(Box::new(row)),
             },
         };
+        // A rejected line's values are kept only to name the line; a huge cell is not
+        // stored or sent back whole.
+        let (user_email, address) = match check {
+            Checked::Rejected { .. } => (
+                excerpt(&user_email).into_owned(),
+                excerpt(&address).into_owned(),
+            ),
+            _ => (user_email, address),
+        };
         ParsedLine {
             line: record.line(),
             user_email,
@@ -218,8 +227,10 @@ impl Validator {
                     return Err(reject(
                         name(exchange::DOMAIN),
                         format!(
-                            "is {domain:?}, but {} names the domain {named:?}",
-                            name(exchange::USERNAME)
+                            "is {}, but {} names the domain {}",
+                            quoted(domain),
+                            name(exchange::USERNAME),
+                            quoted(named)
                         ),
                     ));
                 }
@@ -276,7 +287,7 @@ fn address<'c>(cell: &'c str, field: &'static str) -> Result<&'c str, Rejection>
     if cell.is_empty() {
         return Err(reject(field, "is empty"));
     }
-    validate_email(cell).map_err(|e| reject(field, format!("{cell:?} {e}")))?;
+    validate_email(cell).map_err(|e| reject(field, format!("{} {e}", quoted(cell))))?;
     Ok(cell)
 }
 
@@ -320,7 +331,7 @@ fn exchange_username(cell: &str, field: &'static str) -> Result<(), Rejection> {
         validate_email(cell).map_err(|e| {
             reject(
                 field,
-                format!("{cell:?} is not a user principal name ({e})"),
+                format!("{} is not a user principal name ({e})", quoted(cell)),
             )
         })?;
     }
@@ -335,7 +346,10 @@ fn exchange_domain(cell: &str, field: &'static str) -> Result<(), Rejection> {
                 EmailError::Domain(reason) => reason,
                 _ => "malformed",
             };
-            reject(field, format!("{cell:?} is not a domain name ({reason})"))
+            reject(
+                field,
+                format!("{} is not a domain name ({reason})", quoted(cell)),
+            )
         });
     }
     let netbios = cell.len() <= MAX_NETBIOS
@@ -347,7 +361,8 @@ fn exchange_domain(cell: &str, field: &'static str) -> Result<(), Rejection> {
         return Err(reject(
             field,
             format!(
-                "{cell:?} is neither a DNS domain nor a NetBIOS name (up to 15 letters, digits, - and _)"
+                "{} is neither a DNS domain nor a NetBIOS name (up to 15 letters, digits, - and _)",
+                quoted(cell)
             ),
         ));
     }

@@ -8,7 +8,7 @@ use mdm_mail::http::api;
 use reqwest::{Method, StatusCode};
 
 use crate::api::{App, concrete, json_of};
-use crate::support::{TestDb, fixture, mdm_mail_command, stderr};
+use crate::support::{TestDb, fixture, mdm_mail_command, stderr, store_test};
 
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
@@ -350,4 +350,37 @@ async fn listings_escape_control_characters_stored_before_they_were_refused() {
     let text = crate::support::stdout(&listed);
     assert!(!text.contains('\u{1b}'), "{text:?}");
     assert!(text.contains("\\u{1b}[2JOld"), "{text}");
+}
+
+store_test! {
+    async fn a_huge_rejected_cell_is_echoed_and_stored_only_as_a_short_excerpt(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let huge = "x".repeat(10 * 1024 * 1024);
+        let file = format!("{huge}@example.com,Someone,alice@mail.example.com,alice,pw,alice,pw\n\
+            alice@example.com,Alice,{huge},alice,pw,alice,pw\n\
+            alice@example.com,Alice,alice@mail.example.com,alice,pw,alice,pw\n");
+        for path in ["/api/imports/preview?type=email&lines=all", "/api/imports?type=email"] {
+            let response = app.call(Method::POST, path).body(file.clone()).send().await.unwrap();
+            let text = response.text().await.unwrap();
+            assert!(text.len() < 20_000, "{path}: a {} byte answer", text.len());
+            let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let rejected: Vec<&serde_json::Value> = answer["lines"].as_array().unwrap_or_else(|| panic!("{answer}")).iter().collect();
+            assert_eq!(rejected.len(), 2, "{answer}");
+            for line in rejected {
+                let message = line["message"].as_str().unwrap();
+                assert!(message.contains("characters)") && message.len() < 400, "{message}");
+            }
+            if let Some(id) = answer["id"].as_str() {
+                let stored = app.call(Method::GET, &format!("/api/imports/{id}")).send().await.unwrap().text().await.unwrap();
+                assert!(stored.len() < 20_000, "{} bytes", stored.len());
+                let results = app.call(Method::GET, &format!("/api/imports/{id}/results.csv")).send().await.unwrap().text().await.unwrap();
+                assert!(results.len() < 20_000, "{} bytes", results.len());
+            }
+        }
+        let kept = db
+            .scalar_i64("SELECT CAST(COALESCE(SUM(LENGTH(user_email) + LENGTH(account_address) + LENGTH(message)), 0) AS BIGINT) FROM import_lines")
+            .await;
+        assert!(kept < 2_000, "{kept} characters of rejected lines stored");
+    }
 }
