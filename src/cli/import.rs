@@ -232,6 +232,12 @@ fn print_result(source: &str, result: &ImportResult, json: bool) -> anyhow::Resu
             line.message
         );
     }
+    if result.more_lines() > 0 {
+        eprintln!(
+            "{source}: {} more lines not applied; --results FILE writes every line's outcome",
+            result.more_lines()
+        );
+    }
     let c = &result.counts;
     println!(
         "{source}: {} {} rows ({}, {:?}, {}): {} added, {} updated, {} unchanged, {} discarded, {} rejected, {} duplicate",

@@ -33,6 +33,12 @@ use validate::{Checked, ParsedLine};
 
 pub use read::MASK;
 
+/// How many lines not applied a result lists, the first in file order; the rest are counted.
+/// A file of a million rejected lines must not become a million messages in memory, nor one
+/// answer: every line's outcome is in the results file (`--results`, the stored import's
+/// results), and an API preview pages through them (`results_offset`, `results_limit`).
+pub const LINES_KEPT: usize = 100;
+
 /// Whether the first record is a header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum HeaderChoice {
@@ -194,7 +200,7 @@ pub struct ImportResult {
     pub header: bool,
     /// Whether this was a preview.
     pub dry_run: bool,
-    /// Every line that was not applied.
+    /// The first [`LINES_KEPT`] lines that were not applied.
     pub lines: Vec<LineReport>,
     /// The file's columns as read.
     pub columns: Vec<ColumnReport>,
@@ -210,6 +216,12 @@ impl ImportResult {
     /// The summary in the shape `import --json` prints.
     pub fn summary(&self) -> report::Summary<'_> {
         report::Summary::of(self)
+    }
+
+    /// How many lines were not applied but are not in [`ImportResult::lines`].
+    pub fn more_lines(&self) -> u64 {
+        let c = &self.counts;
+        (c.discarded + c.rejected + c.duplicates).saturating_sub(self.lines.len() as u64)
     }
 
     /// Whether every line was applied or discarded (exit status 0).
@@ -472,7 +484,7 @@ async fn decide_all(
                 sink.line(&line_result(line, d))
                     .map_err(ImportError::Sink)?;
             }
-            if !d.outcome.applied() {
+            if !d.outcome.applied() && not_applied.len() < LINES_KEPT {
                 not_applied.push(LineReport {
                     line: line.line,
                     outcome: d.outcome,

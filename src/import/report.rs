@@ -37,8 +37,10 @@ pub struct Summary<'a> {
     pub header: bool,
     /// Whether nothing was written.
     pub dry_run: bool,
-    /// Every line not applied.
+    /// The first lines not applied ([`super::LINES_KEPT`] at most).
     pub lines: &'a [LineReport],
+    /// Lines not applied beyond those listed.
+    pub more_lines: u64,
 }
 
 impl<'a> Summary<'a> {
@@ -59,6 +61,7 @@ impl<'a> Summary<'a> {
             header: result.header,
             dry_run: result.dry_run,
             lines: &result.lines,
+            more_lines: result.more_lines(),
         }
     }
 }

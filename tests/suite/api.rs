@@ -195,7 +195,7 @@ store_test! {
         app.load_directory().await;
 
         let preview = json_of(
-            app.call(Method::POST, "/api/imports/preview?type=email&lines=all")
+            app.call(Method::POST, "/api/imports/preview?type=email&results_limit=1000")
                 .body(email_csv())
                 .send()
                 .await
@@ -615,7 +615,7 @@ store_test! {
         app.load_directory().await;
         let file = std::fs::read(fixture("wizard/accounts-semicolon-bom.csv")).unwrap();
         let preview = json_of(
-            app.call(Method::POST, "/api/imports/preview?type=email&delimiter=comma&lines=all")
+            app.call(Method::POST, "/api/imports/preview?type=email&delimiter=comma&results_limit=1000")
                 .body(file).send().await.unwrap(),
             StatusCode::OK,
         )

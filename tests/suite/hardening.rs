@@ -199,13 +199,8 @@ async fn a_listing_whose_reader_goes_away_ends_quietly() {
     }
 }
 
-const SWALLOWED: &str = "alice@example.com,Alice Adams,alice@mail.example.com,alice,imap-1,alice,smtp-1\n\
-bob@example.com,\"Bob,bob@mail.example.com,bob,imap-2,bob,smtp-2\n\
-chloe@example.com,Chloé,chloe@mail.example.com,chloe,imap-3,chloe,smtp-3\n\
-alice@example.com,Alice Adams,alice2@mail.example.com,alice,imap-4,alice,smtp-4\n";
-
-#[tokio::test]
-async fn a_quote_never_closed_refuses_the_file_at_the_line_it_opens() {
+/// A SQLite store holding the fixture's users, loaded through the binary.
+async fn with_fixture_users() -> TestDb {
     let db = TestDb::sqlite().await;
     let users = fixture("users.csv");
     assert!(
@@ -213,6 +208,17 @@ async fn a_quote_never_closed_refuses_the_file_at_the_line_it_opens() {
             .status
             .success()
     );
+    db
+}
+
+const SWALLOWED: &str = "alice@example.com,Alice Adams,alice@mail.example.com,alice,imap-1,alice,smtp-1\n\
+bob@example.com,\"Bob,bob@mail.example.com,bob,imap-2,bob,smtp-2\n\
+chloe@example.com,Chloé,chloe@mail.example.com,chloe,imap-3,chloe,smtp-3\n\
+alice@example.com,Alice Adams,alice2@mail.example.com,alice,imap-4,alice,smtp-4\n";
+
+#[tokio::test]
+async fn a_quote_never_closed_refuses_the_file_at_the_line_it_opens() {
+    let db = with_fixture_users().await;
     let file = db.dir.path().join("swallowed.csv");
     std::fs::write(&file, SWALLOWED).unwrap();
     for extra in [&[][..], &["--dry-run"]] {
@@ -360,7 +366,7 @@ store_test! {
         let file = format!("{huge}@example.com,Someone,alice@mail.example.com,alice,pw,alice,pw\n\
             alice@example.com,Alice,{huge},alice,pw,alice,pw\n\
             alice@example.com,Alice,alice@mail.example.com,alice,pw,alice,pw\n");
-        for path in ["/api/imports/preview?type=email&lines=all", "/api/imports?type=email"] {
+        for path in ["/api/imports/preview?type=email&results_limit=1000", "/api/imports?type=email"] {
             let response = app.call(Method::POST, path).body(file.clone()).send().await.unwrap();
             let text = response.text().await.unwrap();
             assert!(text.len() < 20_000, "{path}: a {} byte answer", text.len());
@@ -383,4 +389,116 @@ store_test! {
             .await;
         assert!(kept < 2_000, "{kept} characters of rejected lines stored");
     }
+}
+
+/// `count` Email lines, each naming a user nobody has: every one discarded.
+pub fn nobody_lines(count: usize) -> String {
+    (1..=count)
+        .map(|i| format!("nobody{i}@example.com,N,n{i}@mail.example.com,n,p,n,p\n"))
+        .collect()
+}
+
+store_test! {
+    async fn answers_list_a_page_of_lines_and_page_through_the_rest(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let file = nobody_lines(1_500);
+        let preview = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email&results_offset=1450&results_limit=100")
+                .body(file.clone())
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(preview["discarded"], 1_500);
+        assert_eq!(preview["lines"].as_array().unwrap().len(), mdm_mail::import::LINES_KEPT);
+        assert_eq!(preview["more_lines"], 1_500 - mdm_mail::import::LINES_KEPT as u64);
+        let results = preview["results"].as_array().unwrap();
+        assert_eq!(results.len(), 50, "the last 50 of 1,500");
+        assert_eq!(results[0]["line"], 1_451);
+        let too_many = app
+            .call(Method::POST, "/api/imports/preview?type=email&results_limit=1001")
+            .body(file.clone())
+            .send()
+            .await
+            .unwrap();
+        let body = json_of(too_many, StatusCode::BAD_REQUEST).await;
+        assert!(body["error"]["message"].as_str().unwrap().contains("results_limit"), "{body}");
+
+        let committed = json_of(
+            app.call(Method::POST, "/api/imports?type=email").body(file).send().await.unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(committed["lines"].as_array().unwrap().len(), mdm_mail::import::LINES_KEPT);
+        let id = committed["id"].as_str().unwrap();
+        let mut after = 0;
+        let mut seen = Vec::new();
+        loop {
+            let page = json_of(
+                app.call(Method::GET, &format!("/api/imports/{id}?after={after}&limit=1000")).send().await.unwrap(),
+                StatusCode::OK,
+            )
+            .await;
+            seen.extend(page["lines"].as_array().unwrap().iter().map(|l| l["line"].as_u64().unwrap()));
+            match page["next"].as_u64() {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        assert_eq!(seen, (1..=1_500).collect::<Vec<u64>>(), "every stored line once, in order");
+    }
+}
+
+#[tokio::test]
+async fn a_json_preview_of_more_rows_than_the_limit_is_refused_without_building_them() {
+    let db = TestDb::sqlite().await;
+    let app = App::start(&db).await;
+    let mut body = String::from(r#"{"type":"email","rows":["#);
+    body.push_str(&vec!["{}"; 3_000_000].join(","));
+    body.push_str("]}");
+    let refused = app
+        .call(Method::POST, "/api/email-accounts/import/preview")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let answer = json_of(refused, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(answer["error"]["code"], "too_many_rows");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("3000000 rows: at most 10000"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn the_command_line_lists_the_first_lines_not_applied_and_counts_the_rest() {
+    let db = with_fixture_users().await;
+    let file = db.dir.path().join("nobody.csv");
+    std::fs::write(&file, nobody_lines(250)).unwrap();
+    let output = db.run(&[
+        "import",
+        file.to_str().unwrap(),
+        "--type",
+        "email",
+        "--dry-run",
+    ]);
+    let message = stderr(&output);
+    assert_eq!(
+        message.matches(": discarded: ").count(),
+        mdm_mail::import::LINES_KEPT,
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "nobody.csv: 150 more lines not applied; --results FILE writes every line's outcome"
+        ),
+        "{message}"
+    );
 }

@@ -31,7 +31,8 @@ store_test! {
                 r#"{"line":3,"outcome":"discarded","message":"no user with email nobody@example.com"},"#,
                 r#"{"line":4,"outcome":"rejected","field":"email_address","#,
                 r#""message":"\"bob.example.com\" is not an email address (no @)"},"#,
-                r#"{"line":5,"outcome":"duplicate","message":"same user, type and address as line 2"}]}"#,
+                r#"{"line":5,"outcome":"duplicate","message":"same user, type and address as line 2"}],"#,
+                r#""more_lines":0}"#,
                 "\n"
             )
         );

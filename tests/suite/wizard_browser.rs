@@ -33,6 +33,25 @@ struct Browser {
 }
 
 impl Browser {
+    /// A browser signed in to `app` as `ops`, on the users page, its screenshots saved
+    /// under `target/<shots>`.
+    async fn signed_in(app: &App, shots: &str) -> Browser {
+        let shots = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join(shots);
+        let _ = std::fs::remove_dir_all(&shots);
+        let mut browser = Browser::start(shots).await;
+        browser.goto(&format!("{}/", app.base)).await;
+        browser.type_into("#name", "ops").await;
+        browser
+            .type_into("#password", crate::wizard::PASSWORD)
+            .await;
+        browser.screenshot("sign-in").await;
+        browser.click("#sign-in").await;
+        browser.find("#users").await;
+        browser
+    }
+
     async fn start(shots: PathBuf) -> Browser {
         for program in [CHROMIUM, CHROMEDRIVER] {
             assert!(
@@ -222,15 +241,27 @@ impl Drop for Browser {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
+/// The server with the fixture users and the admin `ops`; `None` (the test is skipped) unless
+/// the browser tests are asked for.
+async fn app_with_an_admin() -> Option<(TestDb, App)> {
     if std::env::var(BROWSER_ENV).as_deref() != Ok("1") {
         eprintln!("{BROWSER_ENV} is not 1: the browser test of the wizard is skipped");
-        return;
+        return None;
     }
     let db = TestDb::sqlite().await;
     let app = App::start(&db).await;
     app.load_directory().await;
+    mdm_mail::auth::add_admin(&db.open().await, "test", "ops", crate::wizard::PASSWORD)
+        .await
+        .unwrap();
+    Some((db, app))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
+    let Some((db, app)) = app_with_an_admin().await else {
+        return;
+    };
     let device = app
         .call(Method::POST, "/api/devices")
         .json(
@@ -241,21 +272,7 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         .await
         .unwrap();
     assert_eq!(device.status(), reqwest::StatusCode::CREATED);
-    mdm_mail::auth::add_admin(&db.open().await, "test", "ops", crate::wizard::PASSWORD)
-        .await
-        .unwrap();
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wizard-screenshots");
-    let _ = std::fs::remove_dir_all(&shots);
-    let mut browser = Browser::start(shots).await;
-
-    browser.goto(&format!("{}/", app.base)).await;
-    browser.type_into("#name", "ops").await;
-    browser
-        .type_into("#password", crate::wizard::PASSWORD)
-        .await;
-    browser.screenshot("sign-in").await;
-    browser.click("#sign-in").await;
-    browser.find("#users").await;
+    let mut browser = Browser::signed_in(&app, "wizard-screenshots").await;
     assert!(browser.text("#users").await.contains("chloe@example.com"));
     browser.click("#import-menu").await;
     browser.screenshot("users-import-menu").await;
@@ -479,4 +496,50 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     browser.screenshot("user-account-removed").await;
 
     browser.command(Method::DELETE, "", Value::Null).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_fetches_one_page_of_outcomes_at_a_time() {
+    let Some((db, app)) = app_with_an_admin().await else {
+        return;
+    };
+    // 120 lines, each naming nobody: three pages of 50, every line discarded.
+    let file = db.dir.path().join("long.csv");
+    std::fs::write(&file, crate::hardening::nobody_lines(120)).unwrap();
+    let mut browser = Browser::signed_in(&app, "wizard-screenshots-paging").await;
+    browser.goto(&format!("{}/import", app.base)).await;
+    browser.click("#next-1").await;
+    browser.click("#type-email").await;
+    browser.click("#next-2").await;
+    browser.type_into("#file", file.to_str().unwrap()).await;
+    browser
+        .wait_for("!document.getElementById('next-3').disabled")
+        .await;
+    browser.click("#next-3").await;
+    browser.click("#next-4").await;
+    let rows = "document.querySelectorAll('#review tbody tr').length";
+    browser.wait_for(&format!("{rows} === 50")).await;
+    assert_eq!(browser.text("#review-page").await, "Page 1 of 3");
+    browser.click("#review-next").await;
+    browser
+        .wait_for("document.getElementById('review-page').textContent === 'Page 2 of 3'")
+        .await;
+    browser.click("#review-next").await;
+    browser.wait_for(&format!("{rows} === 20")).await;
+    assert_eq!(browser.text("#review-page").await, "Page 3 of 3");
+    assert!(
+        browser
+            .text("#review tbody tr:first-child")
+            .await
+            .contains("nobody101@example.com")
+    );
+    browser.screenshot("review-page-3").await;
+    browser.click("#review-prev").await;
+    browser.wait_for(&format!("{rows} === 50")).await;
+    assert!(
+        browser
+            .text("#review tbody tr:first-child")
+            .await
+            .contains("nobody51@example.com")
+    );
 }

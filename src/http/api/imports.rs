@@ -24,6 +24,9 @@ use crate::model::{AccountKind, Counts};
 
 /// Rows of the first records a preview returns, for the raw view.
 const SAMPLE_ROWS: usize = 20;
+/// The most lines' outcomes one preview answer lists.
+pub const RESULTS_PAGE_MAX: i64 = 1000;
+
 /// Stored lines read per query when listing an import's lines.
 const LINES_PAGE: i64 = 1000;
 
@@ -39,9 +42,13 @@ struct ReviewLine {
     message: String,
 }
 
-/// Collects every line's outcome.
-#[derive(Default)]
-struct Collect(Vec<ReviewLine>);
+/// Collects one page of the lines' outcomes: the `limit` after the first `offset`.
+struct Collect {
+    offset: u64,
+    limit: u64,
+    seen: u64,
+    page: Vec<ReviewLine>,
+}
 
 /// Any of the delimiters a file may be split on.
 const DELIMITERS: [char; 4] = [',', ';', '\t', '|'];
@@ -56,9 +63,24 @@ fn unsplit_masked(cell: &str) -> String {
     }
 }
 
+impl Collect {
+    fn page(offset: u64, limit: u64) -> Collect {
+        Collect {
+            offset,
+            limit,
+            seen: 0,
+            page: Vec::new(),
+        }
+    }
+}
+
 impl LineSink for Collect {
     fn line(&mut self, line: &LineResult<'_>) -> std::io::Result<()> {
-        self.0.push(ReviewLine {
+        self.seen += 1;
+        if self.seen <= self.offset || self.page.len() as u64 >= self.limit {
+            return Ok(());
+        }
+        self.page.push(ReviewLine {
             line: line.line,
             outcome: line.outcome,
             user_email: unsplit_masked(line.user_email),
@@ -118,19 +140,11 @@ pub async fn preview(
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
     let options = options(&params)?;
-    let all = match params.get("lines") {
-        None => false,
-        Some("all") => true,
-        Some(other) => {
-            return Err(ApiError::parameter(
-                "lines",
-                format!("unknown value {other:?} (expected all)"),
-            ));
-        }
-    };
+    let offset = params.within("results_offset", 0, 0..=i64::MAX)?;
+    let limit = params.within("results_limit", 0, 0..=RESULTS_PAGE_MAX)?;
     let upload = body::upload(request, state.settings.upload_limit).await?;
-    let mut collect = Collect::default();
-    let sink: Option<&mut dyn LineSink> = if all { Some(&mut collect) } else { None };
+    let mut collect = Collect::page(offset.unsigned_abs(), limit.unsigned_abs());
+    let sink: Option<&mut dyn LineSink> = (limit > 0).then_some(&mut collect as &mut dyn LineSink);
     let result = import::run(
         &state.store,
         &state.settings.key_source(),
@@ -141,8 +155,8 @@ pub async fn preview(
     )
     .await?;
     let mut value = described(&result, &upload.name);
-    if all {
-        value["results"] = json!(collect.0);
+    if limit > 0 {
+        value["results"] = json!(collect.page);
     }
     Ok(Json(value))
 }
@@ -181,32 +195,32 @@ fn import_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found(format!("no import with id {id:?}")))
 }
 
-/// `GET /api/imports/{id}`.
+/// `GET /api/imports/{id}`: the import's summary and one page of the lines it did not
+/// apply, after line `after`; `next` continues.
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    params: Params,
 ) -> Result<Json<Value>, ApiError> {
     let uuid = import_id(&id)?;
+    let after = params.within("after", 0, 0..=i64::MAX)?.unsigned_abs();
+    let limit = params.limit(100, LINES_PAGE)?;
     let row = state
         .store
         .import(uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no import with id {id:?}")))?;
-    let mut lines = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = state.store.import_lines(uuid, after, LINES_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = u64::try_from(last.line).unwrap_or(u64::MAX);
-        let full = page.len() == usize::try_from(LINES_PAGE).unwrap_or(usize::MAX);
-        lines.extend(page.into_iter().map(|l| {
+    let page = state.store.import_lines(uuid, after, limit).await?;
+    let next = (page.len() == usize::try_from(limit).unwrap_or(usize::MAX))
+        .then(|| page.last().map(|l| l.line))
+        .flatten();
+    let lines: Vec<Value> = page
+        .into_iter()
+        .map(|l| {
             json!({ "line": l.line, "outcome": l.outcome, "field": l.field, "message": l.message,
                     "user_email": l.user_email, "account_address": l.account_address })
-        }));
-        if !full {
-            break;
-        }
-    }
+        })
+        .collect();
     Ok(Json(json!({
         "id": row.id, "type": row.kind, "source": row.source, "actor": row.actor,
         "created_at": row.created_at, "file_sha256": row.file_sha256,
@@ -215,6 +229,7 @@ pub async fn get(
             "unchanged": row.unchanged, "discarded": row.discarded, "rejected": row.rejected,
             "duplicates": row.duplicates },
         "lines": lines,
+        "next": next,
     })))
 }
 
@@ -261,7 +276,52 @@ pub async fn results_csv(
 struct AccountRows {
     #[serde(rename = "type")]
     kind: String,
+    rows: LimitedRows,
+}
+
+/// The most rows one JSON preview takes; a larger batch is a file to upload.
+pub const ROWS_MAX: usize = 10_000;
+
+/// The first [`ROWS_MAX`] rows of the array, and how many it holds. Rows past the limit are
+/// skipped as they are parsed, never built, so a body of millions of `{}` costs no memory.
+struct LimitedRows {
     rows: Vec<HashMap<String, Value>>,
+    total: u64,
+}
+
+impl<'de> serde::Deserialize<'de> for LimitedRows {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Rows;
+        impl<'de> serde::de::Visitor<'de> for Rows {
+            type Value = LimitedRows;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of rows")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<LimitedRows, A::Error> {
+                let mut rows = Vec::new();
+                while rows.len() < ROWS_MAX {
+                    match seq.next_element()? {
+                        Some(row) => rows.push(row),
+                        None => {
+                            let total = rows.len() as u64;
+                            return Ok(LimitedRows { rows, total });
+                        }
+                    }
+                }
+                let mut total = rows.len() as u64;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    total += 1;
+                }
+                Ok(LimitedRows { rows, total })
+            }
+        }
+        deserializer.deserialize_seq(Rows)
+    }
 }
 
 /// Renders JSON rows as a CSV file with a header of canonical names, and notes the physical
@@ -333,18 +393,29 @@ pub async fn preview_rows(
         .kind
         .parse()
         .map_err(|e| ApiError::parameter("type", e))?;
-    if input.rows.is_empty() {
+    if input.rows.total > ROWS_MAX as u64 {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_rows",
+            format!(
+                "{} rows: at most {ROWS_MAX} are previewed per request; send them in batches, or upload them as a file to /api/imports/preview",
+                input.rows.total
+            ),
+        ));
+    }
+    let input = input.rows.rows;
+    if input.is_empty() {
         return Ok(Json(
             json!({ "type": kind, "counts": Counts::default(), "rows": [] }),
         ));
     }
-    let (csv, lines) = rows_to_csv(kind, &input.rows)?;
+    let (csv, lines) = rows_to_csv(kind, &input)?;
     let mut options = ImportOptions::new(kind);
     options.delimiter = DelimiterChoice::Fixed(crate::csv::Delimiter::COMMA);
     options.encoding = EncodingChoice::Utf8;
     options.header = HeaderChoice::Yes;
     options.sample_rows = 0;
-    let mut collect = Collect::default();
+    let mut collect = Collect::page(0, ROWS_MAX as u64);
     let result = import::run(
         &state.store,
         &state.settings.key_source(),
@@ -354,8 +425,8 @@ pub async fn preview_rows(
         Some(&mut collect),
     )
     .await?;
-    let mut outcomes: Vec<Option<Value>> = vec![None; input.rows.len()];
-    for line in collect.0 {
+    let mut outcomes: Vec<Option<Value>> = vec![None; input.len()];
+    for line in collect.page {
         if let Some(&row) = lines.get(&line.line) {
             outcomes[row] = Some(json!({ "row": row, "outcome": line.outcome,
                 "field": line.field, "message": line.message }));

@@ -163,14 +163,24 @@ impl Params {
 
     /// A page size: `limit`, default `default`, at most `max`.
     pub fn limit(&self, default: i64, max: i64) -> Result<i64, ApiError> {
-        let limit = self.parse::<i64>("limit")?.unwrap_or(default);
-        if !(1..=max).contains(&limit) {
+        self.within("limit", default, 1..=max)
+    }
+
+    /// The whole number `name`, `default` when absent, refused outside `range`.
+    pub fn within(
+        &self,
+        name: &str,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<i64, ApiError> {
+        let value = self.parse::<i64>(name)?.unwrap_or(default);
+        if !range.contains(&value) {
             return Err(ApiError::parameter(
-                "limit",
-                format!("must be between 1 and {max}"),
+                name,
+                format!("must be between {} and {}", range.start(), range.end()),
             ));
         }
-        Ok(limit)
+        Ok(value)
     }
 }
 
@@ -277,21 +287,25 @@ const IMPORT_OPTIONS: [Param; 4] = [
         )
     },
 ];
-const PREVIEW_PARAMS: [Param; 5] = [
+const PREVIEW_PARAMS: [Param; 6] = [
     IMPORT_OPTIONS[0],
     IMPORT_OPTIONS[1],
     IMPORT_OPTIONS[2],
     IMPORT_OPTIONS[3],
-    Param {
-        values: &["all"],
-        ..param(
-            "lines",
-            Q,
-            false,
-            "string",
-            "`all` adds every line's outcome (`results`), for a review table.",
-        )
-    },
+    param(
+        "results_offset",
+        Q,
+        false,
+        "integer",
+        "With results_limit: the outcomes listed in `results` start after this many lines (default 0).",
+    ),
+    param(
+        "results_limit",
+        Q,
+        false,
+        "integer",
+        "How many lines' outcomes `results` lists, from results_offset on: a page of a review table (0 to 1000, default 0).",
+    ),
 ];
 const COMMIT_PARAMS: [Param; 6] = [
     IMPORT_OPTIONS[0],
@@ -381,12 +395,17 @@ pub fn api() -> Api {
                 path: "/api/imports/{id}",
                 id: "getImport",
                 tag: "imports",
-                summary: "A committed import's summary and the lines it did not apply",
+                summary: "A committed import's summary and a page of the lines it did not apply",
                 needs: READ,
-                params: vec![param("id", P, true, "string", "The import id.")],
+                params: vec![
+                    param("id", P, true, "string", "The import id."),
+                    param("after", Q, false, "integer", "The `next` of the previous page: lines after this line number."),
+                    param("limit", Q, false, "integer", "Page size (default 100, at most 1000)."),
+                ],
                 body: vec![],
                 replies: vec![
                     json(200, "The import", "ImportRecord"),
+                    error(400, "A parameter is invalid"),
                     error(404, "No such import"),
                 ],
             },
@@ -427,7 +446,7 @@ pub fn api() -> Api {
                 replies: vec![
                     json(200, "Each row's outcome", "RowOutcomes"),
                     error(400, "The body is not the JSON expected"),
-                    error(413, "The body is over the upload limit"),
+                    error(413, "The body is over the upload limit, or holds more than 10,000 rows (`too_many_rows`)"),
                 ],
             },
             imports::preview_rows,

@@ -154,7 +154,9 @@ fn schemas() -> Value {
             "delimiter": { "type": "string" },
             "header": { "type": "boolean" },
             "dry_run": { "type": "boolean" },
-            "lines": { "type": "array", "items": line },
+            "lines": { "type": "array", "items": line, "maxItems": crate::import::LINES_KEPT,
+                "description": "The first lines not applied; every line's outcome is in the results (results_limit, or the stored import's results.csv)" },
+            "more_lines": { "type": "integer", "description": "Lines not applied beyond those listed" },
         },
     });
     merge(&mut summary["properties"], &counts);
@@ -171,7 +173,8 @@ fn schemas() -> Value {
             "sample": { "type": "array", "items": { "type": "object", "properties": {
                 "line": { "type": "integer" }, "cells": { "type": "array", "items": { "type": "string" } } } },
                 "description": "The first records, passwords masked" },
-            "results": { "type": "array", "items": line, "description": "Every line, with lines=all" },
+            "results": { "type": "array", "items": line, "maxItems": super::imports::RESULTS_PAGE_MAX,
+                "description": "With results_limit: that many lines' outcomes from results_offset on" },
         }),
     );
     let push_queued = json!({ "type": "object", "description": "What push queued after the change (or why nothing)",
@@ -207,10 +210,11 @@ fn schemas() -> Value {
         "ImportRecord": { "type": "object", "properties": {
             "id": { "type": "string" }, "type": { "type": "string" }, "source": { "type": "string" },
             "actor": { "type": "string" }, "created_at": { "type": "integer", "description": "unix ms" },
-            "counts": { "type": "object", "properties": counts }, "lines": { "type": "array", "items": line } } },
+            "counts": { "type": "object", "properties": counts }, "lines": { "type": "array", "items": line },
+            "next": { "type": ["integer", "null"], "description": "Pass as `after` for the next page" } } },
         "AccountRows": { "type": "object", "required": ["type", "rows"], "properties": {
             "type": { "type": "string", "enum": ["email", "exchange"] },
-            "rows": { "type": "array", "items": { "type": "object", "additionalProperties": { "type": "string" },
+            "rows": { "type": "array", "maxItems": super::imports::ROWS_MAX, "items": { "type": "object", "additionalProperties": { "type": "string" },
                 "description": "Cells by canonical column name (user_email, email_address, …)" } } } },
         "RowOutcomes": { "type": "object", "properties": {
             "counts": { "type": "object", "properties": counts },

@@ -80,7 +80,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
 
   async function preview(delimiter) {
     $("wizard-error").hidden = true;
-    const answer = await call("/api/imports/preview?lines=all&" + query(delimiter), state.bytes);
+    const answer = await call("/api/imports/preview?results_limit=" + PAGE + "&" + query(delimiter), state.bytes);
     if (answer.status !== 200) {
       fail(answer.json && answer.json.error ? answer.json.error.message : "The preview failed (" + answer.status + ").");
       $("next-3").disabled = true;
@@ -144,11 +144,29 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     list.replaceChildren(...items);
   }
 
+  // The server sends one page of outcomes at a time, never the whole file's: another page
+  // is the same preview again with a later offset.
+  async function turnPage(by) {
+    const page = state.page + by;
+    // One page at a time: a second click while this one loads would count from the old page.
+    $("review-prev").disabled = true;
+    $("review-next").disabled = true;
+    const answer = await call("/api/imports/preview?results_limit=" + PAGE + "&results_offset=" + page * PAGE +
+      "&" + query(state.delimiter), state.bytes);
+    if (answer.status !== 200) {
+      fail(answer.json && answer.json.error ? answer.json.error.message : "The page could not be read (" + answer.status + ").");
+      renderReview();
+      return;
+    }
+    state.preview.results = answer.json.results;
+    state.page = page;
+    renderReview();
+  }
+
   function renderReview() {
     const results = state.preview.results || [];
-    const pages = Math.max(1, Math.ceil(results.length / PAGE));
-    state.page = Math.min(state.page, pages - 1);
-    const rows = results.slice(state.page * PAGE, (state.page + 1) * PAGE).map((line) => {
+    const pages = Math.max(1, Math.ceil(state.preview.rows / PAGE));
+    const rows = results.map((line) => {
       const tr = document.createElement("tr");
       tr.className = "outcome-" + line.outcome;
       tr.appendChild(text("td", line.line));
@@ -179,8 +197,8 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     $("import-button").disabled = rejected && !$("skip-rejected").checked;
   }
 
-  $("review-prev").addEventListener("click", () => { state.page -= 1; renderReview(); });
-  $("review-next").addEventListener("click", () => { state.page += 1; renderReview(); });
+  $("review-prev").addEventListener("click", () => turnPage(-1));
+  $("review-next").addEventListener("click", () => turnPage(1));
   $("skip-rejected").addEventListener("change", renderImport);
   $("delimiter").addEventListener("change", () => preview($("delimiter").value));
 
