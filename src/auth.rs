@@ -2,13 +2,17 @@
 //! server-side sessions with a CSRF token each) and API tokens for automation, each with the
 //! [`Scopes`] it was made with. Secrets are random, shown once, and stored only as hashes.
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use crate::crypto::{hash_token, to_hex};
 use crate::model::Scopes;
-use crate::store::{Store, StoreError, StoredToken, now_ms};
+use crate::store::{
+    AdminSet, AttemptCount, Counted, Counter, Store, StoreError, StoredToken, now_ms,
+};
 
 /// How long a wizard session lasts: a working day.
 pub const SESSION_LIFETIME_MS: i64 = 12 * 60 * 60 * 1000;
@@ -104,14 +108,14 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
-/// Adds the admin `name` with `password`, or sets a new password if they exist, as
-/// `actor` (for the audit log); true when added.
+/// Adds the admin `name` with `password`, or sets a new password if they exist and ends
+/// every session they had, as `actor` (for the audit log).
 pub async fn add_admin(
     store: &Store,
     actor: &str,
     name: &str,
     password: &str,
-) -> Result<bool, AuthError> {
+) -> Result<AdminSet, AuthError> {
     check_name("admin", name)?;
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(AuthError::WeakPassword);
@@ -124,12 +128,139 @@ pub async fn add_admin(
     Ok(store.upsert_admin(name, &hash, actor).await?)
 }
 
-/// Signs `name` in if `password` is theirs, starting a session.
+/// How failed sign-ins slow the next ones (`[sign_in]` in the config file). Failures are
+/// counted per admin name, from anywhere, and per client address, for any name: from the
+/// last free failure on, each one makes the next attempt on that counter wait twice as long
+/// as the one before (`first_wait_seconds`, then double, …), up to its longest wait. The
+/// name's longest wait is short on purpose: it is what someone guessing at an admin's name
+/// costs that admin, while the guesser's own address waits much longer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Throttle {
+    /// Failures from one client address heard without waiting; the attempt after the last
+    /// of them waits.
+    pub free_failures_per_address: u32,
+    /// Failures for one admin name, from anywhere, heard without waiting.
+    pub free_failures_per_name: u32,
+    /// The wait the first failure past the free ones sets, in seconds; each further one
+    /// doubles it.
+    pub first_wait_seconds: u64,
+    /// The longest one address is made to wait, in seconds.
+    pub max_wait_per_address_seconds: u64,
+    /// The longest attempts on one name are made to wait, in seconds.
+    pub max_wait_per_name_seconds: u64,
+}
+
+impl Default for Throttle {
+    fn default() -> Throttle {
+        Throttle {
+            free_failures_per_address: 5,
+            free_failures_per_name: 10,
+            first_wait_seconds: 1,
+            max_wait_per_address_seconds: 15 * 60,
+            max_wait_per_name_seconds: 60,
+        }
+    }
+}
+
+/// The wait a counter's `failures`-th failure in a row sets, in milliseconds: none before
+/// the `free`-th, then `first_seconds` doubling per failure, at most `max_seconds`.
+pub fn wait_ms(failures: i64, free: u32, first_seconds: u64, max_seconds: u64) -> i64 {
+    let ms = |seconds: u64| i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let beyond = failures.saturating_sub(i64::from(free));
+    if beyond < 0 {
+        return 0;
+    }
+    // Past 2^62 every wait is over any cap; stop doubling there rather than overflow.
+    ms(first_seconds)
+        .saturating_mul(1 << beyond.min(62))
+        .min(ms(max_seconds))
+}
+
+/// How long a counter's failures are remembered after its last one: an address or a name
+/// that has not failed for an hour starts afresh.
+pub const FORGET_FAILURES_MS: i64 = 60 * 60 * 1000;
+
+/// What a sign-in attempt came to.
+#[derive(Debug, Clone)]
+pub enum SignIn {
+    /// The password was right: a new session.
+    Session(NewSession),
+    /// The name or the password was wrong.
+    Refused,
+    /// Too many recent failures for this name or from this address: the password was not
+    /// even checked. Try again after this many seconds.
+    Throttled {
+        /// Seconds until the next attempt is heard.
+        retry_after_s: u64,
+    },
+}
+
+/// The name a failure is counted and audited under. Names longer than any admin's are cut
+/// there: they can only be wrong, and must not grow the table or the log.
+fn counted_name(name: &str) -> String {
+    name.chars().take(MAX_NAME_CHARS + 1).collect()
+}
+
+/// The address a failure from `client` is counted under. An IPv6 client is counted by its
+/// /64, the block one site or household is given, so that the addresses it may pick from
+/// do not each get their own free failures.
+pub fn counted_address(client: IpAddr) -> String {
+    match client.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", Ipv6Addr::from(prefix))
+        }
+    }
+}
+
+/// Signs `name` in from `client` if `password` is theirs, starting a session, unless
+/// `throttle` says recent failures for the name or from the address make this attempt
+/// wait. A wrong name or password counts against both and is audited; a right one clears
+/// the name's failures but only gives the address back this attempt (clearing it would let
+/// one valid account buy an address fresh guesses at every other).
 pub async fn sign_in(
     store: &Store,
+    throttle: &Throttle,
+    client: IpAddr,
     name: &str,
     password: &str,
-) -> Result<Option<NewSession>, AuthError> {
+) -> Result<SignIn, AuthError> {
+    let counted_name = counted_name(name);
+    let address = counted_address(client);
+    let name_key = format!("name:{counted_name}");
+    let address_key = format!("address:{address}");
+    let name_wait = |failures| {
+        wait_ms(
+            failures,
+            throttle.free_failures_per_name,
+            throttle.first_wait_seconds,
+            throttle.max_wait_per_name_seconds,
+        )
+    };
+    let address_wait = |failures| {
+        wait_ms(
+            failures,
+            throttle.free_failures_per_address,
+            throttle.first_wait_seconds,
+            throttle.max_wait_per_address_seconds,
+        )
+    };
+    let counters: [Counter<'_>; 2] = [(&name_key, &name_wait), (&address_key, &address_wait)];
+    let now = now_ms();
+    // Counted before any argon2 work, so hammering a throttled name costs the server a
+    // lookup and nothing more.
+    let counted = match store
+        .count_sign_in_attempt(&counters, now - FORGET_FAILURES_MS)
+        .await?
+    {
+        AttemptCount::Counted(counted) => counted,
+        AttemptCount::Waiting { until } => {
+            let retry_after_s = u64::try_from((until - now + 999) / 1000).unwrap_or(1);
+            return Ok(SignIn::Throttled { retry_after_s });
+        }
+    };
     let admin = store.admin(name).await?;
     let (id, hash) = match &admin {
         Some(admin) => (Some(admin.id), admin.password_hash.clone()),
@@ -141,8 +272,13 @@ pub async fn sign_in(
         .await
         .map_err(|_| AuthError::Stopped)?;
     let (Some(id), true) = (id, matches) else {
-        return Ok(None);
+        store
+            .audit_sign_in_failure(&format!("client:{address}"), &counted_name, &counted)
+            .await?;
+        return Ok(SignIn::Refused);
     };
+    let address_count: Vec<&Counted> = counted.iter().filter(|c| c.key == address_key).collect();
+    store.give_back_sign_in(&name_key, &address_count).await?;
     let session = NewSession {
         token: random_secret(),
         csrf_token: random_secret(),
@@ -156,7 +292,7 @@ pub async fn sign_in(
             expires_at,
         )
         .await?;
-    Ok(Some(session))
+    Ok(SignIn::Session(session))
 }
 
 /// An argon2id hash of a random string nobody knows, checked for unknown admin names.
@@ -249,6 +385,29 @@ mod tests {
     #[test]
     fn the_dummy_hash_parses_so_unknown_names_cost_a_real_verification() {
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+
+    #[test]
+    fn the_wait_doubles_past_the_free_failures_up_to_the_longest() {
+        let waits: Vec<i64> = (1..=12).map(|n| wait_ms(n, 5, 1, 60)).collect();
+        assert_eq!(
+            waits,
+            [
+                0, 0, 0, 0, 1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000
+            ]
+        );
+        assert_eq!(wait_ms(i64::MAX, 5, 1, 900), 900_000);
+        assert_eq!(wait_ms(6, 5, u64::MAX, 900), 900_000);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(counted_address(a), "2001:db8:1:2::/64");
+        assert_eq!(counted_address(a), counted_address(b));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(counted_address(mapped), "192.0.2.7");
     }
 
     #[test]

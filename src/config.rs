@@ -38,6 +38,8 @@ pub struct Settings {
     pub upload_limit: u64,
     /// Profile push: transports and queue tuning.
     pub push: crate::push::PushSettings,
+    /// How failed wizard sign-ins slow the next ones (`[sign_in]`).
+    pub sign_in: crate::auth::Throttle,
 }
 
 /// The files of the identity that signs Apple profiles: a PEM certificate chain and key, or
@@ -145,6 +147,7 @@ impl std::fmt::Debug for Settings {
             .field("signing", &self.signing)
             .field("upload_limit", &self.upload_limit)
             .field("push", &self.push)
+            .field("sign_in", &self.sign_in)
             .finish()
     }
 }
@@ -183,6 +186,8 @@ struct FileSettings {
     upload_limit_mib: Option<u64>,
     #[serde(default)]
     push: crate::push::PushFile,
+    #[serde(default)]
+    sign_in: crate::auth::Throttle,
 }
 
 /// A config file that cannot be used.
@@ -247,6 +252,7 @@ impl Settings {
                 .unwrap_or(DEFAULT_UPLOAD_LIMIT_MIB)
                 .saturating_mul(1024 * 1024),
             push: crate::push::PushSettings::resolve(overrides.push, file.push)?,
+            sign_in: file.sign_in,
         })
     }
 }
@@ -304,6 +310,24 @@ mod tests {
             ..s
         };
         assert_eq!(pg.key_source(), KeySource::Missing);
+    }
+
+    #[test]
+    fn the_sign_in_throttle_comes_from_the_file_with_defaults_for_what_it_omits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[sign_in]\nfree_failures_per_address = 3\n").unwrap();
+        let s = Settings::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(
+            s.sign_in,
+            crate::auth::Throttle {
+                free_failures_per_address: 3,
+                ..crate::auth::Throttle::default()
+            }
+        );
+        std::fs::write(&path, "[sign_in]\nfree_failures = 3\n").unwrap();
+        let err = Settings::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("free_failures"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use crate::auth;
 use crate::model::Scopes;
-use crate::store::Store;
+use crate::store::{AdminSet, Store};
 
 /// The variable a script may pass an admin password in instead of standard input.
 pub const PASSWORD_ENV: &str = "MDM_MAIL_ADMIN_PASSWORD";
@@ -16,8 +16,9 @@ pub const PASSWORD_ENV: &str = "MDM_MAIL_ADMIN_PASSWORD";
 /// `admin` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum AdminCommand {
-    /// Add a wizard admin, or set a new password for one. The password is asked for on a
-    /// terminal, else read as the first line of standard input (or MDM_MAIL_ADMIN_PASSWORD).
+    /// Add a wizard admin, or set a new password for one, which signs out every session they
+    /// have. The password is asked for on a terminal, else read as the first line of standard
+    /// input (or MDM_MAIL_ADMIN_PASSWORD).
     Add {
         /// The sign-in name.
         name: String,
@@ -66,11 +67,16 @@ pub async fn admin(store: &Store, command: AdminCommand) -> anyhow::Result<ExitC
     match command {
         AdminCommand::Add { name } => {
             let password = read_password()?;
-            let added = auth::add_admin(store, &super::actor(), &name, &password).await?;
-            if added {
-                eprintln!("admin {name:?} added");
-            } else {
-                eprintln!("admin {name:?} already existed: password changed");
+            match auth::add_admin(store, &super::actor(), &name, &password).await? {
+                AdminSet::Added => eprintln!("admin {name:?} added"),
+                AdminSet::PasswordChanged { sessions_ended } => eprintln!(
+                    "admin {name:?} already existed: password changed; {sessions_ended} {} signed out",
+                    if sessions_ended == 1 {
+                        "session"
+                    } else {
+                        "sessions"
+                    }
+                ),
             }
             Ok(ExitCode::SUCCESS)
         }

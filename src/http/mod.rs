@@ -10,6 +10,7 @@ pub mod wizard;
 mod webhook;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -72,15 +73,19 @@ async fn security_headers(mut response: Response) -> Response {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
-/// finish.
+/// finish. Each request knows its TCP peer (`ConnectInfo`), which sign-in throttling counts
+/// failures by.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Liveness and the store's state; 503 when the database does not answer.

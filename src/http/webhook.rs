@@ -1,15 +1,19 @@
 //! `POST /webhooks/nanomdm`: NanoMDM's webhook (`-webhook-url`), signed with the key
 //! configured as `MDM_MAIL_NANOMDM_WEBHOOK_KEY` (`-webhook-hmac-key` on NanoMDM's side).
-//! Device answers to our commands move push jobs to acknowledged or failed.
+//! Device answers to our commands move push jobs to acknowledged or failed, once: a replayed
+//! event is answered `{"matched": true, "changed": false}` and changes nothing. The body is
+//! held to the API's upload limit and errors have the API's shape.
 
-use axum::body::Bytes;
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
 
 use super::AppState;
+use super::body::read_limited;
+use super::error::ApiError;
 use crate::push::events;
 
 /// The webhook's route.
@@ -17,30 +21,40 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/webhooks/nanomdm", post(nanomdm))
 }
 
-async fn nanomdm(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn nanomdm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<events::Receipt>, ApiError> {
     let Some(key) = &state.settings.push.nanomdm_webhook_key else {
-        return error(
-            StatusCode::NOT_FOUND,
+        return Err(ApiError::not_found(
             "the NanoMDM webhook is off: set MDM_MAIL_NANOMDM_WEBHOOK_KEY to NanoMDM's \
              -webhook-hmac-key",
-        );
+        ));
     };
+    let body = read_limited(body, state.settings.upload_limit).await?;
     let signature = headers
         .get(events::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
     match events::receive(&state.store, key.expose().as_bytes(), &body, signature).await {
-        Ok(Ok(matched)) => Json(serde_json::json!({ "matched": matched })).into_response(),
-        Ok(Err(e @ events::EventError::Signature)) => {
-            error(StatusCode::UNAUTHORIZED, &e.to_string())
-        }
-        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Ok(Ok(receipt)) => Ok(Json(receipt)),
+        Ok(Err(e @ events::EventError::Signature)) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "signature",
+            e.to_string(),
+        )),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            e.to_string(),
+        )),
         Err(e) => {
             tracing::warn!(error = %e, "cannot record a NanoMDM event");
-            error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage",
+                e.to_string(),
+            ))
         }
     }
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
 }

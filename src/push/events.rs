@@ -10,7 +10,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use super::PushError;
-use crate::store::Store;
+use crate::store::{JobAnswer, Store};
 
 /// The header NanoMDM puts the signature in.
 pub const SIGNATURE_HEADER: &str = "X-Hmac-Signature";
@@ -129,13 +129,24 @@ fn error_chain(status: &str, raw_payload: Option<&str>) -> String {
     }
 }
 
-/// Verifies and applies one event; returns whether it matched a job.
+/// What an event did: whether a job sent the command it reports on, and whether the job
+/// moved. A replay, or a report contradicting how the job ended, matches without change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Receipt {
+    /// A job sent the command.
+    pub matched: bool,
+    /// The job moved to acknowledged or failed.
+    pub changed: bool,
+}
+
+/// Verifies and applies one event, at most once per command: a job moves from sent to
+/// acknowledged or failed and never back.
 pub async fn receive(
     store: &Store,
     key: &[u8],
     body: &[u8],
     signature: Option<&str>,
-) -> Result<Result<bool, EventError>, PushError> {
+) -> Result<Result<Receipt, EventError>, PushError> {
     if let Err(e) = verify(key, body, signature) {
         return Ok(Err(e));
     }
@@ -143,14 +154,52 @@ pub async fn receive(
         Ok(r) => r,
         Err(e) => return Ok(Err(e)),
     };
-    let matched = match report {
-        CommandReport::Acknowledged(uuid) => store.acknowledge_push_job(uuid, None).await?,
+    let (uuid, answer) = match &report {
+        CommandReport::Acknowledged(uuid) => (uuid, store.acknowledge_push_job(*uuid, None).await?),
         CommandReport::Failed(uuid, error) => {
-            store.acknowledge_push_job(uuid, Some(&error)).await?
+            (uuid, store.acknowledge_push_job(*uuid, Some(error)).await?)
         }
-        CommandReport::Other => false,
+        CommandReport::Other => {
+            return Ok(Ok(Receipt {
+                matched: false,
+                changed: false,
+            }));
+        }
     };
-    Ok(Ok(matched))
+    let receipt = match answer {
+        JobAnswer::Unknown => Receipt {
+            matched: false,
+            changed: false,
+        },
+        JobAnswer::Applied => Receipt {
+            matched: true,
+            changed: true,
+        },
+        JobAnswer::Repeated => {
+            tracing::debug!(command = %uuid, "a NanoMDM event was sent again; already applied");
+            Receipt {
+                matched: true,
+                changed: false,
+            }
+        }
+        JobAnswer::Contradicted { state } => {
+            tracing::warn!(
+                command = %uuid,
+                state,
+                reported = if matches!(report, CommandReport::Acknowledged(_)) {
+                    "acknowledged"
+                } else {
+                    "failed"
+                },
+                "a NanoMDM event contradicts its job's state, which stays"
+            );
+            Receipt {
+                matched: true,
+                changed: false,
+            }
+        }
+    };
+    Ok(Ok(receipt))
 }
 
 #[cfg(test)]

@@ -35,35 +35,65 @@ pub struct StoredSession {
     pub expires_at: i64,
 }
 
+/// What [`Store::upsert_admin`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminSet {
+    /// A new admin.
+    Added,
+    /// An existing admin's new password; the sessions signed in with the old one ended.
+    PasswordChanged {
+        /// How many sessions ended.
+        sessions_ended: u64,
+    },
+}
+
 impl Store {
-    /// Adds the admin `name`, or replaces their password hash if they exist, recording
-    /// `actor` in the audit log; true when added.
+    /// Adds the admin `name`, or replaces their password hash if they exist and ends every
+    /// session they have, recording `actor` in the audit log.
     pub async fn upsert_admin(
         &self,
         name: &str,
         password_hash: &str,
         actor: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<AdminSet, StoreError> {
         const UPDATE: &str =
             "UPDATE admins SET password_hash = $2, updated_at = $3 WHERE name = $1";
         const INSERT: &str = "INSERT INTO admins (name, password_hash, created_at, updated_at) \
              VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO NOTHING";
+        // A new password is for shutting out whoever knew the old one: their sessions end
+        // in the same transaction, so no request sees the new password and an old session.
+        const END_SESSIONS: &str =
+            "DELETE FROM sessions WHERE admin_id = (SELECT id FROM admins WHERE name = $1)";
         let now = now_ms();
         let mut tx = self.begin().await?;
-        let updated = on_tx!(tx, conn => {
-            sqlx::query(UPDATE).bind(name).bind(password_hash).bind(now).execute(conn).await
+        // Insert first: a concurrent add of the same name makes this one wait, then conflict
+        // and update the row it committed.
+        let inserted = on_tx!(tx, conn => {
+            sqlx::query(INSERT).bind(name).bind(password_hash).bind(now).execute(conn).await
                 .map(|r| r.rows_affected())
         })?;
-        let added = updated == 0
-            && on_tx!(tx, conn => {
-                sqlx::query(INSERT).bind(name).bind(password_hash).bind(now).execute(conn).await
+        let set = if inserted > 0 {
+            AdminSet::Added
+        } else {
+            on_tx!(tx, conn => {
+                sqlx::query(UPDATE).bind(name).bind(password_hash).bind(now).execute(conn).await
                     .map(|r| r.rows_affected())
-            })? > 0;
-        let action = if added { "admin.add" } else { "admin.password" };
-        tx.audit(actor, action, name, &serde_json::json!({}))
-            .await?;
+            })?;
+            let sessions_ended = on_tx!(tx, conn => {
+                sqlx::query(END_SESSIONS).bind(name).execute(conn).await.map(|r| r.rows_affected())
+            })?;
+            AdminSet::PasswordChanged { sessions_ended }
+        };
+        let (action, details) = match set {
+            AdminSet::Added => ("admin.add", serde_json::json!({})),
+            AdminSet::PasswordChanged { sessions_ended } => (
+                "admin.password",
+                serde_json::json!({ "sessions_ended": sessions_ended }),
+            ),
+        };
+        tx.audit(actor, action, name, &details).await?;
         tx.commit().await?;
-        Ok(added)
+        Ok(set)
     }
 
     /// The admin called `name`.

@@ -14,6 +14,7 @@ mod imports;
 mod manage;
 mod push;
 mod secrets;
+mod sign_in;
 mod tokens;
 mod users;
 
@@ -27,15 +28,16 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Postgres, QueryBuilder, Sqlite, Transaction};
 
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
-pub use admins::{ListedAdmin, StoredAdmin, StoredSession};
+pub use admins::{AdminSet, ListedAdmin, StoredAdmin, StoredSession};
 pub use devices::StoredDevice;
 pub use export::{AccountSnapshots, ExportPage, ExportRow, UserMappings, UserRange};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
 pub use push::{
-    ClaimedJob, DeviceJobs, JobDevice, JobResult, NewJob, Pending, PushSource, SourceAccount,
-    StateCounts, TargetDevice, TargetWrite,
+    ClaimedJob, DeviceJobs, JobAnswer, JobDevice, JobResult, NewJob, Pending, PushSource,
+    SourceAccount, StateCounts, TargetDevice, TargetWrite,
 };
 pub use secrets::{Resealed, SealedCounts, SealedRow};
+pub use sign_in::{AttemptCount, Counted, Counter};
 pub use tokens::StoredToken;
 pub use users::{StoredUser, UserSummary};
 

@@ -938,44 +938,75 @@ impl Store {
     }
 
     /// Applies an MDM's report on command `command_uuid`: acknowledged, or failed with
-    /// `error`. Returns whether a sent job had that command.
+    /// `error`. Only a sent job moves, and only once: a job's state never goes back, so a
+    /// replayed report, or one that contradicts how the job already ended, changes nothing.
     pub async fn acknowledge_push_job(
         &self,
         command_uuid: Uuid,
         error: Option<&str>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<JobAnswer, StoreError> {
         const ACK: &str = "UPDATE push_jobs SET state = 'acknowledged', updated_at = $1 \
-             WHERE command_uuid = $2 AND state IN ('sent', 'acknowledged') \
+             WHERE command_uuid = $2 AND state = 'sent' \
              RETURNING device_id, profile_identifier";
         const FAIL: &str = "UPDATE push_jobs SET state = 'failed', last_error = $1, updated_at = $2 \
-             WHERE command_uuid = $3 AND state IN ('sent', 'acknowledged') \
+             WHERE command_uuid = $3 AND state = 'sent' \
              RETURNING device_id, profile_identifier";
+        const STATE: &str = "SELECT state FROM push_jobs WHERE command_uuid = $1";
         const DELIVERED: &str = "UPDATE push_delivered SET acknowledged_at = $1 \
              WHERE device_id = $2 AND identifier = $3";
         const UNDELIVERED: &str = "DELETE FROM push_delivered WHERE device_id = $1 \
              AND identifier = $2";
         let now = now_ms();
         let mut tx = self.begin().await?;
-        let found = on_tx!(tx, conn => {
+        let answer = on_tx!(tx, conn => {
             let row: Option<(i64, String)> = match error {
                 None => sqlx::query_as(ACK).bind(now).bind(command_uuid)
                     .fetch_optional(&mut *conn).await?,
                 Some(error) => sqlx::query_as(FAIL).bind(error).bind(now).bind(command_uuid)
                     .fetch_optional(&mut *conn).await?,
             };
-            if let Some((device, identifier)) = &row {
-                match error {
-                    None => sqlx::query(DELIVERED).bind(now).bind(*device).bind(identifier.as_str())
-                        .execute(&mut *conn).await?,
-                    Some(_) => sqlx::query(UNDELIVERED).bind(*device).bind(identifier.as_str())
-                        .execute(&mut *conn).await?,
-                };
+            match &row {
+                Some((device, identifier)) => {
+                    match error {
+                        None => sqlx::query(DELIVERED).bind(now).bind(*device)
+                            .bind(identifier.as_str()).execute(&mut *conn).await?,
+                        Some(_) => sqlx::query(UNDELIVERED).bind(*device)
+                            .bind(identifier.as_str()).execute(&mut *conn).await?,
+                    };
+                    Ok::<JobAnswer, sqlx::Error>(JobAnswer::Applied)
+                }
+                None => {
+                    let state: Option<String> = sqlx::query_scalar(STATE).bind(command_uuid)
+                        .fetch_optional(&mut *conn).await?;
+                    let reported = if error.is_none() { "acknowledged" } else { "failed" };
+                    Ok(match state {
+                        None => JobAnswer::Unknown,
+                        Some(state) if state == reported => JobAnswer::Repeated,
+                        Some(state) => JobAnswer::Contradicted { state },
+                    })
+                }
             }
-            Ok::<bool, sqlx::Error>(row.is_some())
         })?;
         tx.commit().await?;
-        Ok(found)
+        Ok(answer)
     }
+}
+
+/// What an MDM's report on a command did to the job that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobAnswer {
+    /// No job has that command (it was never ours, or a newer decision replaced the job).
+    Unknown,
+    /// The sent job moved to acknowledged or failed.
+    Applied,
+    /// The job had already ended as the report says: a replay, changing nothing.
+    Repeated,
+    /// The job is not waiting for this report (it ended the other way, or was queued
+    /// again): nothing changed.
+    Contradicted {
+        /// The job's state, which stays.
+        state: String,
+    },
 }
 
 impl Tx {

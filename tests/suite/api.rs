@@ -30,7 +30,17 @@ impl App {
 
     /// As [`App::start`], with some settings overridden.
     pub async fn start_with(db: &TestDb, overrides: Overrides) -> App {
-        let settings = Settings::load(
+        App::start_configured(db, overrides, |_| {}).await
+    }
+
+    /// As [`App::start_with`], with the resolved settings changed by `configure` (for those
+    /// only the config file sets).
+    pub async fn start_configured(
+        db: &TestDb,
+        overrides: Overrides,
+        configure: impl FnOnce(&mut Settings),
+    ) -> App {
+        let mut settings = Settings::load(
             None,
             Overrides {
                 database_url: Some(db.url.clone()),
@@ -40,6 +50,7 @@ impl App {
             },
         )
         .expect("settings");
+        configure(&mut settings);
         let store = db.open().await;
         let token =
             mdm_mail::auth::create_token(&store, "test", "tests", mdm_mail::model::Scopes::ALL)
@@ -556,8 +567,8 @@ store_test! {
         use crate::support::{stderr, stdout};
         let store = db.open().await;
         mdm_mail::auth::add_admin(&store, "test", "ops", "a long enough password").await.unwrap();
-        let session = mdm_mail::auth::sign_in(&store, "ops", "a long enough password")
-            .await.unwrap().expect("signed in");
+        let session = crate::support::sign_in_directly(&store, "ops", "a long enough password")
+            .await.expect("signed in");
         let listed = db.run(&["admin", "list"]);
         assert!(stdout(&listed).lines().any(|l| l.starts_with("ops ")), "{}", stdout(&listed));
 
@@ -603,9 +614,10 @@ store_test! {
             1
         );
         let store = db.open().await;
-        assert!(mdm_mail::auth::sign_in(&store, "ops", "a long enough password").await.unwrap().is_some());
-        assert!(mdm_mail::auth::sign_in(&store, "ops", "wrong password!!").await.unwrap().is_none());
-        assert!(mdm_mail::auth::sign_in(&store, "nobody", "a long enough password").await.unwrap().is_none());
+        let sign_in = |name, password| crate::support::sign_in_directly(&store, name, password);
+        assert!(sign_in("ops", "a long enough password").await.is_some());
+        assert!(sign_in("ops", "wrong password!!").await.is_none());
+        assert!(sign_in("nobody", "a long enough password").await.is_none());
     }
 }
 

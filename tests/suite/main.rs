@@ -19,5 +19,6 @@ mod rotation;
 mod scopes;
 mod secrets;
 mod server;
+mod sign_in;
 mod wizard;
 mod wizard_browser;

@@ -5,6 +5,7 @@ mod cli;
 mod delivery;
 mod mdm;
 mod queue;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -230,3 +230,19 @@ pub fn entries_under(dir: &Path) -> std::collections::BTreeSet<PathBuf> {
     }
     entries
 }
+
+/// Signs `name` in through the library as the wizard does, from loopback with the default
+/// throttle: the session, or `None` for a wrong name or password.
+pub async fn sign_in_directly(
+    store: &Store,
+    name: &str,
+    password: &str,
+) -> Option<mdm_mail::auth::NewSession> {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let throttle = mdm_mail::auth::Throttle::default();
+    match mdm_mail::auth::sign_in(store, &throttle, loopback, name, password).await {
+        Ok(mdm_mail::auth::SignIn::Session(session)) => Some(session),
+        Ok(mdm_mail::auth::SignIn::Refused) => None,
+        other => panic!("signing in as {name:?}: {other:?}"),
+    }
+}

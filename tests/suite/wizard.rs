@@ -43,9 +43,14 @@ fn hidden_csrf(html: &str) -> String {
     after(html, "name=\"csrf_token\" value=\"")
 }
 
-/// Signs in as `ops` and returns the session cookie (`name=value`) and the CSRF token.
-pub async fn sign_in(app: &App) -> (String, String) {
-    let client = client();
+/// Fills in and posts the sign-in form with `client`, as a browser does: fetches the form
+/// (for its CSRF cookie and field), then posts `name` and `password`.
+pub async fn post_sign_in(
+    app: &App,
+    client: &reqwest::Client,
+    name: &str,
+    password: &str,
+) -> reqwest::Response {
     let form = client
         .get(format!("{}/sign-in", app.base))
         .send()
@@ -53,17 +58,38 @@ pub async fn sign_in(app: &App) -> (String, String) {
         .unwrap();
     let (login_cookie, _) = set_cookie(&form, "mdm_mail_login").unwrap();
     let csrf = hidden_csrf(&form.text().await.unwrap());
-    let response = client
+    client
         .post(format!("{}/sign-in", app.base))
         .header(COOKIE, &login_cookie)
         .form(&[
-            ("name", "ops"),
-            ("password", PASSWORD),
+            ("name", name),
+            ("password", password),
             ("csrf_token", &csrf),
         ])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A client that follows no redirects, connecting from `address` (any of 127.0.0.0/8 is
+/// loopback), so that tests can sign in from several client addresses.
+pub fn client_from(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from(address))
+        .build()
+        .unwrap()
+}
+
+/// The session cookie (`name=value`) an answer sets, if any.
+pub fn session_set(response: &reqwest::Response) -> Option<String> {
+    set_cookie(response, "mdm_mail_session").map(|(cookie, _)| cookie)
+}
+
+/// Signs in as `ops` and returns the session cookie (`name=value`) and the CSRF token.
+pub async fn sign_in(app: &App) -> (String, String) {
+    let client = client();
+    let response = post_sign_in(app, &client, "ops", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let (session, header) = set_cookie(&response, "mdm_mail_session").unwrap();
     assert!(
@@ -239,7 +265,7 @@ store_test! {
         first.kill().unwrap();
         first.wait().unwrap();
         let store = db.open().await;
-        assert!(mdm_mail::auth::sign_in(&store, "demo", &password).await.unwrap().is_some());
+        assert!(crate::support::sign_in_directly(&store, "demo", &password).await.is_some());
         store.close().await;
 
         let (mut second, lines) = start();

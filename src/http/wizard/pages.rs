@@ -1,11 +1,12 @@
 //! The wizard's server-rendered pages.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
-use axum::http::header::SET_COOKIE;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::header::{RETRY_AFTER, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::{LOGIN_COOKIE, cookie, end_session, escape, signed_in, url_escape};
@@ -90,9 +91,12 @@ pub struct SignIn {
     csrf_token: String,
 }
 
-/// `POST /sign-in`.
+/// `POST /sign-in`. The client is the TCP peer: a header such as `X-Forwarded-For` is the
+/// client's to write, so counting failures by it would let a guesser pick a fresh address
+/// for every attempt.
 pub async fn sign_in(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
@@ -104,8 +108,10 @@ pub async fn sign_in(
             StatusCode::FORBIDDEN,
         );
     }
-    match auth::sign_in(&state.store, form.name.trim(), &form.password).await {
-        Ok(Some(session)) => {
+    let throttle = &state.settings.sign_in;
+    let name = form.name.trim();
+    match auth::sign_in(&state.store, throttle, peer.ip(), name, &form.password).await {
+        Ok(auth::SignIn::Session(session)) => {
             let max_age = auth::SESSION_LIFETIME_MS / 1000;
             let mut response = Redirect::to("/").into_response();
             let cookies = response.headers_mut();
@@ -119,11 +125,28 @@ pub async fn sign_in(
             }
             response
         }
-        Ok(None) => sign_in_page(
+        Ok(auth::SignIn::Refused) => sign_in_page(
             &headers,
             Some("Wrong name or password."),
             StatusCode::UNAUTHORIZED,
         ),
+        Ok(auth::SignIn::Throttled { retry_after_s }) => {
+            let mut page = sign_in_page(
+                &headers,
+                Some(&format!(
+                    "Too many failed attempts; try again in {retry_after_s} {}.",
+                    if retry_after_s == 1 {
+                        "second"
+                    } else {
+                        "seconds"
+                    }
+                )),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            page.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_s));
+            page
+        }
         Err(e) => crate::http::error::ApiError::from(e).into_response(),
     }
 }

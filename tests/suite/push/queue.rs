@@ -1,13 +1,10 @@
 //! The queue under failure: retries on 5xx and timeouts, immediate failure on 4xx, two
-//! workers sharing one queue, and the MDM's acknowledgements.
+//! workers sharing one queue. The MDM's acknowledgements are in `webhook`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use hmac::{Hmac, KeyInit, Mac};
 use mdm_mail::push::{Pusher, Worker};
-use sha2::Sha256;
 
 use super::mdm::{FakeMdm, Reply};
 use super::{fleet, import_accounts, jobs_in, profile_dict, profiles, settings, strings, world};
@@ -103,74 +100,6 @@ store_test! {
         let before = targets.len();
         targets.dedup();
         assert_eq!((before, targets.len()), (120, 120), "no enrollment received a job twice");
-    }
-}
-
-fn sign(key: &str, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes()).unwrap();
-    mac.update(body);
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
-store_test! {
-    async fn nanomdm_webhook_events_acknowledge_or_fail_jobs(db: TestDb) {
-        let mdm = FakeMdm::start();
-        let (store, pusher) = world(&db, &mdm).await;
-        pusher.after_change().await.unwrap();
-        pusher.run().await.unwrap();
-        let commands = mdm.accepted();
-
-        let mut app_settings = mdm_mail::config::Settings::load(
-            None,
-            mdm_mail::config::Overrides { database_url: Some(db.url.clone()), ..Default::default() },
-        )
-        .unwrap();
-        app_settings.push.nanomdm_webhook_key = Some(mdm_mail::model::Secret::new("hook-key"));
-        let state = mdm_mail::http::AppState { store: store.clone(), settings: Arc::new(app_settings), pusher: None };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/webhooks/nanomdm", listener.local_addr().unwrap());
-        tokio::spawn(mdm_mail::http::serve(listener, state, std::future::pending()));
-        let client = reqwest::Client::new();
-        let event = |uuid: &str, status: &str, raw: Option<String>| {
-            serde_json::json!({
-                "topic": "mdm.Connect",
-                "event_id": "e1",
-                "created_at": "2026-11-21T12:00:00Z",
-                "acknowledge_event": {
-                    "udid": "x", "status": status, "command_uuid": uuid, "raw_payload": raw,
-                }
-            })
-            .to_string()
-        };
-        let ack = event(&commands[0].command_uuid, "Acknowledged", None);
-        let unsigned = client.post(&url).body(ack.clone()).send().await.unwrap();
-        assert_eq!(unsigned.status(), 401);
-        let forged = client.post(&url).header("X-Hmac-Signature", sign("other", ack.as_bytes())).body(ack.clone()).send().await.unwrap();
-        assert_eq!(forged.status(), 401);
-        assert_eq!(jobs_in(&db, "acknowledged").await, 0);
-
-        let ok = client.post(&url).header("X-Hmac-Signature", sign("hook-key", ack.as_bytes())).body(ack).send().await.unwrap();
-        assert_eq!(ok.status(), 200);
-        assert_eq!(jobs_in(&db, "acknowledged").await, 1);
-
-        let mut link = plist::Dictionary::new();
-        link.insert("ErrorDomain".into(), "MCInstallationErrorDomain".into());
-        link.insert("ErrorCode".into(), plist::Value::Integer(4001.into()));
-        link.insert("USEnglishDescription".into(), "Profile installation failed.".into());
-        let mut payload = plist::Dictionary::new();
-        payload.insert("ErrorChain".into(), plist::Value::Array(vec![plist::Value::Dictionary(link)]));
-        let mut raw = Vec::new();
-        plist::to_writer_xml(&mut raw, &plist::Value::Dictionary(payload)).unwrap();
-        let error = event(&commands[1].command_uuid, "Error", Some(base64::engine::general_purpose::STANDARD.encode(raw)));
-        let failed = client.post(&url).header("X-Hmac-Signature", sign("hook-key", error.as_bytes())).body(error).send().await.unwrap();
-        assert_eq!(failed.status(), 200);
-        let status = mdm_mail::push::status(&store, None, 10).await.unwrap();
-        assert_eq!((status.jobs.acknowledged, status.jobs.failed), (1, 1));
-        let errors: Vec<String> = status.devices.iter().filter_map(|d| d.last_error.clone()).collect();
-        assert!(
-            errors.iter().any(|e| e.contains("MCInstallationErrorDomain 4001: Profile installation failed.")),
-            "{errors:?}"
-        );
     }
 }
 
