@@ -466,7 +466,7 @@ async fn a_json_preview_of_more_rows_than_the_limit_is_refused_without_building_
         .send()
         .await
         .unwrap();
-    let answer = json_of(refused, StatusCode::PAYLOAD_TOO_LARGE).await;
+    let answer = json_of(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(answer["error"]["code"], "too_many_rows");
     assert!(
         answer["error"]["message"]
@@ -501,4 +501,33 @@ async fn the_command_line_lists_the_first_lines_not_applied_and_counts_the_rest(
         ),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_choice_or_number_given_empty_is_refused_not_taken_as_the_default() {
+    let db = TestDb::sqlite().await;
+    let app = App::start(&db).await;
+    for (path, name) in [
+        ("/api/users?limit=", "limit"),
+        ("/api/export?type=email&delimiter=", "delimiter"),
+        ("/api/users/alice@example.com/profile?platform=", "platform"),
+    ] {
+        let body = json_of(
+            app.call(Method::GET, path).send().await.unwrap(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(body["error"]["code"], "invalid_parameter", "{path}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(name),
+            "{path}: {body}"
+        );
+    }
+    let preview = app
+        .call(Method::POST, "/api/imports/preview?type=email&header=")
+        .body("a,b\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preview.status(), StatusCode::BAD_REQUEST);
 }

@@ -6,6 +6,7 @@ mod support;
 mod api;
 mod api_wiring;
 mod cli;
+mod contract;
 mod directory;
 mod export;
 mod hardening;

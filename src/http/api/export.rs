@@ -21,7 +21,7 @@ impl From<ExportError> for ApiError {
 pub async fn get(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let what: ExportType = params.require("type")?;
     let delimiter = params
-        .get("delimiter")
+        .given("delimiter")?
         .map(|d| parse_delimiter(d).map_err(|e| ApiError::parameter("delimiter", e)))
         .transpose()?;
     let defaults = ExportOptions::default();

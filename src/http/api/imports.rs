@@ -346,7 +346,8 @@ fn rows_to_csv(
             return Err(ApiError::parameter(
                 &format!("rows[{index}]"),
                 format!(
-                    "unknown column {unknown:?} (expected {})",
+                    "unknown column {} (expected {})",
+                    crate::model::quoted(unknown),
                     columns
                         .iter()
                         .map(|c| c.name)
@@ -395,7 +396,7 @@ pub async fn preview_rows(
         .map_err(|e| ApiError::parameter("type", e))?;
     if input.rows.total > ROWS_MAX as u64 {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "too_many_rows",
             format!(
                 "{} rows: at most {ROWS_MAX} are previewed per request; send them in batches, or upload them as a file to /api/imports/preview",

@@ -48,6 +48,8 @@ pub struct Param {
     pub values: &'static [&'static str],
     /// What it means.
     pub description: &'static str,
+    /// The smallest and largest values of a whole number, when it is bounded.
+    pub range: Option<(i64, i64)>,
 }
 
 /// A documented response.
@@ -57,8 +59,8 @@ pub struct Reply {
     pub status: u16,
     /// What it means.
     pub description: &'static str,
-    /// Media type of the body, if there is one.
-    pub media: Option<&'static str>,
+    /// Media types the body may have; none for an empty body.
+    pub media: &'static [&'static str],
     /// Name of the schema under `components.schemas` for JSON bodies.
     pub schema: Option<&'static str>,
 }
@@ -140,13 +142,22 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
-    /// `name` parsed, or `None` when absent.
+    /// The value of `name`, which must not be given empty (`name=`): an empty choice or
+    /// number is a mistake, not a request for the default.
+    pub fn given(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.0.get(name) {
+            Some(value) if value.is_empty() => Err(ApiError::parameter(name, "is empty")),
+            value => Ok(value.map(String::as_str)),
+        }
+    }
+
+    /// `name` parsed, or `None` when absent; refused when given empty.
     pub fn parse<T>(&self, name: &str) -> Result<Option<T>, ApiError>
     where
         T: std::str::FromStr,
         T::Err: std::fmt::Display,
     {
-        self.get(name)
+        self.given(name)?
             .map(|v| v.parse().map_err(|e| ApiError::parameter(name, e)))
             .transpose()
     }
@@ -215,6 +226,7 @@ const fn param(
         kind,
         values: &[],
         description,
+        range: None,
     }
 }
 
@@ -222,7 +234,7 @@ const fn json(status: u16, description: &'static str, schema: &'static str) -> R
     Reply {
         status,
         description,
-        media: Some("application/json"),
+        media: &["application/json"],
         schema: Some(schema),
     }
 }
@@ -246,7 +258,7 @@ const WRITE: Needs = Needs {
 const REMOVED: Reply = Reply {
     status: 204,
     description: "Removed",
-    media: None,
+    media: &[],
     schema: None,
 };
 
@@ -292,20 +304,26 @@ const PREVIEW_PARAMS: [Param; 6] = [
     IMPORT_OPTIONS[1],
     IMPORT_OPTIONS[2],
     IMPORT_OPTIONS[3],
-    param(
-        "results_offset",
-        Q,
-        false,
-        "integer",
-        "With results_limit: the outcomes listed in `results` start after this many lines (default 0).",
-    ),
-    param(
-        "results_limit",
-        Q,
-        false,
-        "integer",
-        "How many lines' outcomes `results` lists, from results_offset on: a page of a review table (0 to 1000, default 0).",
-    ),
+    Param {
+        range: Some((0, i64::MAX)),
+        ..param(
+            "results_offset",
+            Q,
+            false,
+            "integer",
+            "With results_limit: the outcomes listed in `results` start after this many lines (default 0).",
+        )
+    },
+    Param {
+        range: Some((0, imports::RESULTS_PAGE_MAX)),
+        ..param(
+            "results_limit",
+            Q,
+            false,
+            "integer",
+            "How many lines' outcomes `results` lists, from results_offset on: a page of a review table (0 to 1000, default 0).",
+        )
+    },
 ];
 const COMMIT_PARAMS: [Param; 6] = [
     IMPORT_OPTIONS[0],
@@ -336,13 +354,16 @@ const PAGING: [Param; 2] = [
         "string",
         "The `next` of the previous page.",
     ),
-    param(
-        "limit",
-        Q,
-        false,
-        "integer",
-        "Page size (default 50, at most 1000).",
-    ),
+    Param {
+        range: Some((1, PAGE_LIMIT_MAX)),
+        ..param(
+            "limit",
+            Q,
+            false,
+            "integer",
+            "Page size (default 50, at most 1000).",
+        )
+    },
 ];
 const USER_EMAIL: Param = param("email", P, true, "string", "The user's email address.");
 const PAGE_LIMIT_MAX: i64 = 1000;
@@ -399,8 +420,14 @@ pub fn api() -> Api {
                 needs: READ,
                 params: vec![
                     param("id", P, true, "string", "The import id."),
-                    param("after", Q, false, "integer", "The `next` of the previous page: lines after this line number."),
-                    param("limit", Q, false, "integer", "Page size (default 100, at most 1000)."),
+                    Param {
+                        range: Some((0, i64::MAX)),
+                        ..param("after", Q, false, "integer", "The `next` of the previous page: lines after this line number.")
+                    },
+                    Param {
+                        range: Some((1, PAGE_LIMIT_MAX)),
+                        ..param("limit", Q, false, "integer", "Page size (default 100, at most 1000).")
+                    },
                 ],
                 body: vec![],
                 replies: vec![
@@ -425,7 +452,7 @@ pub fn api() -> Api {
                     Reply {
                         status: 200,
                         description: "line, user_email, account_address, outcome, message",
-                        media: Some("text/csv"),
+                        media: &["text/csv"],
                         schema: None,
                     },
                     error(404, "No such import"),
@@ -446,7 +473,8 @@ pub fn api() -> Api {
                 replies: vec![
                     json(200, "Each row's outcome", "RowOutcomes"),
                     error(400, "The body is not the JSON expected"),
-                    error(413, "The body is over the upload limit, or holds more than 10,000 rows (`too_many_rows`)"),
+                    error(413, "The body is over the upload limit"),
+                    error(422, "The body holds more than 10,000 rows (`too_many_rows`)"),
                 ],
             },
             imports::preview_rows,
@@ -614,7 +642,12 @@ pub fn api() -> Api {
                     Reply {
                         status: 200,
                         description: "The profile: application/x-apple-aspen-config (Apple), SyncML XML (Windows) or JSON (Android)",
-                        media: Some("application/octet-stream"),
+                        media: &[
+                            crate::profile::apple::CONTENT_TYPE,
+                            crate::profile::windows::CONTENT_TYPE_FRAGMENT,
+                            crate::profile::windows::CONTENT_TYPE_MESSAGE,
+                            crate::profile::android::CONTENT_TYPE,
+                        ],
                         schema: None,
                     },
                     error(404, "No such user"),
@@ -650,7 +683,7 @@ pub fn api() -> Api {
                     Reply {
                         status: 200,
                         description: "The CSV file, streamed",
-                        media: Some("text/csv"),
+                        media: &["text/csv"],
                         schema: None,
                     },
                     error(400, "A parameter is invalid"),
@@ -699,7 +732,7 @@ pub fn api() -> Api {
                 replies: vec![Reply {
                     status: 200,
                     description: "The OpenAPI 3.1 document",
-                    media: Some("application/json"),
+                    media: &["application/json"],
                     schema: None,
                 }],
             },

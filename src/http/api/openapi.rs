@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{In, Operation};
+use crate::model::AccountKind;
 
 /// The document describing `operations`.
 pub fn document(operations: &[Operation]) -> Value {
@@ -42,6 +43,10 @@ fn operation(op: &Operation) -> Value {
             if !p.values.is_empty() {
                 schema["enum"] = json!(p.values);
             }
+            if let Some((minimum, maximum)) = p.range {
+                schema["minimum"] = json!(minimum);
+                schema["maximum"] = json!(maximum);
+            }
             json!({
                 "name": p.name,
                 "in": if p.location == In::Path { "path" } else { "query" },
@@ -54,17 +59,31 @@ fn operation(op: &Operation) -> Value {
     let mut responses = Map::new();
     for reply in &op.replies {
         let mut response = json!({ "description": reply.description });
-        if let Some(media) = reply.media {
+        if !reply.media.is_empty() {
             let schema = match reply.schema {
                 Some(name) => json!({ "$ref": format!("#/components/schemas/{name}") }),
                 None => json!({}),
             };
-            response["content"] = json!({ media: { "schema": schema } });
+            let content: Map<String, Value> = reply
+                .media
+                .iter()
+                .map(|media| ((*media).to_owned(), json!({ "schema": schema })))
+                .collect();
+            response["content"] = Value::Object(content);
         }
         responses.insert(reply.status.to_string(), response);
     }
     let error =
         json!({ "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } });
+    // Any query parameter or body can be malformed: a bad number, an unknown choice, JSON
+    // that does not parse.
+    let takes_input = !op.body.is_empty() || op.params.iter().any(|p| p.location == In::Query);
+    if takes_input && !responses.contains_key("400") {
+        responses.insert(
+            "400".to_owned(),
+            json!({ "description": "A parameter or the body is malformed (`invalid_parameter`, `invalid_json`)", "content": error }),
+        );
+    }
     responses.insert(
         "401".to_owned(),
         json!({ "description": "No valid token", "content": error }),
@@ -142,7 +161,7 @@ fn schemas() -> Value {
         "properties": {
             "line": { "type": "integer" },
             "outcome": { "type": "string", "enum": ["added", "updated", "unchanged", "discarded", "rejected", "duplicate"] },
-            "field": { "type": "string" },
+            "field": { "type": ["string", "null"] },
             "message": { "type": "string" },
         },
     });
@@ -200,11 +219,17 @@ fn schemas() -> Value {
         "user_email": { "type": "string" }, "device_id": { "type": "string" },
         "platform": { "type": "string", "enum": ["ios", "ipados", "macos", "windows", "android"] },
         "enrollment_id": { "type": "string" }, "user_channel_id": { "type": ["string", "null"] } } });
+    let mut new_device = device.clone();
+    new_device["additionalProperties"] = json!(false);
+    let row_columns: std::collections::BTreeSet<&str> = [AccountKind::Email, AccountKind::Exchange]
+        .into_iter()
+        .flat_map(|kind| crate::import::schema::columns(kind).iter().map(|c| c.name))
+        .collect();
     json!({
         "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {
             "code": { "type": "string" }, "message": { "type": "string" }, "details": {} } } } },
         "CsvFile": { "type": "string", "format": "binary" },
-        "Upload": { "type": "object", "properties": { "file": { "type": "string", "format": "binary" } } },
+        "Upload": { "type": "object", "required": ["file"], "properties": { "file": { "type": "string", "format": "binary" } } },
         "ImportPreview": preview,
         "ImportCommitted": committed,
         "ImportRecord": { "type": "object", "properties": {
@@ -214,16 +239,16 @@ fn schemas() -> Value {
             "next": { "type": ["integer", "null"], "description": "Pass as `after` for the next page" } } },
         "AccountRows": { "type": "object", "required": ["type", "rows"], "properties": {
             "type": { "type": "string", "enum": ["email", "exchange"] },
-            "rows": { "type": "array", "maxItems": super::imports::ROWS_MAX, "items": { "type": "object", "additionalProperties": { "type": "string" },
+            "rows": { "type": "array", "maxItems": super::imports::ROWS_MAX, "items": { "type": "object", "additionalProperties": { "type": ["string", "null"] }, "propertyNames": { "enum": row_columns },
                 "description": "Cells by canonical column name (user_email, email_address, …)" } } } },
         "RowOutcomes": { "type": "object", "properties": {
             "counts": { "type": "object", "properties": counts },
             "rows": { "type": "array", "items": { "type": "object", "properties": {
                 "row": { "type": "integer", "description": "0-based index in the request" },
-                "outcome": { "type": "string" }, "field": { "type": "string" }, "message": { "type": "string" } } } } } },
+                "outcome": { "type": "string" }, "field": { "type": ["string", "null"] }, "message": { "type": "string" } } } } } },
         "UserPage": { "type": "object", "properties": {
             "users": { "type": "array", "items": user }, "next": { "type": ["string", "null"] } } },
-        "NewUser": { "type": "object", "required": ["email"], "properties": {
+        "NewUser": { "type": "object", "required": ["email"], "additionalProperties": false, "properties": {
             "email": { "type": "string" }, "display_name": { "type": "string" } } },
         "UserChange": { "type": "object", "properties": {
             "email": { "type": "string" }, "added": { "type": "boolean" } } },
@@ -233,7 +258,7 @@ fn schemas() -> Value {
             "devices": { "type": "array", "items": device } } },
         "DevicePage": { "type": "object", "properties": {
             "devices": { "type": "array", "items": device }, "next": { "type": ["string", "null"] } } },
-        "NewDevice": device,
+        "NewDevice": new_device,
         "DeviceChange": { "type": "object", "properties": {
             "device_id": { "type": "string" }, "added": { "type": "boolean" }, "push": push_queued } },
         "AccountRemoved": { "type": "object", "properties": {
