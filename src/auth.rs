@@ -134,7 +134,7 @@ pub async fn add_admin(
 /// as the one before (`first_wait_seconds`, then double, …), up to its longest wait. The
 /// name's longest wait is short on purpose: it is what someone guessing at an admin's name
 /// costs that admin, while the guesser's own address waits much longer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Throttle {
     /// Failures from one client address heard without waiting; the attempt after the last
@@ -149,6 +149,9 @@ pub struct Throttle {
     pub max_wait_per_address_seconds: u64,
     /// The longest attempts on one name are made to wait, in seconds.
     pub max_wait_per_name_seconds: u64,
+    /// Reverse proxies in front of `serve`: a request from one of them is counted by the
+    /// client its `X-Forwarded-For` names, not by the proxy. Empty, the header is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for Throttle {
@@ -159,6 +162,7 @@ impl Default for Throttle {
             first_wait_seconds: 1,
             max_wait_per_address_seconds: 15 * 60,
             max_wait_per_name_seconds: 60,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -316,12 +316,17 @@ mod tests {
     fn the_sign_in_throttle_comes_from_the_file_with_defaults_for_what_it_omits() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[sign_in]\nfree_failures_per_address = 3\n").unwrap();
+        std::fs::write(
+            &path,
+            "[sign_in]\nfree_failures_per_address = 3\ntrusted_proxies = [\"10.0.0.5\"]\n",
+        )
+        .unwrap();
         let s = Settings::load(Some(&path), Overrides::default()).unwrap();
         assert_eq!(
             s.sign_in,
             crate::auth::Throttle {
                 free_failures_per_address: 3,
+                trusted_proxies: vec!["10.0.0.5".parse().unwrap()],
                 ..crate::auth::Throttle::default()
             }
         );

@@ -5,6 +5,8 @@
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, WWW_AUTHENTICATE};
+use std::net::IpAddr;
+
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -72,6 +74,33 @@ pub async fn current_session(
         Some(token) => Ok(auth::session(&state.store, token).await?),
         None => Ok(None),
     }
+}
+
+/// The client a request came from: its TCP `peer`, unless the peer is one of the `trusted`
+/// reverse proxies, in which case the nearest address in `X-Forwarded-For` that is not a
+/// trusted proxy. Entries are read from the right, where each proxy appends the address it
+/// was reached from: those further left were written by the client and prove nothing. An
+/// entry that is not an address ends the search at the proxy that passed it on.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let trusted_hop = |ip: &IpAddr| trusted.contains(&ip.to_canonical());
+    if !trusted_hop(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted_hop(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// Compares secrets in time independent of where they first differ.
@@ -185,6 +214,32 @@ mod tests {
         assert_eq!(scope("/p?platform=ios"), Scope::Secrets);
         assert_eq!(scope("/p?redact=false"), Scope::Secrets);
         assert_eq!(scope("/p?redact=yes"), Scope::Secrets);
+    }
+
+    #[test]
+    fn the_client_behind_a_trusted_proxy_is_the_nearest_untrusted_forwarded_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "198.51.100.9, 203.0.113.7, 10.0.0.2".parse().unwrap(),
+        );
+        let client = |peer: &str, headers: &HeaderMap| client_address(ip(peer), headers, &proxies);
+        assert_eq!(client("10.0.0.1", &headers), ip("203.0.113.7"));
+        assert_eq!(
+            client("192.0.2.5", &headers),
+            ip("192.0.2.5"),
+            "untrusted peer"
+        );
+        assert_eq!(client("10.0.0.1", &HeaderMap::new()), ip("10.0.0.1"));
+        headers.insert("x-forwarded-for", "203.0.113.7, junk".parse().unwrap());
+        assert_eq!(client("10.0.0.1", &headers), ip("10.0.0.1"));
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &headers, &[]),
+            ip("10.0.0.1"),
+            "no trusted proxies: the header is ignored"
+        );
     }
 
     #[test]

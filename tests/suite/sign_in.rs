@@ -9,7 +9,7 @@ use reqwest::header::RETRY_AFTER;
 
 use crate::api::App;
 use crate::support::{sign_in_directly, stderr, store_test};
-use crate::wizard::{PASSWORD, client_from, post_sign_in, session_set};
+use crate::wizard::{PASSWORD, client_builder_from, client_from, post_sign_in, session_set};
 
 /// Few free failures and waits long enough that no test outruns them.
 const THROTTLE: Throttle = Throttle {
@@ -18,6 +18,7 @@ const THROTTLE: Throttle = Throttle {
     first_wait_seconds: 600,
     max_wait_per_address_seconds: 3600,
     max_wait_per_name_seconds: 600,
+    trusted_proxies: Vec::new(),
 };
 
 /// The seconds of an answer's `Retry-After`, after checking it is a 429 saying so.
@@ -37,6 +38,16 @@ async fn throttled(response: reqwest::Response) -> u64 {
         "{page}"
     );
     seconds
+}
+
+/// A client on loopback address `from`, as a reverse proxy forwarding for `client`.
+fn forwarding(from: [u8; 4], client: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", client.parse().unwrap());
+    client_builder_from(from)
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 async fn refused(response: reqwest::Response) {
@@ -118,6 +129,35 @@ store_test! {
         refused(post_sign_in(&app, &fresh, "nobody", "guess").await).await;
         let audited = "SELECT COUNT(*) FROM audit_log WHERE action = 'admin.sign_in_failed'";
         assert_eq!(db.scalar_i64(audited).await, 10);
+    }
+}
+
+store_test! {
+    async fn behind_a_trusted_proxy_failures_count_against_the_client_it_forwards_for(db: TestDb) {
+        let proxy = std::net::IpAddr::from([127, 0, 0, 1]);
+        let app = App::start_configured(&db, Overrides::default(), |s| {
+            s.sign_in = Throttle { trusted_proxies: vec![proxy], ..THROTTLE };
+        })
+        .await;
+        mdm_mail::auth::add_admin(&db.open().await, "test", "ops", PASSWORD).await.unwrap();
+        let guesser = forwarding([127, 0, 0, 1], "198.51.100.1, 192.0.2.1");
+        for _ in 0..3 {
+            refused(post_sign_in(&app, &guesser, "ops", "guess").await).await;
+        }
+        throttled(post_sign_in(&app, &guesser, "ops", PASSWORD).await).await;
+        // Another client through the same proxy is not made to wait.
+        let admin = forwarding([127, 0, 0, 1], "192.0.2.2");
+        assert_eq!(post_sign_in(&app, &admin, "ops", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+        let audited = "SELECT COUNT(*) FROM audit_log WHERE action = 'admin.sign_in_failed' \
+             AND actor = 'client:192.0.2.1'";
+        assert_eq!(db.scalar_i64(audited).await, 3);
+
+        // From a peer that is not a trusted proxy the header is the client's own and ignored.
+        for forged in ["192.0.2.10", "192.0.2.11", "192.0.2.12"] {
+            let client = forwarding([127, 0, 0, 2], forged);
+            refused(post_sign_in(&app, &client, "someone", "guess").await).await;
+        }
+        throttled(post_sign_in(&app, &forwarding([127, 0, 0, 2], "192.0.2.13"), "ops", PASSWORD).await).await;
     }
 }
 

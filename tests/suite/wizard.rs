@@ -74,11 +74,14 @@ pub async fn post_sign_in(
 /// A client that follows no redirects, connecting from `address` (any of 127.0.0.0/8 is
 /// loopback), so that tests can sign in from several client addresses.
 pub fn client_from(address: [u8; 4]) -> reqwest::Client {
+    client_builder_from(address).build().unwrap()
+}
+
+/// What [`client_from`] builds, for a test to add to.
+pub fn client_builder_from(address: [u8; 4]) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .local_address(std::net::IpAddr::from(address))
-        .build()
-        .unwrap()
 }
 
 /// The session cookie (`name=value`) an answer sets, if any.

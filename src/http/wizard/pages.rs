@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use super::{LOGIN_COOKIE, cookie, end_session, escape, signed_in, url_escape};
 use crate::auth::{self, Session};
 use crate::http::AppState;
-use crate::http::session::{COOKIE_NAME, CSRF_FIELD, same_secret};
+use crate::http::session::{COOKIE_NAME, CSRF_FIELD, client_address, same_secret};
 use crate::import::schema;
 use crate::model::{AccountKind, Platform, normalize_email};
 
@@ -91,9 +91,9 @@ pub struct SignIn {
     csrf_token: String,
 }
 
-/// `POST /sign-in`. The client is the TCP peer: a header such as `X-Forwarded-For` is the
-/// client's to write, so counting failures by it would let a guesser pick a fresh address
-/// for every attempt.
+/// `POST /sign-in`. The client is the TCP peer, or behind a configured proxy the client
+/// it forwarded for: `X-Forwarded-For` from anyone else is the client's to write, and
+/// counting failures by it would let a guesser pick a fresh address for every attempt.
 pub async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -109,8 +109,9 @@ pub async fn sign_in(
         );
     }
     let throttle = &state.settings.sign_in;
+    let client = client_address(peer.ip(), &headers, &throttle.trusted_proxies);
     let name = form.name.trim();
-    match auth::sign_in(&state.store, throttle, peer.ip(), name, &form.password).await {
+    match auth::sign_in(&state.store, throttle, client, name, &form.password).await {
         Ok(auth::SignIn::Session(session)) => {
             let max_age = auth::SESSION_LIFETIME_MS / 1000;
             let mut response = Redirect::to("/").into_response();
