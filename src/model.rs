@@ -462,6 +462,15 @@ pub fn normalize_email(email: &str) -> String {
     }
 }
 
+/// A stored time (unix milliseconds) as RFC 3339 UTC to the second, as listings show it.
+pub fn when(ms: i64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// How many characters of a rejected value messages quote and stored lines keep: enough to
 /// recognise it, never a whole huge cell echoed back or stored again.
 pub const EXCERPT_CHARS: usize = 100;

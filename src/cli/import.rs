@@ -253,8 +253,12 @@ fn print_result(source: &str, result: &ImportResult, json: bool) -> anyhow::Resu
         c.rejected,
         c.duplicates
     );
-    if result.dry_run {
-        println!("dry run: nothing was written");
+    match (result.dry_run, result.id) {
+        (true, _) => println!("dry run: nothing was written"),
+        (false, Some(id)) => {
+            println!("committed as import {id}; `mdm-mail imports show {id}` shows it again");
+        }
+        (false, None) => {}
     }
     Ok(())
 }

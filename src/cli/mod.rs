@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod export;
+mod history;
 mod import;
 mod output;
 mod profile;
@@ -65,6 +66,11 @@ enum Command {
     },
     /// Import email accounts from CSV onto existing users.
     Import(import::ImportArgs),
+    /// Past imports: list them, show one, get its results file.
+    Imports {
+        #[command(subcommand)]
+        command: history::ImportsCommand,
+    },
     /// Export accounts as CSV in the import format (passwords blank), or device mappings.
     Export(export::ExportArgs),
     /// Render users' email configuration profiles.
@@ -217,6 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let code = match cli.command {
         Command::Serve { demo, .. } => serve(store.clone(), settings, demo).await?,
         Command::Import(args) => import::run(&store, &settings, args).await?,
+        Command::Imports { command } => history::run(&store, command).await?,
         Command::Export(args) => export::run(&store, &settings, args).await?,
         Command::Profile(args) => profile::run(&store, &settings, args).await?,
         Command::Accounts { command } => accounts::run(&store, &settings, command).await?,

@@ -3,10 +3,7 @@
 
 use std::io::Write;
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
-use crate::model::normalize_email;
+use crate::model::{normalize_email, when};
 use crate::store::Store;
 
 const PAGE: i64 = 1000;
@@ -185,6 +182,49 @@ pub async fn list_tokens(store: &Store, json: bool) -> anyhow::Result<()> {
     .await
 }
 
+/// `imports list`: newest first.
+pub async fn list_imports(store: &Store, json: bool) -> anyhow::Result<()> {
+    list(
+        &[
+            "ID",
+            "WHEN",
+            "TYPE",
+            "FILE",
+            "BY",
+            "ROWS",
+            "ADDED",
+            "UPDATED",
+            "UNCHANGED",
+            "DISCARDED",
+            "REJECTED",
+            "DUPLICATE",
+        ],
+        json,
+        |after| async move {
+            let before = after.map(|id| id.parse::<uuid::Uuid>()).transpose()?;
+            Ok(store.list_imports(before, PAGE).await?)
+        },
+        |i| i.id.to_string(),
+        |i| {
+            vec![
+                i.id.to_string(),
+                when(i.created_at),
+                i.kind.clone(),
+                i.source.clone(),
+                i.actor.clone(),
+                i.rows.to_string(),
+                i.added.to_string(),
+                i.updated.to_string(),
+                i.unchanged.to_string(),
+                i.discarded.to_string(),
+                i.rejected.to_string(),
+                i.duplicates.to_string(),
+            ]
+        },
+    )
+    .await
+}
+
 /// `admin list`.
 pub async fn list_admins(store: &Store, json: bool) -> anyhow::Result<()> {
     list(
@@ -195,12 +235,4 @@ pub async fn list_admins(store: &Store, json: bool) -> anyhow::Result<()> {
         |a| vec![a.name.clone(), when(a.created_at), when(a.updated_at)],
     )
     .await
-}
-
-/// A stored time (unix milliseconds) as RFC 3339 UTC to the second.
-fn when(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
 }

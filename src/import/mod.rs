@@ -7,6 +7,7 @@
 //! blocking thread), [`plan`] (outcomes against the store), then the writes.
 
 pub mod directory;
+pub mod history;
 mod plan;
 mod read;
 pub mod report;

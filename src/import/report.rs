@@ -132,15 +132,18 @@ pub fn deflate_run<'a>(
     run.finish()?.finish()
 }
 
-/// Writes a stored results file: the header, then each deflated run in order.
+/// Writes stored runs of a results file in order, inflated, the file's header first when
+/// `header` (the first piece of the file).
 pub fn write_runs<'a>(
     mut out: impl Write,
+    header: bool,
     runs: impl IntoIterator<Item = &'a [u8]>,
 ) -> std::io::Result<()> {
-    let mut header = ::csv::Writer::from_writer(&mut out);
-    header.write_record(RESULTS_HEADER)?;
-    header.flush()?;
-    drop(header);
+    if header {
+        let mut header = ::csv::Writer::from_writer(&mut out);
+        header.write_record(RESULTS_HEADER)?;
+        header.flush()?;
+    }
     for run in runs {
         std::io::copy(&mut flate2::read::DeflateDecoder::new(run), &mut out)?;
     }

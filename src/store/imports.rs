@@ -87,7 +87,7 @@ pub struct ImportRow {
 }
 
 /// A recorded line that was not applied.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct StoredLine {
     /// Physical line number.
     pub line: i64,
@@ -218,6 +218,25 @@ impl Store {
              created_at FROM imports WHERE id = $1";
         Ok(on_pool!(self, pool => {
             sqlx::query_as(SQL).bind(id).fetch_optional(pool).await
+        })?)
+    }
+
+    /// One page of the recorded imports, newest first, older than import `before`.
+    pub async fn list_imports(
+        &self,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ImportRow>, StoreError> {
+        // Ids are UUIDv7, so their order is the order the imports began in.
+        const FIRST: &str = "SELECT id, kind, source, file_sha256, actor, options, encoding, \
+             delimiter, header, rows, added, updated, unchanged, discarded, rejected, duplicates, \
+             created_at FROM imports ORDER BY id DESC LIMIT $1";
+        const NEXT: &str = "SELECT id, kind, source, file_sha256, actor, options, encoding, \
+             delimiter, header, rows, added, updated, unchanged, discarded, rejected, duplicates, \
+             created_at FROM imports WHERE id < $2 ORDER BY id DESC LIMIT $1";
+        Ok(on_pool!(self, pool => match before {
+            None => sqlx::query_as(FIRST).bind(limit).fetch_all(pool).await,
+            Some(before) => sqlx::query_as(NEXT).bind(limit).bind(before).fetch_all(pool).await,
         })?)
     }
 

@@ -200,7 +200,7 @@ async fn a_listing_whose_reader_goes_away_ends_quietly() {
 }
 
 /// A SQLite store holding the fixture's users, loaded through the binary.
-async fn with_fixture_users() -> TestDb {
+pub async fn with_fixture_users() -> TestDb {
     let db = TestDb::sqlite().await;
     let users = fixture("users.csv");
     assert!(

@@ -435,7 +435,7 @@ store_test! {
         assert_eq!(not_applied[1].field.as_deref(), Some("email_address"));
         let runs = store.import_results(id, 0, 100).await.unwrap();
         let mut csv = Vec::new();
-        import::report::write_runs(&mut csv, runs.iter().map(|(_, run)| run.as_slice())).unwrap();
+        import::report::write_runs(&mut csv, true, runs.iter().map(|(_, run)| run.as_slice())).unwrap();
         let csv = String::from_utf8(csv).unwrap();
         assert_eq!(csv.lines().count(), 6, "a header and one row per line:\n{csv}");
         assert!(csv.starts_with("line,user_email,account_address,outcome,message\n1,alice@example.com,"));

@@ -10,6 +10,7 @@ mod contract;
 mod directory;
 mod export;
 mod hardening;
+mod history;
 mod import;
 mod import_cli;
 mod migrations;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::Cursor;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -19,6 +20,7 @@ use crate::http::AppState;
 use crate::http::body;
 use crate::http::error::ApiError;
 use crate::http::session::Actor;
+use crate::import::history::{HistoryError, StoredResults};
 use crate::import::{self, HeaderChoice, ImportOptions, ImportResult, LineResult, LineSink, Mode};
 use crate::model::{AccountKind, Counts};
 
@@ -239,24 +241,26 @@ pub async fn results_csv(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let uuid = import_id(&id)?;
-    if state.store.import(uuid).await?.is_none() {
+    let Some((_, mut results)) = StoredResults::open(&state.store, uuid).await? else {
         return Err(ApiError::not_found(format!("no import with id {id:?}")));
-    }
-    let mut runs = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = state.store.import_results(uuid, after, LINES_PAGE).await?;
-        let Some((last, _)) = page.last() else { break };
-        after = u64::try_from(*last).unwrap_or(u64::MAX);
-        let full = page.len() == usize::try_from(LINES_PAGE).unwrap_or(usize::MAX);
-        runs.extend(page.into_iter().map(|(_, run)| run));
-        if !full {
-            break;
-        }
-    }
-    let mut csv = Vec::new();
-    import::report::write_runs(&mut csv, runs.iter().map(Vec::as_slice))
-        .map_err(|e| ApiError::internal("storage", &e))?;
+    };
+    // The first piece is read before answering, so a store that fails at once gets a proper
+    // error; the rest streams, and a failure later cuts the download short.
+    let first = results
+        .next_chunk()
+        .await
+        .map_err(|e| ApiError::internal("storage", &e))?
+        .unwrap_or_default();
+    let rest = futures_util::stream::try_unfold(results, |mut results| async move {
+        let chunk = results.next_chunk().await.inspect_err(|e| {
+            tracing::error!(error = %e, "results download failed half-way; it is cut short");
+        })?;
+        Ok::<_, HistoryError>(chunk.map(|chunk| (Bytes::from(chunk), results)))
+    });
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok(Bytes::from(first)) }),
+        rest,
+    );
     Ok((
         [
             (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
@@ -265,9 +269,20 @@ pub async fn results_csv(
                 format!("attachment; filename=\"import-{uuid}-results.csv\""),
             ),
         ],
-        csv,
+        axum::body::Body::from_stream(body),
     )
         .into_response())
+}
+
+/// `GET /api/imports`: a page of past imports, newest first; `next` continues.
+pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+    let limit = params.limit(50, LINES_PAGE)?;
+    let before = params.parse::<Uuid>("after")?;
+    let imports = state.store.list_imports(before, limit).await?;
+    let next = (imports.len() == usize::try_from(limit).unwrap_or(usize::MAX))
+        .then(|| imports.last().map(|i| i.id))
+        .flatten();
+    Ok(Json(json!({ "imports": imports, "next": next })))
 }
 
 /// The body of `POST /api/email-accounts/import/preview`.

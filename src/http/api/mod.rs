@@ -413,6 +413,20 @@ pub fn api() -> Api {
         .route(
             Operation {
                 method: Method::GET,
+                path: "/api/imports",
+                id: "listImports",
+                tag: "imports",
+                summary: "A page of the committed imports, newest first: who, when, the file, the counts",
+                needs: READ,
+                params: vec![PAGING[0], PAGING[1]],
+                body: vec![],
+                replies: vec![json(200, "A page of imports", "ImportPage")],
+            },
+            imports::list,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
                 path: "/api/imports/{id}",
                 id: "getImport",
                 tag: "imports",

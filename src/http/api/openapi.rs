@@ -237,6 +237,16 @@ fn schemas() -> Value {
             "actor": { "type": "string" }, "created_at": { "type": "integer", "description": "unix ms" },
             "counts": { "type": "object", "properties": counts }, "lines": { "type": "array", "items": line },
             "next": { "type": ["integer", "null"], "description": "Pass as `after` for the next page" } } },
+        "ImportPage": { "type": "object", "properties": {
+            "imports": { "type": "array", "items": { "type": "object", "properties": {
+                "id": { "type": "string", "format": "uuid" }, "kind": { "type": "string", "enum": ["email", "exchange"] },
+                "source": { "type": "string" }, "file_sha256": { "type": "string" }, "actor": { "type": "string" },
+                "options": { "type": "string" }, "encoding": { "type": "string" }, "delimiter": { "type": "string" },
+                "header": { "type": "boolean" }, "rows": { "type": "integer" }, "added": { "type": "integer" },
+                "updated": { "type": "integer" }, "unchanged": { "type": "integer" }, "discarded": { "type": "integer" },
+                "rejected": { "type": "integer" }, "duplicates": { "type": "integer" },
+                "created_at": { "type": "integer", "description": "unix ms" } } } },
+            "next": { "type": ["string", "null"], "format": "uuid", "description": "Pass as `after` for the next (older) page" } } },
         "AccountRows": { "type": "object", "required": ["type", "rows"], "properties": {
             "type": { "type": "string", "enum": ["email", "exchange"] },
             "rows": { "type": "array", "maxItems": super::imports::ROWS_MAX, "items": { "type": "object", "additionalProperties": { "type": ["string", "null"] }, "propertyNames": { "enum": row_columns },

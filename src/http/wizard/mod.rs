@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
             "/users/{email}/accounts/remove",
             post(pages::remove_account),
         )
+        .route("/imports", get(pages::imports))
         .route("/push", get(pages::push))
         .route("/push/retry", post(pages::push_retry))
         .route("/templates/{file}", get(template))

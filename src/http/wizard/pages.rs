@@ -18,6 +18,8 @@ use crate::model::{AccountKind, Platform, normalize_email};
 
 /// Users per page of the Users view.
 const USERS_PAGE: i64 = 50;
+/// Imports per page of the imports page.
+const IMPORTS_PAGE: i64 = 50;
 /// Devices per page of the push jobs page.
 const DEVICES_PAGE: i64 = 50;
 
@@ -48,7 +50,7 @@ fn layout(title: &str, session: Option<&Session>, main: &str) -> Html<String> {
 <title>{title} · mdm-mail</title>
 <link rel="stylesheet" href="/assets/wizard.css">
 </head><body>
-<header class="top"><a class="brand" href="/">mdm-mail</a><nav><a href="/">Users</a> <a href="/push">Push jobs</a></nav>{account}</header>
+<header class="top"><a class="brand" href="/">mdm-mail</a><nav><a href="/">Users</a> <a href="/imports">Imports</a> <a href="/push">Push jobs</a></nav>{account}</header>
 <main>{main}</main>
 <script src="/assets/wizard.js"></script>
 </body></html>"#,
@@ -506,6 +508,63 @@ pub async fn push(
         csrf = escape(&session.csrf_token),
     );
     layout("Push jobs", Some(&session), &main).into_response()
+}
+
+/// `GET /imports`: past imports, newest first, each with its results file.
+pub async fn imports(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let before = query
+        .get("after")
+        .and_then(|a| a.parse::<uuid::Uuid>().ok());
+    let imports = match state.store.list_imports(before, IMPORTS_PAGE).await {
+        Ok(imports) => imports,
+        Err(e) => return crate::http::error::ApiError::from(e).into_response(),
+    };
+    let mut rows = String::new();
+    for i in &imports {
+        rows.push_str(&format!(
+            r#"<tr><td>{when}</td><td>{kind}</td><td>{source}<br><small class="hash" title="SHA-256 of the file">{sha}</small></td><td>{actor}</td><td class="num">{rows}</td><td class="num">{added}</td><td class="num">{updated}</td><td class="num">{unchanged}</td><td class="num">{discarded}</td><td class="num">{rejected}</td><td class="num">{duplicates}</td><td><a href="/api/imports/{id}/results.csv" download>Results CSV</a></td></tr>"#,
+            when = escape(&crate::model::when(i.created_at)),
+            kind = escape(&i.kind),
+            source = escape(&i.source),
+            sha = escape(&i.file_sha256),
+            actor = escape(&i.actor),
+            rows = i.rows,
+            added = i.added,
+            updated = i.updated,
+            unchanged = i.unchanged,
+            discarded = i.discarded,
+            rejected = i.rejected,
+            duplicates = i.duplicates,
+            id = i.id,
+        ));
+    }
+    if imports.is_empty() {
+        rows.push_str(r#"<tr><td colspan="12" class="empty">No imports yet: <a href="/import">import a CSV file</a>.</td></tr>"#);
+    }
+    let next = match imports.last() {
+        Some(last) if imports.len() == usize::try_from(IMPORTS_PAGE).unwrap_or(usize::MAX) => {
+            format!(
+                r#"<a class="button secondary" href="/imports?after={}">Older imports</a>"#,
+                last.id
+            )
+        }
+        _ => String::new(),
+    };
+    let main = format!(
+        r#"<div class="toolbar"><h1>Imports</h1><a class="button primary" href="/import">Import from CSV</a></div>
+<div class="scroll" tabindex="0" role="region" aria-label="Past imports"><table class="grid" id="imports"><thead><tr><th scope="col">When (UTC)</th><th scope="col">Type</th><th scope="col">File</th><th scope="col">By</th><th scope="col" class="num">Lines</th><th scope="col" class="num">Added</th><th scope="col" class="num">Updated</th><th scope="col" class="num">Unchanged</th><th scope="col" class="num">Discarded</th><th scope="col" class="num">Rejected</th><th scope="col" class="num">Duplicate</th><th scope="col">Every line's outcome</th></tr></thead>
+<tbody>{rows}</tbody></table></div>
+<nav class="pager" aria-label="Pages">{next}</nav>"#
+    );
+    layout("Imports", Some(&session), &main).into_response()
 }
 
 /// `POST /push/retry`: every failed job back in the queue, then the push page again.
