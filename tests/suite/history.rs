@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 
 use crate::api::{App, json_of};
-use crate::support::{TestDb, fixture, stderr, stdout, store_test};
+use crate::support::{fixture, stderr, stdout, store_test};
 
 /// The id a committed `import` prints.
 fn committed_id(output: &std::process::Output) -> String {
