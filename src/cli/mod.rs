@@ -64,6 +64,9 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Set up the working folder: example profile definitions in ./profiles (kept if there),
+    /// the database and its secret key.
+    Init,
     /// Import email accounts from CSV onto existing users.
     Import(import::ImportArgs),
     /// Past imports: list them, show one, get its results file.
@@ -222,6 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store = Store::open(&settings.database_url).await?;
     let code = match cli.command {
         Command::Serve { demo, .. } => serve(store.clone(), settings, demo).await?,
+        Command::Init => init(&store, &settings).await?,
         Command::Import(args) => import::run(&store, &settings, args).await?,
         Command::Imports { command } => history::run(&store, command).await?,
         Command::Export(args) => export::run(&store, &settings, args).await?,
@@ -256,8 +260,31 @@ fn actor() -> String {
     std::env::var("USER").map_or_else(|_| "cli".to_owned(), |user| format!("cli:{user}"))
 }
 
-async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
+async fn serve(store: Store, mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
     if demo {
+        if crate::demo::write_example_profiles(&settings.profiles_dir)
+            .with_context(|| format!("cannot write {}", settings.profiles_dir.display()))?
+        {
+            println!(
+                "demo: wrote the example profile definitions to {}; edit them (server names, identifiers) before real use",
+                settings.profiles_dir.display()
+            );
+        }
+        let push = &settings.push;
+        let transport = push.nanomdm.is_some()
+            || push.micromdm.is_some()
+            || push.webhook.is_some()
+            || push.directory.is_some();
+        if !transport {
+            // The demo shows the whole loop, import to device, with nothing to set up: the
+            // folder transport stands in for an MDM server.
+            let folder = std::env::current_dir()?.join(crate::demo::DEVICES_FOLDER);
+            println!(
+                "demo: no push transport is configured, so profiles are delivered as files to {}, one folder per device",
+                folder.display()
+            );
+            settings.push.directory = Some(folder);
+        }
         match crate::demo::load_if_empty(&store, &settings.key_source()).await? {
             Some(loaded) => println!(
                 "demo: loaded {} users, {} devices and {} mail accounts",
@@ -317,6 +344,32 @@ async fn serve(store: Store, settings: Settings, demo: bool) -> anyhow::Result<E
         tracing::warn!(error = %e, "push worker ended abnormally");
     }
     tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `init`: what a first day needs before the first import, and what to do next.
+async fn init(store: &Store, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let dir = &settings.profiles_dir;
+    if crate::demo::write_example_profiles(dir)
+        .with_context(|| format!("cannot write {}", dir.display()))?
+    {
+        println!(
+            "wrote example profile definitions to {}: set your mail servers and identifiers in them",
+            dir.display()
+        );
+    } else {
+        println!("kept the profile definitions in {}", dir.display());
+    }
+    let keys = crate::secrets::for_sealing(store, &settings.key_source()).await?;
+    println!(
+        "database {} is ready; stored passwords are sealed with key {} ({}): back it up with the database",
+        store.health().await?.url,
+        keys.id(),
+        settings.key_source().origin()
+    );
+    println!(
+        "next: mdm-mail users import FILE, devices import FILE, import FILE --type email|exchange, then push (see the README)"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -26,6 +26,33 @@ pub struct Loaded {
 /// The name of the admin `serve --demo` creates.
 pub const ADMIN: &str = "demo";
 
+/// The folder, in the working directory, that `serve --demo` delivers profiles to when no
+/// push transport is configured.
+pub const DEVICES_FOLDER: &str = "mdm-mail-demo-devices";
+
+/// The example profile definitions shipped in `profiles/`, for a demo started where there
+/// are none.
+const EXAMPLE_PROFILES: [(&str, &str); 2] = [
+    ("email.toml", include_str!("../../profiles/email.toml")),
+    (
+        "exchange.toml",
+        include_str!("../../profiles/exchange.toml"),
+    ),
+];
+
+/// Writes the example profile definitions into `dir` if it does not exist, so that a demo
+/// started in an empty folder renders and pushes; true when it wrote them.
+pub fn write_example_profiles(dir: &std::path::Path) -> std::io::Result<bool> {
+    if dir.exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir)?;
+    for (name, text) in EXAMPLE_PROFILES {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(true)
+}
+
 /// Creates the admin [`ADMIN`] with a random password when there is no admin at all, and
 /// returns that password (to be printed once); `None` when admins exist.
 pub async fn ensure_admin(store: &Store) -> Result<Option<String>, crate::auth::AuthError> {

@@ -17,6 +17,7 @@ mod migrations;
 mod profile;
 mod properties;
 mod push;
+mod readme;
 mod rotation;
 mod scopes;
 mod secrets;
