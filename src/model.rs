@@ -433,6 +433,27 @@ pub struct Counts {
     pub duplicates: u64,
 }
 
+impl fmt::Display for Counts {
+    /// `2 added, 0 updated, 1 unchanged, 0 discarded, 1 rejected, 0 duplicates`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let duplicates = if self.duplicates == 1 {
+            "duplicate"
+        } else {
+            "duplicates"
+        };
+        write!(
+            f,
+            "{} added, {} updated, {} unchanged, {} discarded, {} rejected, {} {duplicates}",
+            self.added,
+            self.updated,
+            self.unchanged,
+            self.discarded,
+            self.rejected,
+            self.duplicates
+        )
+    }
+}
+
 impl Counts {
     /// Counts one line.
     pub fn count(&mut self, outcome: Outcome) {

@@ -78,16 +78,17 @@ pub async fn run(store: &Store, command: ImportsCommand) -> anyhow::Result<ExitC
                     row.actor,
                     crate::model::when(row.created_at)
                 )?;
-                writeln!(
-                    out,
-                    "{} added, {} updated, {} unchanged, {} discarded, {} rejected, {} duplicate",
-                    row.added,
-                    row.updated,
-                    row.unchanged,
-                    row.discarded,
-                    row.rejected,
-                    row.duplicates
-                )?;
+                let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                let counts = crate::model::Counts {
+                    rows: count(row.rows),
+                    added: count(row.added),
+                    updated: count(row.updated),
+                    unchanged: count(row.unchanged),
+                    discarded: count(row.discarded),
+                    rejected: count(row.rejected),
+                    duplicates: count(row.duplicates),
+                };
+                writeln!(out, "{counts}")?;
             }
             let mut after = 0;
             loop {

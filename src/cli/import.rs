@@ -209,6 +209,9 @@ fn progress_bar(
     (bar, ticker)
 }
 
+/// Lines not applied shown on a terminal.
+const SCREENFUL: usize = 20;
+
 fn print_result(source: &str, result: &ImportResult, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(&result.summary())?);
@@ -223,7 +226,13 @@ fn print_result(source: &str, result: &ImportResult, json: bool) -> anyhow::Resu
     if !ignored.is_empty() {
         eprintln!("{source}: ignoring columns {}", ignored.join(", "));
     }
-    for line in &result.lines {
+    // On a terminal, a screenful: the rest scrolls away unread anyway.
+    let shown = if std::io::stderr().is_terminal() {
+        SCREENFUL
+    } else {
+        result.lines.len()
+    };
+    for line in result.lines.iter().take(shown) {
         let field = line.field.map(|f| format!("{f}: ")).unwrap_or_default();
         eprintln!(
             "{source}:{}: {}: {field}{}",
@@ -232,26 +241,20 @@ fn print_result(source: &str, result: &ImportResult, json: bool) -> anyhow::Resu
             line.message
         );
     }
-    if result.more_lines() > 0 {
+    let more = result.more_lines() + (result.lines.len().saturating_sub(shown)) as u64;
+    if more > 0 {
         eprintln!(
-            "{source}: {} more lines not applied; --results FILE writes every line's outcome",
-            result.more_lines()
+            "{source}: … and {more} more lines not applied: --results FILE writes every line's outcome"
         );
     }
     let c = &result.counts;
     println!(
-        "{source}: {} {} rows ({}, {:?}, {}): {} added, {} updated, {} unchanged, {} discarded, {} rejected, {} duplicate",
+        "{source}: {} {} rows ({}, {:?}, {}): {c}",
         c.rows,
         result.kind,
         result.encoding,
         result.delimiter.to_string(),
         if result.header { "header" } else { "no header" },
-        c.added,
-        c.updated,
-        c.unchanged,
-        c.discarded,
-        c.rejected,
-        c.duplicates
     );
     match (result.dry_run, result.id) {
         (true, _) => println!("dry run: nothing was written"),

@@ -236,6 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let loaded = matches!(command, DirectoryCommand::Import { .. });
             let code = directory_command(&store, command, Kind::Devices).await?;
             if loaded && code != ExitCode::FAILURE {
+                warn_macs_without_user_channel(&store).await?;
                 push::after_change(&store, &settings).await;
             }
             code
@@ -447,6 +448,22 @@ async fn directory_command(
             })
         }
     }
+}
+
+/// Mail profiles reach a Mac through its user channel: a Mac without one gets nothing, which
+/// is better said when the devices are loaded than found later in `push status`.
+async fn warn_macs_without_user_channel(store: &Store) -> anyhow::Result<()> {
+    let (some, count) = store.macs_without_user_channel(5).await?;
+    if count > 0 {
+        let more = if count > 5 { ", …" } else { "" };
+        eprintln!(
+            "warning: {count} macOS device{} without a user_channel_id ({}{more}): mail profiles are installed through the user channel (NanoMDM's UDID:UserID), so {} none until it is in the devices file",
+            if count == 1 { "" } else { "s" },
+            some.join(", "),
+            if count == 1 { "it gets" } else { "they get" }
+        );
+    }
+    Ok(())
 }
 
 /// Reports a removal: what was done, or that there was nothing to remove (a failure).

@@ -1,6 +1,6 @@
 //! `mdm-mail profile`: one user's profile, or every user's into a folder.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -37,9 +37,13 @@ pub struct ProfileArgs {
     /// Windows, with --message: the management server URL the message comes from.
     #[arg(long, requires = "message")]
     server_url: Option<String>,
-    /// Replace passwords with asterisks (for reading, not for devices; not signed).
-    #[arg(long)]
+    /// Replace passwords with asterisks (for reading, not for devices; not signed). The
+    /// default when the profile goes to a terminal.
+    #[arg(long, conflicts_with = "show_passwords")]
     redact: bool,
+    /// Print the passwords even on a terminal, where they are otherwise replaced.
+    #[arg(long)]
+    show_passwords: bool,
 }
 
 /// Runs `profile`.
@@ -49,8 +53,17 @@ pub async fn run(
     args: ProfileArgs,
 ) -> anyhow::Result<ExitCode> {
     let profiles = settings.profiles()?;
+    // Passwords on a screen stay in its scrollback and in view of whoever stands behind: a
+    // profile shown on a terminal is redacted unless asked for in full.
+    let on_terminal = args.out.is_none() && !args.all && std::io::stdout().is_terminal();
+    let redact = args.redact || (on_terminal && !args.show_passwords);
+    if redact && !args.redact {
+        eprintln!(
+            "mdm-mail: passwords replaced by ******** on the terminal; --show-passwords prints them, --out FILE writes the profile for a device"
+        );
+    }
     let options = RenderOptions {
-        redact_secrets: args.redact,
+        redact_secrets: redact,
         syncml: match (&args.message, &args.server_url) {
             (Some(target), Some(source)) => SyncMlForm::Message(SyncHeader {
                 session_id: "1".into(),

@@ -166,7 +166,20 @@ impl Validator {
             } else {
                 record.len()
             };
-            return Err((None, format!("expected {expected} columns, found {found}")));
+            // A file of the other account type is the commonest reason, and has its width.
+            let (other, row) = match self.kind {
+                AccountKind::Email => (AccountKind::Exchange, "a Mail for Exchange row"),
+                AccountKind::Exchange => (AccountKind::Email, "an Email row"),
+            };
+            let hint = if !self.columns.header && found == super::schema::columns(other).len() {
+                format!(" ({row} has {found}: is this a --type {other} file?)")
+            } else {
+                String::new()
+            };
+            return Err((
+                None,
+                format!("expected {expected} columns, found {found}{hint}"),
+            ));
         }
         Ok(())
     }

@@ -104,6 +104,22 @@ impl Tx {
 }
 
 impl Store {
+    /// The macOS devices that have no user channel, first few by id, and how many there are.
+    pub async fn macs_without_user_channel(
+        &self,
+        limit: i64,
+    ) -> Result<(Vec<String>, i64), StoreError> {
+        const SOME: &str = "SELECT device_id FROM devices WHERE platform = 'macos' \
+             AND (user_channel_id IS NULL OR user_channel_id = '') ORDER BY device_id LIMIT $1";
+        const COUNT: &str = "SELECT COUNT(*) FROM devices WHERE platform = 'macos' \
+             AND (user_channel_id IS NULL OR user_channel_id = '')";
+        Ok(on_pool!(self, pool => {
+            let some = sqlx::query_scalar(SOME).bind(limit).fetch_all(pool).await?;
+            let count = sqlx::query_scalar(COUNT).fetch_one(pool).await?;
+            Ok::<_, sqlx::Error>((some, count))
+        })?)
+    }
+
     /// One page of devices in device-id order, starting after `after`.
     pub async fn list_devices(
         &self,

@@ -202,13 +202,18 @@ async fn a_listing_whose_reader_goes_away_ends_quietly() {
 /// A SQLite store holding the fixture's users, loaded through the binary.
 pub async fn with_fixture_users() -> TestDb {
     let db = TestDb::sqlite().await;
+    with_fixture_users_in(&db);
+    db
+}
+
+/// Loads the fixture's users into `db` through the binary.
+pub fn with_fixture_users_in(db: &TestDb) {
     let users = fixture("users.csv");
     assert!(
         db.run(&["users", "import", users.to_str().unwrap()])
             .status
             .success()
     );
-    db
 }
 
 const SWALLOWED: &str = "alice@example.com,Alice Adams,alice@mail.example.com,alice,imap-1,alice,smtp-1\n\
@@ -497,7 +502,7 @@ async fn the_command_line_lists_the_first_lines_not_applied_and_counts_the_rest(
     );
     assert!(
         message.contains(
-            "nobody.csv: 150 more lines not applied; --results FILE writes every line's outcome"
+            "nobody.csv: … and 150 more lines not applied: --results FILE writes every line's outcome"
         ),
         "{message}"
     );
@@ -530,4 +535,42 @@ async fn a_choice_or_number_given_empty_is_refused_not_taken_as_the_default() {
         .await
         .unwrap();
     assert_eq!(preview.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_command_line_names_a_file_of_the_other_type_and_macs_without_a_user_channel() {
+    let db = with_fixture_users().await;
+    let file = db.dir.path().join("exchange.csv");
+    std::fs::write(
+        &file,
+        "alice@example.com,alice@example.com,alice,EXAMPLE,pw\n",
+    )
+    .unwrap();
+    let output = db.run(&[
+        "import",
+        file.to_str().unwrap(),
+        "--type",
+        "email",
+        "--dry-run",
+    ]);
+    let message = stderr(&output);
+    assert!(
+        message.contains("expected 7 columns, found 5 (a Mail for Exchange row has 5: is this a --type exchange file?)"),
+        "{message}"
+    );
+    assert!(crate::support::stdout(&output).contains("1 rejected, 0 duplicates"));
+
+    let devices = db.dir.path().join("devices.csv");
+    std::fs::write(
+        &devices,
+        "user_email,device_id,platform,enrollment_id\nalice@example.com,MAC-X,macos,MAC-X\n",
+    )
+    .unwrap();
+    let loaded = db.run(&["devices", "import", devices.to_str().unwrap()]);
+    assert!(loaded.status.success());
+    assert!(
+        stderr(&loaded).contains("warning: 1 macOS device without a user_channel_id (MAC-X)"),
+        "{}",
+        stderr(&loaded)
+    );
 }

@@ -35,7 +35,7 @@ store_test! {
         let shown = db.run(&["imports", "show", &first]);
         assert!(shown.status.success(), "{}", stderr(&shown));
         let text = stdout(&shown);
-        assert!(text.contains("2 added, 0 updated, 0 unchanged, 1 discarded, 1 rejected, 1 duplicate"), "{text}");
+        assert!(text.contains("2 added, 0 updated, 0 unchanged, 1 discarded, 1 rejected, 1 duplicate\n"), "{text}");
         assert!(text.contains("email.csv:4: rejected: email_address:"), "{text}");
 
         let out = db.dir.path().join("results.csv");

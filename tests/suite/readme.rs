@@ -95,3 +95,59 @@ async fn serve_demo_in_an_empty_folder_delivers_every_device_its_profile() {
         "the example definitions were written"
     );
 }
+
+#[tokio::test]
+async fn a_profile_shown_on_a_terminal_hides_the_passwords_unless_asked() {
+    let db = TestDb::sqlite().await;
+    crate::hardening::with_fixture_users_in(&db);
+    let accounts = db.dir.path().join("accounts.csv");
+    std::fs::write(
+        &accounts,
+        "alice@example.com,Alice,alice@mail.example.com,alice,imap-secret-1,alice,smtp-secret-1\n",
+    )
+    .unwrap();
+    assert!(
+        db.run(&[
+            "import",
+            accounts.to_str().unwrap(),
+            "--type",
+            "email",
+            "--no-push"
+        ])
+        .status
+        .success()
+    );
+    // `script` gives the command a terminal, as an admin's shell does.
+    let on_terminal = |extra: &str| {
+        let command = format!(
+            "MDM_MAIL_DATABASE_URL='{}' MDM_MAIL_SECRET_KEY='{}' MDM_MAIL_PROFILES='{}' '{}' profile alice@example.com --platform ios {extra}",
+            db.url,
+            crate::import::KEY,
+            crate::support::fixture("profiles").display(),
+            binary()
+        );
+        let output = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(db.dir.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let shown = on_terminal("");
+    assert!(
+        !shown.contains("imap-secret-1") && shown.contains("********"),
+        "{shown}"
+    );
+    assert!(shown.contains("--show-passwords prints them"), "{shown}");
+    assert!(on_terminal("--show-passwords").contains("imap-secret-1"));
+    let piped = crate::secrets::run(
+        &db,
+        &[("MDM_MAIL_SECRET_KEY", crate::import::KEY)],
+        &["profile", "alice@example.com", "--platform", "ios"],
+    );
+    assert!(
+        crate::support::stdout(&piped).contains("imap-secret-1"),
+        "a pipe gets the profile a device would"
+    );
+}
