@@ -116,6 +116,12 @@ pub enum DecodeError {
         /// Physical line the bad bytes are on.
         line: u64,
     },
+    /// The file is not text at all: an image, an archive, a document.
+    #[error("this is {what}, not a CSV file: save or export it as CSV (UTF-8) and try again")]
+    NotText {
+        /// What the file looks like.
+        what: &'static str,
+    },
     /// A byte-order mark that contradicts the encoding the admin forced.
     #[error("the file starts with a {found} byte-order mark, but {forced} was asked for")]
     BomConflict {
@@ -126,8 +132,41 @@ pub enum DecodeError {
     },
 }
 
-/// Decides the encoding from the first bytes of a file.
+/// The signatures of files admins pick by mistake, and what each is.
+const NOT_TEXT: [(&[u8], &str); 7] = [
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (
+        b"PK\x03\x04",
+        "a ZIP archive (an .xlsx or .ods spreadsheet?)",
+    ),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "an old Office file (an .xls spreadsheet?)",
+    ),
+    (b"\x1f\x8b", "a gzip archive"),
+];
+
+/// What `sample` is when it is plainly not text: a known signature, or NUL bytes where no
+/// UTF-16 text would have them.
+fn not_text(sample: &[u8], choice: EncodingChoice) -> Option<&'static str> {
+    if let Some((_, what)) = NOT_TEXT.iter().find(|(magic, _)| sample.starts_with(magic)) {
+        return Some(what);
+    }
+    let utf16 = choice == EncodingChoice::Utf16
+        || sample.starts_with(Encoding::Utf16Le.bom())
+        || sample.starts_with(Encoding::Utf16Be.bom())
+        || utf16_order_by_zeros(sample).is_some();
+    (!utf16 && sample.contains(&0)).then_some("binary data (it holds NUL bytes)")
+}
+
+/// Decides the encoding from the first bytes of a file, refusing one that is not text.
 pub fn detect(sample: &[u8], choice: EncodingChoice) -> Result<Detected, DecodeError> {
+    if let Some(what) = not_text(sample, choice) {
+        return Err(DecodeError::NotText { what });
+    }
     let bom = [Encoding::Utf8, Encoding::Utf16Le, Encoding::Utf16Be]
         .into_iter()
         .find(|e| sample.starts_with(e.bom()));
@@ -377,6 +416,35 @@ mod tests {
             decode(&utf16("a@b.co\tAlice\n", true, false), EncodingChoice::Auto).unwrap();
         assert_eq!(d.encoding, Encoding::Utf16Le);
         assert_eq!(text, "a@b.co\tAlice\n");
+    }
+
+    #[test]
+    fn images_archives_and_binary_data_are_refused_as_not_text() {
+        for (bytes, what) in [
+            (&b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"[..], "a PNG image"),
+            (b"%PDF-1.7\n", "a PDF document"),
+            (
+                b"PK\x03\x04\x14\0",
+                "a ZIP archive (an .xlsx or .ods spreadsheet?)",
+            ),
+            (b"a,b\n\0\0c,d\n", "binary data (it holds NUL bytes)"),
+        ] {
+            match detect(bytes, EncodingChoice::Auto) {
+                Err(DecodeError::NotText { what: found }) => assert_eq!(found, what),
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        assert!(
+            detect(
+                "a,b\n"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes)
+                    .collect::<Vec<u8>>()
+                    .as_slice(),
+                EncodingChoice::Auto
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -574,3 +574,41 @@ async fn the_command_line_names_a_file_of_the_other_type_and_macs_without_a_user
         stderr(&loaded)
     );
 }
+
+#[tokio::test]
+async fn a_file_that_is_not_text_is_refused_at_once_saying_what_it_is() {
+    let db = with_fixture_users().await;
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\0\0\0\0:~\x9bU".to_vec();
+    let app = App::start(&db).await;
+    let body = json_of(
+        app.call(Method::POST, "/api/imports/preview?type=email")
+            .body(png.clone())
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["error"]["code"], "unreadable_file");
+    assert_eq!(
+        body["error"]["message"],
+        "this is a PNG image, not a CSV file: save or export it as CSV (UTF-8) and try again"
+    );
+    let file = db.dir.path().join("accounts.xlsx");
+    std::fs::write(&file, b"PK\x03\x04\x14\0\x06\0").unwrap();
+    let refused = db.run(&["import", file.to_str().unwrap(), "--type", "email"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused)
+            .contains("this is a ZIP archive (an .xlsx or .ods spreadsheet?), not a CSV file"),
+        "{}",
+        stderr(&refused)
+    );
+    let refused = db.run(&["users", "import", file.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("not a CSV file"),
+        "{}",
+        stderr(&refused)
+    );
+}
