@@ -419,7 +419,7 @@ async fn directory_command(
             };
             let report = result.with_context(|| format!("{source}: nothing was imported"))?;
             print_load_report(&source, &report, json)?;
-            Ok(if report.rejected.is_empty() {
+            Ok(if report.rejected_total == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_PARTIAL)
@@ -503,13 +503,13 @@ fn print_load_report(source: &str, report: &LoadReport, json: bool) -> anyhow::R
             None => eprintln!("{source}:{}: {}", e.line, e.message),
         }
     }
+    let more = report.rejected_total - report.rejected.len() as u64;
+    if more > 0 {
+        eprintln!("{source}: … and {more} more rows rejected");
+    }
     println!(
         "{source}: {} rows: {} added, {} updated, {} unchanged, {} rejected",
-        report.rows,
-        report.added,
-        report.updated,
-        report.unchanged,
-        report.rejected.len()
+        report.rows, report.added, report.updated, report.unchanged, report.rejected_total
     );
     Ok(())
 }

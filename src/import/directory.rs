@@ -104,8 +104,10 @@ pub struct LoadReport {
     pub updated: u64,
     /// Rows that matched what is stored.
     pub unchanged: u64,
-    /// Rows that were not loaded.
+    /// The first rows that were not loaded, in line order ([`super::LINES_KEPT`] at most).
     pub rejected: Vec<LineError>,
+    /// How many rows were not loaded.
+    pub rejected_total: u64,
     /// Header cells that named no known column.
     pub ignored_columns: Vec<String>,
     /// Encoding the file was read in.
@@ -113,6 +115,23 @@ pub struct LoadReport {
     /// Delimiter the file was split on.
     #[serde(serialize_with = "serialize_delimiter")]
     pub delimiter: Option<Delimiter>,
+}
+
+impl LoadReport {
+    /// Counts a row not loaded and keeps it if it may be among the first: a file of a
+    /// million bad rows keeps a bounded list, not a million messages.
+    fn reject(&mut self, error: LineError) {
+        self.rejected_total += 1;
+        self.rejected.push(error);
+        if self.rejected.len() >= 2 * super::LINES_KEPT {
+            self.keep_first_rejected();
+        }
+    }
+
+    fn keep_first_rejected(&mut self) {
+        self.rejected.sort_by_key(|e| e.line);
+        self.rejected.truncate(super::LINES_KEPT);
+    }
 }
 
 fn serialize_delimiter<S: serde::Serializer>(
@@ -203,7 +222,7 @@ async fn finish(
     let info = reader
         .await
         .map_err(|e| LoadError::Read(csv::ReadError::Io(std::io::Error::other(e))))??;
-    report.rejected.sort_by_key(|e| e.line);
+    report.keep_first_rejected();
     report.ignored_columns = info.ignored_columns;
     report.encoding = Some(info.encoding);
     report.delimiter = Some(info.delimiter);
@@ -212,7 +231,7 @@ async fn finish(
         "added": report.added,
         "updated": report.updated,
         "unchanged": report.unchanged,
-        "rejected": report.rejected.len(),
+        "rejected": report.rejected_total,
     });
     tx.audit(actor, action, source, &details).await?;
     tx.commit().await?;
@@ -398,7 +417,7 @@ fn triage<T>(chunk: Chunk<T>, report: &mut LoadReport) -> Vec<Row<T>> {
     for parsed in chunk {
         match parsed {
             Ok(row) => rows.push(row),
-            Err(e) => report.rejected.push(e),
+            Err(e) => report.reject(e),
         }
     }
     rows
@@ -471,7 +490,7 @@ async fn apply_devices(
     for (row, norm) in rows.iter().zip(&norms) {
         let device = &row.value;
         let Some(&user_id) = users.get(norm) else {
-            report.rejected.push(LineError {
+            report.reject(LineError {
                 line: row.line,
                 field: Some("user_email"),
                 message: format!("no user with email {}", device.user_email),

@@ -612,3 +612,22 @@ async fn a_file_that_is_not_text_is_refused_at_once_saying_what_it_is() {
         stderr(&refused)
     );
 }
+
+#[tokio::test]
+async fn a_users_file_of_only_bad_rows_lists_the_first_and_counts_them_all() {
+    let db = TestDb::sqlite().await;
+    let file = db.dir.path().join("users.csv");
+    let mut text = String::from("email,display_name\n");
+    for i in 0..5_000 {
+        text.push_str(&format!("not-an-address-{i},X\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    let loaded = db.run(&["users", "import", file.to_str().unwrap(), "--json"]);
+    assert_eq!(loaded.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&loaded.stdout).unwrap();
+    assert_eq!(report["rejected_total"], 5_000);
+    let listed = report["rejected"].as_array().unwrap();
+    assert_eq!(listed.len(), mdm_mail::import::LINES_KEPT);
+    assert_eq!(listed[0]["line"], 2, "the first bad rows, in line order");
+    assert_eq!(listed[99]["line"], 101);
+}
