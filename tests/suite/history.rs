@@ -101,3 +101,47 @@ async fn the_wizard_lists_past_imports_with_their_results_files() {
             .contains(r#"<a href="/imports">Imports</a>"#)
     );
 }
+
+#[tokio::test]
+async fn the_users_page_exports_with_the_delimiter_and_encoding_chosen() {
+    let db = crate::hardening::with_fixture_users().await;
+    let app = App::start(&db).await;
+    mdm_mail::auth::add_admin(&db.open().await, "test", "ops", crate::wizard::PASSWORD)
+        .await
+        .unwrap();
+    let (session, _) = crate::wizard::sign_in(&app).await;
+    let page = app
+        .anonymous(Method::GET, "/")
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for option in [
+        r#"name="delimiter""#,
+        r#"value="semicolon""#,
+        r#"value="utf-8-bom""#,
+        r#"action="/api/export""#,
+    ] {
+        assert!(page.contains(option), "{option}");
+    }
+    // What the form submits, with the admin's session.
+    let export = app
+        .anonymous(
+            Method::GET,
+            "/api/export?type=email&delimiter=semicolon&encoding=utf-8-bom",
+        )
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), StatusCode::OK);
+    let bytes = export.bytes().await.unwrap();
+    assert!(
+        bytes.starts_with(b"\xef\xbb\xbfuser_email;"),
+        "{:?}",
+        String::from_utf8_lossy(&bytes[..40.min(bytes.len())])
+    );
+}

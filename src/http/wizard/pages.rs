@@ -261,7 +261,13 @@ pub async fn users(
 <details class="menu"><summary class="button primary" id="import-menu">Import</summary>
 <ul><li><a href="/import" id="import-csv">Import from CSV</a></li></ul></details>
 <a class="button secondary" id="export-email" href="/api/export?type=email" download>Export CSV (Email)</a>
-<a class="button secondary" id="export-exchange" href="/api/export?type=exchange" download>Export CSV (Exchange)</a></div>
+<a class="button secondary" id="export-exchange" href="/api/export?type=exchange" download>Export CSV (Exchange)</a>
+<details class="menu" id="export-options"><summary class="button secondary">Export as…</summary>
+<form method="get" action="/api/export" class="export-form">
+<label for="export-type">Export</label><select id="export-type" name="type"><option value="email">Email accounts</option><option value="exchange">Exchange accounts</option><option value="mappings">Device mappings</option></select>
+<label for="export-delimiter">Delimiter</label><select id="export-delimiter" name="delimiter"><option value="comma">Comma</option><option value="semicolon">Semicolon (Excel in most of Europe)</option><option value="tab">Tab</option></select>
+<label for="export-encoding">Encoding</label><select id="export-encoding" name="encoding"><option value="utf-8">UTF-8</option><option value="utf-8-bom">UTF-8 with BOM (Excel)</option><option value="utf-16">UTF-16 (Excel's Unicode Text)</option></select>
+<button type="submit" class="button primary" id="export-download">Download</button></form></details></div>
 <form method="get" action="/" class="search" role="search">
 <label for="q">Search users</label><input id="q" name="q" type="search" value="{q_value}" placeholder="Address or name">
 <button type="submit" class="button secondary">Search</button></form>
@@ -384,6 +390,9 @@ pub async fn user(
             escape(d.platform.as_str()),
             escape(&d.enrollment_id),
         ));
+    }
+    if devices.is_empty() {
+        device_rows.push_str(r#"<tr><td colspan="3" class="empty">No enrolled devices: load them with <code>mdm-mail devices import FILE</code> or <code>POST /api/devices</code>; profiles are pushed once there are some.</td></tr>"#);
     }
     let preview = match crate::http::api::profile_preview(&state, &user.email, platform).await {
         Ok(text) => format!(
