@@ -69,15 +69,7 @@ async fn the_wizard_pages_hold_no_inline_script_or_style_the_policy_would_block(
         "/push",
         "/users/alice@example.com",
     ] {
-        let page = app
-            .anonymous(Method::GET, path)
-            .header("cookie", &session)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = crate::wizard::page_as(&app, &session, path).await;
         assert!(page.contains("/assets/wizard.js"), "{path}: {page}");
         assert!(!inline_script.is_match(&page), "{path}: {page}");
         assert!(

@@ -66,20 +66,7 @@ async fn the_wizard_lists_past_imports_with_their_results_files() {
         .await
         .unwrap();
     let (session, _) = crate::wizard::sign_in(&app).await;
-    let page = |path: &'static str| {
-        let session = session.clone();
-        let app = &app;
-        async move {
-            app.anonymous(Method::GET, path)
-                .header("cookie", session)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
+    let page = |path: &'static str| crate::wizard::page_as(&app, &session, path);
     assert!(page("/imports").await.contains("No imports yet"));
     let email = fixture("import/email.csv");
     let id = committed_id(&db.run(&[
@@ -110,15 +97,7 @@ async fn the_users_page_exports_with_the_delimiter_and_encoding_chosen() {
         .await
         .unwrap();
     let (session, _) = crate::wizard::sign_in(&app).await;
-    let page = app
-        .anonymous(Method::GET, "/")
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::wizard::page_as(&app, &session, "/").await;
     for option in [
         r#"name="delimiter""#,
         r#"value="semicolon""#,

@@ -89,6 +89,18 @@ pub fn session_set(response: &reqwest::Response) -> Option<String> {
     set_cookie(response, "mdm_mail_session").map(|(cookie, _)| cookie)
 }
 
+/// The text of the wizard page at `path`, fetched with the session cookie `session`.
+pub async fn page_as(app: &App, session: &str, path: &str) -> String {
+    app.anonymous(reqwest::Method::GET, path)
+        .header(COOKIE, session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Signs in as `ops` and returns the session cookie (`name=value`) and the CSRF token.
 pub async fn sign_in(app: &App) -> (String, String) {
     let client = client();
