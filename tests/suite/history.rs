@@ -117,6 +117,11 @@ async fn the_users_page_exports_with_the_delimiter_and_encoding_chosen() {
         .await
         .unwrap();
     assert_eq!(export.status(), StatusCode::OK);
+    let user = crate::wizard::page_as(&app, &session, "/users/chloe@example.com").await;
+    assert!(
+        user.contains("No enrolled devices"),
+        "a user without devices says so"
+    );
     let bytes = export.bytes().await.unwrap();
     assert!(
         bytes.starts_with(b"\xef\xbb\xbfuser_email;"),
