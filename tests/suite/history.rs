@@ -87,6 +87,10 @@ async fn the_wizard_lists_past_imports_with_their_results_files() {
             .await
             .contains(r#"<a href="/imports">Imports</a>"#)
     );
+    assert!(
+        listed.contains(r#"<a href="/imports" aria-current="page">Imports</a>"#),
+        "the current page is marked"
+    );
 }
 
 #[tokio::test]

@@ -52,6 +52,19 @@ impl Browser {
         browser
     }
 
+    /// Walks the import wizard with an Email `file` up to its review (step 5).
+    async fn review_email_file(&self, app: &App, file: &Path) {
+        self.goto(&format!("{}/import", app.base)).await;
+        self.click("#next-1").await;
+        self.click("#type-email").await;
+        self.click("#next-2").await;
+        self.type_into("#file", file.to_str().unwrap()).await;
+        self.wait_for("!document.getElementById('next-3').disabled")
+            .await;
+        self.click("#next-3").await;
+        self.click("#next-4").await;
+    }
+
     async fn start(shots: PathBuf) -> Browser {
         for program in [CHROMIUM, CHROMEDRIVER] {
             assert!(
@@ -507,16 +520,7 @@ async fn the_review_fetches_one_page_of_outcomes_at_a_time() {
     let file = db.dir.path().join("long.csv");
     std::fs::write(&file, crate::hardening::nobody_lines(120)).unwrap();
     let mut browser = Browser::signed_in(&app, "wizard-screenshots-paging").await;
-    browser.goto(&format!("{}/import", app.base)).await;
-    browser.click("#next-1").await;
-    browser.click("#type-email").await;
-    browser.click("#next-2").await;
-    browser.type_into("#file", file.to_str().unwrap()).await;
-    browser
-        .wait_for("!document.getElementById('next-3').disabled")
-        .await;
-    browser.click("#next-3").await;
-    browser.click("#next-4").await;
+    browser.review_email_file(&app, &file).await;
     let rows = "document.querySelectorAll('#review tbody tr').length";
     browser.wait_for(&format!("{rows} === 50")).await;
     assert_eq!(browser.text("#review-page").await, "Page 1 of 3");
@@ -542,4 +546,50 @@ async fn the_review_fetches_one_page_of_outcomes_at_a_time() {
             .await
             .contains("nobody51@example.com")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_preview_is_refused_and_previewed_again_in_one_click() {
+    let Some((db, app)) = app_with_an_admin().await else {
+        return;
+    };
+    let file = db.dir.path().join("accounts.csv");
+    std::fs::write(
+        &file,
+        "chloe@example.com,Chloé,chloe@mail.example.com,chloe,pw,chloe,pw\n",
+    )
+    .unwrap();
+    let mut browser = Browser::signed_in(&app, "wizard-screenshots-stale").await;
+    browser.review_email_file(&app, &file).await;
+    browser.click("#next-5").await;
+    // Meanwhile someone else imports the same account: the preview no longer holds.
+    let other = app
+        .call(reqwest::Method::POST, "/api/imports?type=email")
+        .body(std::fs::read(&file).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), reqwest::StatusCode::CREATED);
+    browser.click("#import-button").await;
+    browser
+        .wait_for("document.getElementById('notification').textContent.startsWith('Import failed')")
+        .await;
+    browser
+        .wait_for("!document.getElementById('preview-again').hidden")
+        .await;
+    let csv_link_hidden =
+        "return getComputedStyle(document.getElementById('results-csv')).display === 'none';";
+    assert_eq!(
+        browser.eval(csv_link_hidden, json!([])).await,
+        true,
+        "no results to download"
+    );
+    browser.screenshot("stale-refused").await;
+    browser.click("#preview-again").await;
+    browser
+        .wait_for(
+            "document.querySelector('#review-counts dd[data-count=unchanged]').textContent === '1'",
+        )
+        .await;
+    browser.screenshot("previewed-again").await;
 }

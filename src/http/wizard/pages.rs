@@ -23,6 +23,22 @@ const IMPORTS_PAGE: i64 = 50;
 /// Devices per page of the push jobs page.
 const DEVICES_PAGE: i64 = 50;
 
+/// `n` with its thousands grouped, as a count reads at a glance: `200,000`.
+fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// A whole page: header with the signed-in admin and sign-out, then `main`.
 fn layout(title: &str, session: Option<&Session>, main: &str) -> Html<String> {
     let account = match session {
@@ -42,6 +58,21 @@ fn layout(title: &str, session: Option<&Session>, main: &str) -> Html<String> {
             escape(&s.csrf_token)
         )
     });
+    let nav: String = [
+        ("/", "Users"),
+        ("/imports", "Imports"),
+        ("/push", "Push jobs"),
+    ]
+    .iter()
+    .map(|(href, name)| {
+        let current = if *name == title {
+            r#" aria-current="page""#
+        } else {
+            ""
+        };
+        format!(r#"<a href="{href}"{current}>{name}</a> "#)
+    })
+    .collect();
     Html(format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -50,7 +81,7 @@ fn layout(title: &str, session: Option<&Session>, main: &str) -> Html<String> {
 <title>{title} · mdm-mail</title>
 <link rel="stylesheet" href="/assets/wizard.css">
 </head><body>
-<header class="top"><a class="brand" href="/">mdm-mail</a><nav><a href="/">Users</a> <a href="/imports">Imports</a> <a href="/push">Push jobs</a></nav>{account}</header>
+<header class="top"><a class="brand" href="/">mdm-mail</a><nav>{nav}</nav>{account}</header>
 <main>{main}</main>
 <script src="/assets/wizard.js"></script>
 </body></html>"#,
@@ -222,7 +253,7 @@ pub async fn users(
         Err(e) => return crate::http::error::ApiError::from(e).into_response(),
     };
     let total = match state.store.count_users().await {
-        Ok(total) => total,
+        Ok(total) => grouped(total),
         Err(e) => return crate::http::error::ApiError::from(e).into_response(),
     };
     let mut rows = String::new();
@@ -632,5 +663,19 @@ pub async fn remove_account(
                 .into_response()
         }
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_with_their_thousands_grouped() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(200_000), "200,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(grouped(-1000), "-1,000");
     }
 }

@@ -272,6 +272,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     const link = $("results-csv");
     if (answer.status === 201) {
       const r = answer.json;
+      $("preview-again").hidden = true;
       note.className = "alert success";
       note.textContent = "Import complete: " + r.added + " added, " + r.updated + " updated, " +
         r.unchanged + " unchanged; " + r.discarded + " discarded, " + r.rejected + " rejected, " +
@@ -287,7 +288,17 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
       if (error && error.details) renderCounts($("result-counts"), error.details);
       else $("result-counts").replaceChildren();
       link.hidden = true;
+      // The store moved on since the preview: the way forward is a fresh one.
+      $("preview-again").hidden = !(error && error.code === "store_changed");
     }
     show(7);
+  });
+
+  $("preview-again").addEventListener("click", async () => {
+    $("preview-again").hidden = true;
+    await preview(state.delimiter);
+    $("import-button").disabled = false;
+    renderImport();
+    show(5);
   });
 })();
