@@ -2,8 +2,9 @@
 //! and records how each attempt ended. Transport errors, timeouts and 5xx are retried with
 //! exponential backoff and jitter up to the attempt limit; 4xx fail at once with the reason.
 //! A job stays leased to its worker while it is sent; if the worker dies, the lease runs out
-//! and another worker (or the same one restarted) sends it again: at-least-once, which
-//! stable identifiers make harmless.
+//! and another worker (or the same one restarted) sends it again: at-least-once, under the
+//! job's one command UUID, so the MDM sees a repeat of the same command (NanoMDM refuses it
+//! as "command already exists", which counts as stored), never a second one.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -79,7 +80,7 @@ impl Worker {
         if claimed.is_empty() {
             return Ok(DrainReport::default());
         }
-        let device_ids: Vec<i64> = claimed.iter().map(|(j, _)| j.device_id).collect();
+        let device_ids: Vec<i64> = claimed.iter().map(|j| j.device_id).collect();
         let devices: HashMap<i64, JobDevice> = self
             .store
             .job_devices(&device_ids)
@@ -89,8 +90,8 @@ impl Worker {
             .collect();
         let mut user_ids: Vec<i64> = claimed
             .iter()
-            .filter(|(j, _)| j.kind == JobKind::Install.as_str())
-            .filter_map(|(j, _)| devices.get(&j.device_id).map(|d| d.user_id))
+            .filter(|j| j.kind == JobKind::Install.as_str())
+            .filter_map(|j| devices.get(&j.device_id).map(|d| d.user_id))
             .collect();
         user_ids.sort_unstable();
         user_ids.dedup();
@@ -117,12 +118,12 @@ impl Worker {
         let devices = Arc::new(devices);
         let users = Arc::new(users);
         let lanes = self.settings.concurrency.max(1);
-        let results = Arc::new(Mutex::new(Vec::new()));
+        let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..lanes {
             let queue = Arc::clone(&queue);
             let devices = Arc::clone(&devices);
-            let results = Arc::clone(&results);
+            let done = done.clone();
             let lane = Lane {
                 users: Arc::clone(&users),
                 profiles: Arc::clone(&self.profiles),
@@ -132,32 +133,42 @@ impl Worker {
             set.spawn(async move {
                 loop {
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                    let Some((job, command_uuid)) = next else {
+                    let Some(job) = next else {
                         break;
                     };
-                    let result = lane
-                        .attempt(&job, command_uuid, devices.get(&job.device_id))
-                        .await;
-                    if let Ok(mut r) = results.lock() {
-                        r.push((job, result));
+                    let result = lane.attempt(&job, devices.get(&job.device_id)).await;
+                    if done.send((job, result)).is_err() {
+                        break;
                     }
                 }
             });
         }
-        while set.join_next().await.is_some() {}
-        let results = std::mem::take(&mut *results.lock().map_err(|_| {
-            PushError::Data("a push lane panicked while recording a result".into())
-        })?);
+        drop(done);
+        // Each outcome is recorded as soon as its request returns, not after the batch: a
+        // device answers a second or so after NanoMDM pushes, and the rest of a batch may
+        // still be out then. Outcomes that arrive while one is being written are written
+        // together next, so a busy batch still costs few transactions.
         let mut report = DrainReport::default();
-        for (_, result) in &results {
-            match result {
-                JobResult::Sent { .. } => report.sent += 1,
-                JobResult::Retry { .. } => report.retried += 1,
-                JobResult::Failed { .. } => report.failed += 1,
-                JobResult::Deferred { .. } => report.waiting += 1,
+        let mut results = Vec::new();
+        while let Some(first) = finished.recv().await {
+            results.push(first);
+            while let Ok(more) = finished.try_recv() {
+                results.push(more);
             }
+            for (_, result) in &results {
+                match result {
+                    JobResult::Sent { .. } => report.sent += 1,
+                    JobResult::Retry { .. } => report.retried += 1,
+                    JobResult::Failed { .. } => report.failed += 1,
+                    JobResult::Deferred { .. } => report.waiting += 1,
+                }
+            }
+            self.store.finish_push_jobs(&self.id, &results).await?;
+            results.clear();
         }
-        self.store.finish_push_jobs(&self.id, &results).await?;
+        while let Some(joined) = set.join_next().await {
+            joined.map_err(|e| PushError::Data(format!("a push lane failed: {e}")))?;
+        }
         Ok(report)
     }
 
@@ -219,12 +230,7 @@ struct Lane {
 }
 
 impl Lane {
-    async fn attempt(
-        &self,
-        job: &ClaimedJob,
-        command_uuid: Uuid,
-        device: Option<&JobDevice>,
-    ) -> JobResult {
+    async fn attempt(&self, job: &ClaimedJob, device: Option<&JobDevice>) -> JobResult {
         let Some(device) = device else {
             return JobResult::Failed {
                 error: "the device is no longer stored".into(),
@@ -244,7 +250,7 @@ impl Lane {
                 reason: Transports::missing(platform),
             };
         };
-        let delivery = match self.prepare(job, command_uuid, device, platform).await {
+        let delivery = match self.prepare(job, device, platform).await {
             Ok(d) => d,
             Err(error) => return JobResult::Failed { error },
         };
@@ -265,7 +271,9 @@ impl Lane {
         let attempts = u32::try_from(job.attempts).unwrap_or(u32::MAX);
         if attempts >= self.settings.max_attempts {
             return JobResult::Failed {
-                error: format!("gave up after {attempts} attempts: {error}"),
+                error: super::transport::sentence(&format!(
+                    "gave up after {attempts} attempts: {error}"
+                )),
             };
         }
         let delay = backoff(
@@ -284,7 +292,6 @@ impl Lane {
     async fn prepare(
         &self,
         job: &ClaimedJob,
-        command_uuid: Uuid,
         device: &JobDevice,
         platform: Platform,
     ) -> Result<(Delivery, Option<String>), String> {
@@ -307,7 +314,7 @@ impl Lane {
             platform,
             kind,
             identifier: job.profile_identifier.clone(),
-            command_uuid,
+            command_uuid: job.command_uuid,
             content: None,
             content_type: "",
             extension: "",

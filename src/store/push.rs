@@ -116,6 +116,9 @@ pub struct ClaimedJob {
     pub accounts: String,
     /// Windows: Replace rather than Add.
     pub windows_replace: bool,
+    /// The job's command UUID, the same for every attempt: a repeat is then the same
+    /// command to the MDM (NanoMDM answers "command already exists"), never a second one.
+    pub command_uuid: Uuid,
 }
 
 /// How one attempt at a job ended.
@@ -340,6 +343,14 @@ struct AccountRow {
     password: Option<Vec<u8>>,
     outgoing_password: Option<Vec<u8>>,
 }
+
+/// What sending a profile again does to its `push_delivered` row: the device holds what it
+/// acknowledged last, so once a version was acknowledged the row keeps that version's hash
+/// until the new one is acknowledged too (a refused update must not erase it: a later
+/// removal is only queued where such a row exists).
+const KEEP_ACKNOWLEDGED: &str = "sent_at = excluded.sent_at, content_hash = CASE \
+     WHEN push_delivered.acknowledged_at IS NULL THEN excluded.content_hash \
+     ELSE push_delivered.content_hash END";
 
 const STATES: &str = "COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0) AS queued, \
      COALESCE(SUM(CASE WHEN state = 'sending' THEN 1 ELSE 0 END), 0) AS sending, \
@@ -585,17 +596,17 @@ impl Store {
 
     /// Claims up to `limit` jobs for worker `worker` until `lease_until`: queued jobs that are
     /// due, and jobs whose previous worker's lease ran out, never a job while an older job
-    /// of the same device is still waiting or being sent. Each claimed job gets a fresh
-    /// command UUID. Jobs come in due-index order, not sorted: sorting every due job on each
-    /// claim cost more than sending, and the older-job check alone keeps a device's commands
-    /// in order. On PostgreSQL concurrent workers skip each other's rows (`FOR UPDATE SKIP
-    /// LOCKED`); on SQLite the one UPDATE runs under the write lock.
+    /// of the same device is still waiting or being sent. Each job keeps the command UUID it
+    /// was queued with. Jobs come in due-index order, not sorted: sorting every due job on
+    /// each claim cost more than sending, and the older-job check alone keeps a device's
+    /// commands in order. On PostgreSQL concurrent workers skip each other's rows (`FOR
+    /// UPDATE SKIP LOCKED`); on SQLite the one UPDATE runs under the write lock.
     pub async fn claim_push_jobs(
         &self,
         worker: &str,
         lease_until: i64,
         limit: i64,
-    ) -> Result<Vec<(ClaimedJob, Uuid)>, StoreError> {
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
         const PICK: &str = "SELECT j.id FROM push_jobs j \
              WHERE ((j.state = 'queued' AND j.next_attempt_at <= $3) \
                 OR (j.state = 'sending' AND j.claimed_until < $3)) \
@@ -603,38 +614,24 @@ impl Store {
                 AND e.id < j.id AND e.state IN ('queued', 'sending')) \
              LIMIT $4";
         const RETURNING: &str = " RETURNING id, device_id, profile_identifier, kind, \
-             content_hash, attempts, accounts, windows_replace";
+             content_hash, attempts, accounts, windows_replace, command_uuid";
         let set = "UPDATE push_jobs SET state = 'sending', claimed_by = $1, claimed_until = $2, \
              attempts = attempts + 1, updated_at = $3 WHERE id IN (";
-        let now = now_ms();
-        let mut tx = self.begin().await?;
         let sql = match &self.pool {
             Pool::Sqlite(_) => format!("{set}{PICK}){RETURNING}"),
             Pool::Postgres(_) => format!("{set}{PICK} FOR UPDATE SKIP LOCKED){RETURNING}"),
         };
-        let mut jobs: Vec<ClaimedJob> = on_tx!(tx, conn => {
+        let mut jobs: Vec<ClaimedJob> = on_pool!(self, pool => {
             sqlx::query_as(&sql)
                 .bind(worker)
                 .bind(lease_until)
-                .bind(now)
+                .bind(now_ms())
                 .bind(limit)
-                .fetch_all(&mut *conn)
+                .fetch_all(pool)
                 .await
         })?;
         jobs.sort_by_key(|j| j.id);
-        let claimed: Vec<(ClaimedJob, Uuid)> =
-            jobs.into_iter().map(|j| (j, Uuid::new_v4())).collect();
-        for chunk in claimed.chunks(super::BATCH / 2) {
-            on_tx!(tx, conn => {
-                let mut q = QueryBuilder::new("UPDATE push_jobs SET command_uuid = ");
-                push_case_by_id(&mut q, chunk.iter().map(|(job, uuid)| (job.id, *uuid)));
-                q.push(" WHERE id IN ");
-                push_list(&mut q, chunk.iter().map(|(job, _)| job.id));
-                q.build().execute(&mut *conn).await.map(|r| r.rows_affected())
-            })?;
-        }
-        tx.commit().await?;
-        Ok(claimed)
+        Ok(jobs)
     }
 
     /// Records how attempts ended, for jobs `worker` still holds, and what devices were sent.
@@ -658,10 +655,11 @@ impl Store {
         const FAILED: &str = "UPDATE push_jobs SET state = 'failed', last_error = $1, \
              claimed_by = NULL, claimed_until = NULL, updated_at = $2 \
              WHERE id = $3 AND claimed_by = $4";
-        const DELIVERED: &str = "INSERT INTO push_delivered (device_id, identifier, \
-             content_hash, sent_at) VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, identifier) \
-             DO UPDATE SET content_hash = excluded.content_hash, sent_at = excluded.sent_at, \
-             acknowledged_at = NULL";
+        let delivered = format!(
+            "INSERT INTO push_delivered (device_id, identifier, content_hash, sent_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, identifier) \
+             DO UPDATE SET {KEEP_ACKNOWLEDGED}"
+        );
         const REMOVED: &str = "DELETE FROM push_delivered WHERE device_id = $1 AND identifier = $2";
         let now = now_ms();
         let mut tx = self.begin().await?;
@@ -711,11 +709,8 @@ impl Store {
                         .push_bind(*hash)
                         .push_bind(now);
                 });
-                q.push(
-                    " ON CONFLICT (device_id, identifier) DO UPDATE SET \
-                     content_hash = excluded.content_hash, sent_at = excluded.sent_at, \
-                     acknowledged_at = NULL",
-                );
+                q.push(" ON CONFLICT (device_id, identifier) DO UPDATE SET ")
+                    .push(KEEP_ACKNOWLEDGED);
                 q.build().execute(&mut *conn).await.map(|r| r.rows_affected())
             })?;
         }
@@ -738,7 +733,7 @@ impl Store {
                             .rows_affected();
                         match content_hash {
                             Some(hash) if held > 0 => {
-                                sqlx::query(DELIVERED)
+                                sqlx::query(&delivered)
                                     .bind(job.device_id)
                                     .bind(job.profile_identifier.as_str())
                                     .bind(hash.as_str())
@@ -927,62 +922,88 @@ impl Store {
         })?)
     }
 
-    /// Puts every failed job back in the queue, due now; returns how many.
+    /// Puts every failed job back in the queue, due now, each under a new command UUID (the
+    /// MDM refused or never took the old command, and would answer a repeat of its UUID
+    /// with "command already exists"); returns how many.
     pub async fn retry_failed_push_jobs(&self) -> Result<u64, StoreError> {
-        const SQL: &str = "UPDATE push_jobs SET state = 'queued', attempts = 0, \
-             next_attempt_at = $1, updated_at = $1 WHERE state = 'failed'";
+        let fresh = match &self.pool {
+            Pool::Sqlite(_) => "randomblob(16)",
+            Pool::Postgres(_) => "gen_random_uuid()",
+        };
+        let sql = format!(
+            "UPDATE push_jobs SET state = 'queued', attempts = 0, command_uuid = {fresh}, \
+             next_attempt_at = $1, updated_at = $1 WHERE state = 'failed'"
+        );
         let now = now_ms();
         Ok(on_pool!(self, pool => {
-            sqlx::query(SQL).bind(now).execute(pool).await.map(|r| r.rows_affected())
+            sqlx::query(&sql).bind(now).execute(pool).await.map(|r| r.rows_affected())
         })?)
     }
 
     /// Applies an MDM's report on command `command_uuid`: acknowledged, or failed with
-    /// `error`. Only a sent job moves, and only once: a job's state never goes back, so a
-    /// replayed report, or one that contradicts how the job already ended, changes nothing.
+    /// `error`. A job waiting for its command's end moves, once: sent, but also still being
+    /// sent or queued for another try, since a device may answer before the worker has
+    /// recorded the request that stored the command (the worker's record then finds the job
+    /// no longer claimed and leaves it). A job's state never goes back, so a replayed
+    /// report, or one that contradicts how the job already ended, changes nothing.
+    ///
+    /// What the device holds is what it acknowledged last: an acknowledged install records
+    /// its version, a refused one leaves the version acknowledged before (and drops the
+    /// record only where none ever was).
     pub async fn acknowledge_push_job(
         &self,
         command_uuid: Uuid,
         error: Option<&str>,
     ) -> Result<JobAnswer, StoreError> {
-        const ACK: &str = "UPDATE push_jobs SET state = 'acknowledged', updated_at = $1 \
-             WHERE command_uuid = $2 AND state = 'sent' \
-             RETURNING device_id, profile_identifier";
-        const FAIL: &str = "UPDATE push_jobs SET state = 'failed', last_error = $1, updated_at = $2 \
-             WHERE command_uuid = $3 AND state = 'sent' \
-             RETURNING device_id, profile_identifier";
+        const WAITING: &str = "command_uuid = $3 AND state IN ('queued', 'sending', 'sent') \
+             RETURNING device_id, profile_identifier, kind, content_hash";
         const STATE: &str = "SELECT state FROM push_jobs WHERE command_uuid = $1";
-        const DELIVERED: &str = "UPDATE push_delivered SET acknowledged_at = $1 \
-             WHERE device_id = $2 AND identifier = $3";
-        const UNDELIVERED: &str = "DELETE FROM push_delivered WHERE device_id = $1 \
+        const ACKNOWLEDGED: &str = "INSERT INTO push_delivered (device_id, identifier, \
+             content_hash, sent_at, acknowledged_at) VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (device_id, identifier) DO UPDATE SET \
+             content_hash = excluded.content_hash, acknowledged_at = excluded.acknowledged_at";
+        const REMOVED: &str = "DELETE FROM push_delivered WHERE device_id = $1 \
              AND identifier = $2";
+        const NEVER_ACKNOWLEDGED: &str = "DELETE FROM push_delivered WHERE device_id = $1 \
+             AND identifier = $2 AND acknowledged_at IS NULL";
+        let (state, message) = match error {
+            None => ("acknowledged", None),
+            Some(error) => ("failed", Some(error)),
+        };
+        let sql = format!(
+            "UPDATE push_jobs SET state = $1, last_error = COALESCE($2, last_error), \
+             claimed_by = NULL, claimed_until = NULL, updated_at = $4 WHERE {WAITING}"
+        );
         let now = now_ms();
         let mut tx = self.begin().await?;
         let answer = on_tx!(tx, conn => {
-            let row: Option<(i64, String)> = match error {
-                None => sqlx::query_as(ACK).bind(now).bind(command_uuid)
-                    .fetch_optional(&mut *conn).await?,
-                Some(error) => sqlx::query_as(FAIL).bind(error).bind(now).bind(command_uuid)
-                    .fetch_optional(&mut *conn).await?,
-            };
-            match &row {
-                Some((device, identifier)) => {
-                    match error {
-                        None => sqlx::query(DELIVERED).bind(now).bind(*device)
+            let row: Option<(i64, String, String, Option<String>)> = sqlx::query_as(&sql)
+                .bind(state)
+                .bind(message)
+                .bind(command_uuid)
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await?;
+            match row {
+                Some((device, identifier, kind, hash)) => {
+                    match (error, kind.as_str(), hash) {
+                        (None, "install", Some(hash)) => sqlx::query(ACKNOWLEDGED)
+                            .bind(device).bind(identifier.as_str()).bind(hash).bind(now)
+                            .execute(&mut *conn).await?,
+                        (None, _, _) => sqlx::query(REMOVED).bind(device)
                             .bind(identifier.as_str()).execute(&mut *conn).await?,
-                        Some(_) => sqlx::query(UNDELIVERED).bind(*device)
+                        (Some(_), _, _) => sqlx::query(NEVER_ACKNOWLEDGED).bind(device)
                             .bind(identifier.as_str()).execute(&mut *conn).await?,
                     };
                     Ok::<JobAnswer, sqlx::Error>(JobAnswer::Applied)
                 }
                 None => {
-                    let state: Option<String> = sqlx::query_scalar(STATE).bind(command_uuid)
+                    let found: Option<String> = sqlx::query_scalar(STATE).bind(command_uuid)
                         .fetch_optional(&mut *conn).await?;
-                    let reported = if error.is_none() { "acknowledged" } else { "failed" };
-                    Ok(match state {
+                    Ok(match found {
                         None => JobAnswer::Unknown,
-                        Some(state) if state == reported => JobAnswer::Repeated,
-                        Some(state) => JobAnswer::Contradicted { state },
+                        Some(found) if found == state => JobAnswer::Repeated,
+                        Some(found) => JobAnswer::Contradicted { state: found },
                     })
                 }
             }

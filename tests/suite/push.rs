@@ -4,6 +4,7 @@
 mod cli;
 mod delivery;
 mod mdm;
+mod nanomdm;
 mod queue;
 mod webhook;
 

@@ -28,7 +28,7 @@ pub struct Delivery {
     pub kind: JobKind,
     /// The profile's identifier.
     pub identifier: String,
-    /// This attempt's command UUID.
+    /// The job's command UUID, the same on every attempt of the job.
     pub command_uuid: Uuid,
     /// The document: the (signed, for Apple) profile to install, or the Windows SyncML that
     /// deletes accounts. `None` for Apple and Android removals, which name the identifier.
@@ -185,18 +185,94 @@ fn request_error(server: &str, e: &reqwest::Error) -> SendError {
 
 /// Classifies an HTTP status that is not success; `body` is the response text.
 fn status_error(server: &str, status: reqwest::StatusCode, body: &str) -> SendError {
-    let body = body.trim();
-    let detail = if body.is_empty() {
-        String::new()
+    let detail = body_message(body);
+    let message = if detail.is_empty() {
+        format!("{server} answered {status}")
     } else {
-        format!(": {}", body.chars().take(300).collect::<String>())
+        sentence(&format!("{server} answered {status}: {detail}"))
     };
-    let message = format!("{server} answered {status}{detail}");
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         SendError::Retry(message)
     } else if status == reqwest::StatusCode::UNAUTHORIZED {
         SendError::Fatal(format!("{message} (check the API key)"))
     } else {
         SendError::Fatal(message)
+    }
+}
+
+/// What an error body says, for people: the messages of a JSON body (every string under a
+/// key that names an error or a message, as NanoMDM's `push_error` and `command_error`,
+/// MicroMDM's `error`), else the text itself, on one line.
+fn body_message(body: &str) -> String {
+    fn messages(value: &serde_json::Value, key: &str, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s)
+                if (key.ends_with("error") || key == "message") && !out.contains(s) =>
+            {
+                out.push(s.clone());
+            }
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    messages(v, k, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(body) {
+        messages(&json, "", &mut found);
+    }
+    let text = if found.is_empty() {
+        body.to_owned()
+    } else {
+        found.join("; ")
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The longest a stored error may be, in characters.
+const ERROR_LIMIT: usize = 300;
+
+/// `text` on one line, cut at the last word boundary within [`ERROR_LIMIT`] characters and
+/// ended with "…" when it was cut, so `last_error` reads as a sentence.
+pub fn sentence(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= ERROR_LIMIT {
+        return line;
+    }
+    let cut: String = line.chars().take(ERROR_LIMIT - 1).collect();
+    let kept = match cut.rfind(' ') {
+        Some(space) if space > 0 => &cut[..space],
+        _ => cut.as_str(),
+    };
+    format!("{}…", kept.trim_end_matches([',', ';', ':']))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_error_is_cut_at_a_word_boundary() {
+        let long = format!(
+            "NanoMDM answered 500: {}",
+            "retrieving push cert ".repeat(30)
+        );
+        let cut = sentence(&long);
+        assert!(cut.chars().count() <= ERROR_LIMIT, "{cut}");
+        assert!(cut.ends_with("cert…") || cut.ends_with("push…") || cut.ends_with("retrieving…"));
+        assert_eq!(sentence("short\n\tone"), "short one");
+    }
+
+    #[test]
+    fn a_json_error_body_reads_as_its_messages() {
+        let body = r#"{"status":{"X":{"push_error":"push data missing for id"}},
+            "command_uuid":"u","error":"storage\n\tfailed"}"#;
+        let message = body_message(body);
+        assert!(message.contains("push data missing for id"), "{message}");
+        assert!(message.contains("storage failed"), "{message}");
+        assert!(!message.contains('{'), "{message}");
+        assert_eq!(body_message("Bad\n Gateway"), "Bad Gateway");
     }
 }

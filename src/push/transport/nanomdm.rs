@@ -1,13 +1,19 @@
 //! NanoMDM: `PUT /v1/enqueue/{id}` with the raw command plist, HTTP Basic `nanomdm:<key>`.
-//! 200 means queued (a failed APNs push is a note: the device still fetches the command at
-//! its next check-in); 207 and 500 carry a per-enrollment `command_error`; 500 without
-//! one, like any 5xx, is retried.
+//!
+//! NanoMDM stores the command first and pushes afterwards, and answers an `APIResult`: 200
+//! when both worked; 500 (or 207) with `push_error` when the command is stored but the APNs
+//! push failed (no push certificate, APNs down: the device still fetches the command at its
+//! next check-in), the result then still echoing `command_uuid`; `command_error` when it
+//! could not store it, "command already exists" when an earlier attempt of the same job
+//! did. So an answer that echoes our CommandUUID without a `command_error` means stored,
+//! and so does "already exists"; a push error is kept as a note, except "push data missing
+//! for id", which says NanoMDM has no enrollment of that id and fails the job at once.
 
 use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Accepted, Delivery, SendError, request_error, status_error};
+use super::{Accepted, Delivery, SendError, request_error, sentence, status_error};
 use crate::push::reconcile::JobKind;
 use crate::push::settings::Endpoint;
 
@@ -25,6 +31,7 @@ struct ApiResult {
     status: HashMap<String, EnrollmentResult>,
     push_error: Option<String>,
     command_error: Option<String>,
+    command_uuid: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +39,10 @@ struct EnrollmentResult {
     push_error: Option<String>,
     command_error: Option<String>,
 }
+
+/// NanoMDM's push error for an enrollment id it has no push token for (its
+/// `push/service.ErrIdNotFound`).
+const NOT_ENROLLED: &str = "push data missing for id";
 
 impl NanoMdm {
     /// A transport to `endpoint` over `client`.
@@ -67,41 +78,74 @@ impl NanoMdm {
             .text()
             .await
             .map_err(|e| request_error("NanoMDM", &e))?;
-        let result: ApiResult = serde_json::from_str(&text).unwrap_or_default();
-        let mine = result.status.get(&delivery.enrollment_id);
-        let command_error = mine
-            .and_then(|r| r.command_error.clone())
-            .or(result.command_error.clone());
-        let push_error = mine
-            .and_then(|r| r.push_error.clone())
-            .or(result.push_error);
-        match status.as_u16() {
-            200 => Ok(Accepted {
+        answer(delivery, status, &text)
+    }
+}
+
+/// What NanoMDM's answer `text` with `status` to enqueueing `delivery` means.
+fn answer(
+    delivery: &Delivery,
+    status: reqwest::StatusCode,
+    text: &str,
+) -> Result<Accepted, SendError> {
+    let Ok(result) = serde_json::from_str::<ApiResult>(text) else {
+        return if status.is_success() {
+            Ok(Accepted {
                 command_uuid: delivery.command_uuid,
-                note: push_error
-                    .map(|e| format!("queued in NanoMDM, but the APNs push failed: {e}")),
-            }),
-            207 | 500 if command_error.is_some() => {
-                let error = command_error.unwrap_or_default();
-                let message = format!(
-                    "NanoMDM could not queue the command for {}: {error}",
-                    delivery.enrollment_id
-                );
-                // The enrollment-level error of a 207 is about this device (unknown
-                // enrollment, say); a 500 may be the server's storage, so it is retried.
-                if status.as_u16() == 207 {
-                    Err(SendError::Fatal(message))
-                } else {
-                    Err(SendError::Retry(message))
-                }
+                note: None,
+            })
+        } else {
+            Err(status_error("NanoMDM", status, text))
+        };
+    };
+    let enrollment = delivery.enrollment_id.as_str();
+    let mine = result.status.get(enrollment);
+    let command_error = mine
+        .and_then(|r| r.command_error.clone())
+        .or(result.command_error);
+    let push_error = mine
+        .and_then(|r| r.push_error.clone())
+        .or(result.push_error);
+    let ours = delivery.command_uuid.hyphenated().to_string();
+    let echoed = result
+        .command_uuid
+        .is_some_and(|u| u.eq_ignore_ascii_case(&ours));
+    let stored = Ok(Accepted {
+        command_uuid: delivery.command_uuid,
+        note: None,
+    });
+    match (command_error, push_error) {
+        (Some(error), _) if echoed && error.contains("already exists") => stored,
+        (Some(error), _) => {
+            let message = sentence(&format!(
+                "NanoMDM answered {status} and did not queue the command for {enrollment}: \
+                 {error}"
+            ));
+            // A 500 may be NanoMDM's storage, worth another try; anything else (a 207's
+            // enrollment-level error, a command it cannot decode) will not change.
+            if status == reqwest::StatusCode::INTERNAL_SERVER_ERROR
+                && !error.starts_with("decoding command")
+            {
+                Err(SendError::Retry(message))
+            } else {
+                Err(SendError::Fatal(message))
             }
-            207 => Ok(Accepted {
-                command_uuid: delivery.command_uuid,
-                note: push_error
-                    .map(|e| format!("queued in NanoMDM, but the APNs push failed: {e}")),
-            }),
-            _ => Err(status_error("NanoMDM", status, &text)),
         }
+        (None, Some(error)) if error.contains(NOT_ENROLLED) => {
+            Err(SendError::Fatal(sentence(&format!(
+                "NanoMDM answered {status}: it has no push data for enrollment {enrollment} \
+                 (not enrolled in NanoMDM?): {error}"
+            ))))
+        }
+        (None, Some(error)) if echoed || status.is_success() => Ok(Accepted {
+            command_uuid: delivery.command_uuid,
+            note: Some(sentence(&format!(
+                "queued in NanoMDM for {enrollment}, but the APNs push failed ({status}): \
+                 {error}"
+            ))),
+        }),
+        (None, _) if echoed || status.is_success() => stored,
+        (None, _) => Err(status_error("NanoMDM", status, text)),
     }
 }
 

@@ -1,11 +1,30 @@
 //! An in-test MDM server on loopback implementing the NanoMDM and MicroMDM command API
 //! contracts: HTTP Basic with the API key (401 with `WWW-Authenticate` otherwise), NanoMDM's
 //! `PUT /v1/enqueue/{id}` with a raw command plist answered by an `APIResult`, MicroMDM's
-//! `POST /v1/commands` with JSON answered 201. It records every command it accepted and can
+//! `POST /v1/commands` with JSON answered 201. It records every command it stored and can
 //! be told to fail (any status) or hang on the next requests. It runs on a thread of its
 //! own, so tests may block on the real binary while it answers.
+//!
+//! The NanoMDM side follows NanoMDM v0.9 (`api/api.go` `EnqueueWithPush`, `api/do.go`,
+//! `storage/kv/queue.go`, `push/service/service.go`), modelled here, not copied:
+//! - the command is stored first and pushed afterwards, and only when storing worked;
+//! - the result always carries `command_uuid` and `request_type` once the command decoded;
+//!   a command that does not decode is answered 500 `{"command_error": "decoding command:
+//!   …"}` alone;
+//! - a CommandUUID already stored is refused before anything is written: 500
+//!   `{"command_error": "command already exists: <uuid>", "command_uuid": …}`;
+//! - an enrollment id without push data gets `status.<id>.push_error` "push data missing for
+//!   id" (the command is stored all the same), and with every id failing the answer is 500;
+//! - a push that fails as a whole (no push certificate for the topic) is a top-level
+//!   `push_error` and 500, the command stored;
+//! - 200 with `status.<id>.push_result` (the APNs id) when all went well.
+//!
+//! Device answers are NanoMDM's webhook events (`service/webhook`): `{"topic":
+//! "mdm.Connect", "created_at", "acknowledge_event": {"enrollment_id", "udid", "status",
+//! "command_uuid", "raw_payload" (base64 of the device's plist)}}` signed with
+//! `X-Hmac-Signature` (base64 HMAC-SHA256 of the body).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,12 +43,16 @@ pub const API_KEY: &str = "test-api-key";
 /// How the server answers one request.
 #[derive(Debug, Clone, Copy)]
 pub enum Reply {
-    /// Accept it.
+    /// Store it and push, as NanoMDM does.
     Accept,
-    /// Answer this status without accepting it.
+    /// Answer this status with a plain body, storing nothing: a proxy in front of the MDM.
     Status(u16),
-    /// Never answer.
+    /// Never answer, storing nothing.
     Hang,
+    /// NanoMDM: store the command, then fail the APNs push (no push certificate).
+    PushFails,
+    /// NanoMDM: store the command, then never answer (APNs does not answer the push).
+    StoreThenHang,
 }
 
 /// A command the server accepted.
@@ -54,6 +77,10 @@ struct Shared {
     requests: AtomicUsize,
     delay_ms: AtomicUsize,
     hooks: Mutex<Vec<(Option<String>, Vec<u8>)>>,
+    stored: Mutex<HashSet<String>>,
+    unenrolled: Mutex<HashSet<String>>,
+    held: Mutex<HashSet<String>>,
+    release: tokio::sync::Notify,
 }
 
 /// A running fake MDM.
@@ -109,7 +136,32 @@ impl FakeMdm {
             .store(delay.as_millis() as usize, Ordering::SeqCst);
     }
 
-    /// The commands accepted so far, in order.
+    /// Makes `enrollment_id` one NanoMDM has no push data for (never enrolled, or gone).
+    pub fn unenroll(&self, enrollment_id: &str) {
+        self.shared
+            .unenrolled
+            .lock()
+            .unwrap()
+            .insert(enrollment_id.to_owned());
+    }
+
+    /// Holds the answer to every request for `enrollment_id`, after its command is stored,
+    /// until [`FakeMdm::release`].
+    pub fn hold(&self, enrollment_id: &str) {
+        self.shared
+            .held
+            .lock()
+            .unwrap()
+            .insert(enrollment_id.to_owned());
+    }
+
+    /// Answers the held requests, and holds no more.
+    pub fn release(&self) {
+        self.shared.held.lock().unwrap().clear();
+        self.shared.release.notify_waiters();
+    }
+
+    /// The commands stored so far, in order.
     pub fn accepted(&self) -> Vec<Command> {
         self.shared.accepted.lock().unwrap().clone()
     }
@@ -201,26 +253,108 @@ async fn nanomdm_enqueue(
         )
             .into_response();
     };
+    let refused =
+        |status: StatusCode, body: serde_json::Value| (status, Json(body)).into_response();
     match reply {
-        Reply::Accept => {
-            let result = serde_json::json!({
-                "status": { id.as_str(): { "push_result": uuid::Uuid::new_v4().to_string() } },
-                "command_uuid": command.command_uuid,
-                "request_type": command.request_type,
-            });
-            shared.accepted.lock().unwrap().push(command);
-            Json(result).into_response()
-        }
         Reply::Status(code) => {
-            let status = StatusCode::from_u16(code).unwrap();
-            let body = serde_json::json!({
-                "status": { id.as_str(): { "push_error": "scripted failure" } },
-                "push_error": "scripted failure",
-            });
-            (status, Json(body)).into_response()
+            return (StatusCode::from_u16(code).unwrap(), "scripted failure").into_response();
         }
         Reply::Hang => unreachable!(),
+        Reply::Accept | Reply::PushFails | Reply::StoreThenHang => {}
     }
+    let uuid = command.command_uuid.clone();
+    let request_type = command.request_type.clone();
+    if !shared.stored.lock().unwrap().insert(uuid.clone()) {
+        return refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({
+                "command_error": format!("command already exists: {uuid}"),
+                "command_uuid": uuid,
+                "request_type": request_type,
+            }),
+        );
+    }
+    shared.accepted.lock().unwrap().push(command);
+    if let Reply::StoreThenHang = reply {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    loop {
+        let released = shared.release.notified();
+        if !shared.held.lock().unwrap().contains(&id) {
+            break;
+        }
+        released.await;
+    }
+    if shared.unenrolled.lock().unwrap().contains(&id) {
+        return refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({
+                "status": { id.as_str(): { "push_error": "push data missing for id" } },
+                "command_uuid": uuid,
+                "request_type": request_type,
+            }),
+        );
+    }
+    if let Reply::PushFails = reply {
+        return refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({
+                "push_error": "retrieving push cert for topic \"com.apple.mgmt.External.test\": \
+                     no push certificate found",
+                "command_uuid": uuid,
+                "request_type": request_type,
+            }),
+        );
+    }
+    Json(serde_json::json!({
+        "status": { id.as_str(): { "push_result": uuid::Uuid::new_v4().to_string() } },
+        "command_uuid": uuid,
+        "request_type": request_type,
+    }))
+    .into_response()
+}
+
+/// The device's answer to `command` as NanoMDM's webhook posts it: `status` Acknowledged,
+/// NotNow or Error (with a one-link error chain saying `error`).
+pub fn device_answer(command: &Command, status: &str, error: Option<&str>) -> Vec<u8> {
+    let mut report = plist::Dictionary::new();
+    report.insert("Status".into(), status.into());
+    report.insert("CommandUUID".into(), command.command_uuid.clone().into());
+    report.insert("UDID".into(), command.enrollment_id.clone().into());
+    if let Some(error) = error {
+        let mut link = plist::Dictionary::new();
+        link.insert("ErrorDomain".into(), "MCProfileErrorDomain".into());
+        link.insert("ErrorCode".into(), plist::Value::Integer(1009.into()));
+        link.insert("USEnglishDescription".into(), error.into());
+        report.insert(
+            "ErrorChain".into(),
+            plist::Value::Array(vec![plist::Value::Dictionary(link)]),
+        );
+    }
+    let mut raw = Vec::new();
+    plist::to_writer_xml(&mut raw, &plist::Value::Dictionary(report)).unwrap();
+    serde_json::json!({
+        "topic": "mdm.Connect",
+        "event_id": uuid::Uuid::new_v4().to_string(),
+        "created_at": "2026-12-04T12:00:00Z",
+        "acknowledge_event": {
+            "enrollment_id": command.enrollment_id,
+            "udid": command.enrollment_id,
+            "status": status,
+            "command_uuid": command.command_uuid,
+            "raw_payload": base64::engine::general_purpose::STANDARD.encode(raw),
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// NanoMDM's `X-Hmac-Signature` of `body` under `key`.
+pub fn sign(key: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 async fn micromdm_command(
@@ -269,6 +403,7 @@ async fn micromdm_command(
         )
             .into_response(),
         Reply::Hang => unreachable!(),
+        Reply::PushFails | Reply::StoreThenHang => panic!("a NanoMDM reply scripted for MicroMDM"),
     }
 }
 
