@@ -111,19 +111,45 @@ pub async fn after_change(store: &Store, settings: &Settings) {
         Err(e) => Err(e.into()),
     };
     match result {
-        Ok(report) => {
-            if report.installs + report.removals > 0 {
-                eprintln!(
-                    "push: {} installs and {} removals queued (the serve worker or `mdm-mail \
-                     push run` sends them)",
-                    report.installs, report.removals
-                );
-            }
-        }
+        Ok(report) => eprintln!("push: {}", queued(&report)),
         Err(e) => eprintln!(
             "push: nothing was queued: {}; run `mdm-mail push sync` once fixed",
             super::explain(&e)
         ),
+    }
+}
+
+/// What a reconcile queued, or why it queued nothing: so that a change which sends nothing
+/// (a removal where the device was never sent the profile, devices that cannot take it)
+/// is never silent.
+fn queued(report: &ReconcileReport) -> String {
+    if report.installs + report.removals > 0 {
+        return format!(
+            "{} installs and {} removals queued (the serve worker or `mdm-mail push run` sends \
+             them)",
+            report.installs, report.removals
+        );
+    }
+    let s = |n: usize| if n == 1 { "" } else { "s" };
+    if report.removals_not_needed > 0 {
+        let n = usize::try_from(report.removals_not_needed).unwrap_or(usize::MAX);
+        return format!(
+            "nothing was queued: {n} removal{} not needed, the device{} never sent the \
+             profile (its install was dropped instead)",
+            s(n),
+            if n == 1 { " was" } else { "s were" }
+        );
+    }
+    match report.statuses.first() {
+        Some(first) => format!(
+            "nothing was queued: {} device{} cannot take the profile ({}: {}); see \
+             `mdm-mail push status`",
+            report.statuses.len(),
+            s(report.statuses.len()),
+            first.device,
+            first.message
+        ),
+        None => "nothing was queued: every device already has what it should hold".to_owned(),
     }
 }
 

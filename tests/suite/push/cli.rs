@@ -152,6 +152,13 @@ store_test! {
         assert_eq!(removals.len(), 2, "her iPhone and her Mac");
         assert!(removals.iter().all(|c| c.request_type == "RemoveProfile"), "{removals:?}");
 
+        let again = run(&["accounts", "remove", "bob@example.com", "bob@mail.example.com", "--type", "email"]);
+        assert!(again.status.success(), "{}", stderr(&again));
+        assert!(
+            stderr(&again).contains("push: nothing was queued: 1 removal not needed, the device was never sent"),
+            "a removal that sends nothing says why: {}", stderr(&again)
+        );
+
         let export = run(&["export", "--type", "email"]);
         assert!(!stdout(&export).contains("alice"), "{}", stdout(&export));
         let usage = run(&["accounts", "remove", "bob@example.com", "bob@mail.example.com", "--type", "pop3"]);
