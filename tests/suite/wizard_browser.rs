@@ -358,9 +358,17 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         !browser.text("#wizard").await.contains("imap-secret-1"),
         "a password reached the page"
     );
+    let warning = browser.text("#delimiter-warning").await;
+    assert!(
+        warning.starts_with("Most lines do not split into the columns this account type has (expected 7 columns, found"),
+        "{warning}"
+    );
     browser.screenshot("step-4-delimiter-comma").await;
     browser.click("#delimiter option[value=semicolon]").await;
     browser.wait_for(&format!("{first_row} === 8")).await;
+    browser
+        .wait_for("document.getElementById('delimiter-warning').hidden")
+        .await;
     browser.click("#next-4").await;
 
     browser

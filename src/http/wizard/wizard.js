@@ -92,9 +92,23 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     render();
   }
 
+  // Lines the server found of the wrong width, among those it lists: most of them means the
+  // file was split on the wrong delimiter, which is easier to fix here than in the review.
+  function warnWidth(p) {
+    const wrong = (p.lines || []).filter((l) => /^expected \d+ columns, found \d+/.test(l.message));
+    const listed = Math.min(p.rows, 100);
+    const warning = $("delimiter-warning");
+    warning.hidden = !(listed > 0 && wrong.length * 2 > listed);
+    if (!warning.hidden) {
+      warning.textContent = "Most lines do not split into the columns this account type has (" +
+        wrong[0].message + "): is the delimiter right?";
+    }
+  }
+
   function render() {
     const p = state.preview;
     showRaw(p);
+    warnWidth(p);
     $("next-3").disabled = false;
     $("encoding").textContent = p.encoding + (p.bom ? " (with byte-order mark)" : "");
     $("header").textContent = p.header ? "yes" : "no";
