@@ -139,8 +139,9 @@ pub struct Receipt {
     pub changed: bool,
 }
 
-/// Verifies and applies one event, at most once per command: a job moves from sent to
-/// acknowledged or failed and never back.
+/// Verifies and applies one event, at most once per command: a job waiting for its command's
+/// end (sent, or still being sent or queued for another try when the device answered first)
+/// moves to acknowledged or failed, and never back.
 pub async fn receive(
     store: &Store,
     key: &[u8],
