@@ -142,11 +142,13 @@ impl Validator {
         };
         // A rejected line's values are kept only to name the line; a huge cell is not
         // stored or sent back whole.
+        // Only a long value is copied, shortened: most rejected lines keep theirs as read.
+        let shortened = |value: String| match excerpt(&value) {
+            std::borrow::Cow::Owned(short) => short,
+            std::borrow::Cow::Borrowed(_) => value,
+        };
         let (user_email, address) = match check {
-            Checked::Rejected { .. } => (
-                excerpt(&user_email).into_owned(),
-                excerpt(&address).into_owned(),
-            ),
+            Checked::Rejected { .. } => (shortened(user_email), shortened(address)),
             _ => (user_email, address),
         };
         ParsedLine {

@@ -55,11 +55,7 @@ async fn the_wizard_pages_hold_no_inline_script_or_style_the_policy_would_block(
     let db = TestDb::sqlite().await;
     let app = App::start(&db).await;
     app.load_directory().await;
-    let store = db.open().await;
-    mdm_mail::auth::add_admin(&store, "test", "ops", crate::wizard::PASSWORD)
-        .await
-        .unwrap();
-    let (session, _) = crate::wizard::sign_in(&app).await;
+    let session = crate::wizard::ops_session(&db, &app).await;
     let inline_script = regex::Regex::new(r"<script(?:\s[^>]*)?>\s*[^<\s]").unwrap();
     let handler = regex::Regex::new(r"\son[a-z]+=").unwrap();
     for path in [

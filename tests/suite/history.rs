@@ -62,10 +62,7 @@ store_test! {
 async fn the_wizard_lists_past_imports_with_their_results_files() {
     let db = crate::hardening::with_fixture_users().await;
     let app = App::start(&db).await;
-    mdm_mail::auth::add_admin(&db.open().await, "test", "ops", crate::wizard::PASSWORD)
-        .await
-        .unwrap();
-    let (session, _) = crate::wizard::sign_in(&app).await;
+    let session = crate::wizard::ops_session(&db, &app).await;
     let page = |path: &'static str| crate::wizard::page_as(&app, &session, path);
     assert!(page("/imports").await.contains("No imports yet"));
     let email = fixture("import/email.csv");
@@ -97,10 +94,7 @@ async fn the_wizard_lists_past_imports_with_their_results_files() {
 async fn the_users_page_exports_with_the_delimiter_and_encoding_chosen() {
     let db = crate::hardening::with_fixture_users().await;
     let app = App::start(&db).await;
-    mdm_mail::auth::add_admin(&db.open().await, "test", "ops", crate::wizard::PASSWORD)
-        .await
-        .unwrap();
-    let (session, _) = crate::wizard::sign_in(&app).await;
+    let session = crate::wizard::ops_session(&db, &app).await;
     let page = crate::wizard::page_as(&app, &session, "/").await;
     for option in [
         r#"name="delimiter""#,

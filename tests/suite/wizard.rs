@@ -89,6 +89,14 @@ pub fn session_set(response: &reqwest::Response) -> Option<String> {
     set_cookie(response, "mdm_mail_session").map(|(cookie, _)| cookie)
 }
 
+/// Adds the admin `ops` to `db`, which `app` serves, signs in and returns the session cookie.
+pub async fn ops_session(db: &crate::support::TestDb, app: &App) -> String {
+    mdm_mail::auth::add_admin(&db.open().await, "test", "ops", PASSWORD)
+        .await
+        .unwrap();
+    sign_in(app).await.0
+}
+
 /// The text of the wizard page at `path`, fetched with the session cookie `session`.
 pub async fn page_as(app: &App, session: &str, path: &str) -> String {
     app.anonymous(reqwest::Method::GET, path)
