@@ -27,8 +27,6 @@ use crate::store::{ClaimedJob, JobDevice, JobResult, Store, now_ms};
 /// How long an idle worker inside `serve` sleeps before looking at the queue again (it is
 /// woken at once when this process queues jobs).
 const IDLE_POLL: Duration = Duration::from_secs(2);
-/// How long a job with no transport waits before it is looked at again.
-const NO_TRANSPORT_RETRY: Duration = Duration::from_secs(60);
 
 /// What a drain did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -39,7 +37,8 @@ pub struct DrainReport {
     pub retried: u64,
     /// Jobs that failed for good.
     pub failed: u64,
-    /// Jobs left waiting for a transport.
+    /// Jobs waiting for a transport: found so in this batch, or, at the end of a drain, left
+    /// so in the queue.
     pub waiting: u64,
 }
 
@@ -73,9 +72,14 @@ impl Worker {
     pub async fn run_batch(&self) -> Result<DrainReport, PushError> {
         let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
         let batch = i64::try_from(self.settings.concurrency * 16).unwrap_or(128);
+        let sendable: Vec<&str> = Platform::ALL
+            .into_iter()
+            .filter(|p| self.transports.for_platform(*p).is_some())
+            .map(Platform::as_str)
+            .collect();
         let claimed = self
             .store
-            .claim_push_jobs(&self.id, now_ms().saturating_add(lease), batch)
+            .claim_push_jobs(&self.id, now_ms().saturating_add(lease), batch, &sendable)
             .await?;
         if claimed.is_empty() {
             return Ok(DrainReport::default());
@@ -172,8 +176,9 @@ impl Worker {
         Ok(report)
     }
 
-    /// Sends everything due, waits for jobs being retried or held by a lapsed lease, and
-    /// returns once nothing is left but jobs waiting for a transport.
+    /// Sends everything due, jobs that were waiting for a transport this worker has among
+    /// them, waits for jobs being retried or held by a lapsed lease, and returns once nothing
+    /// is left but jobs waiting for a transport, saying how many.
     pub async fn drain(&self) -> Result<DrainReport, PushError> {
         let mut total = DrainReport::default();
         loop {
@@ -181,12 +186,12 @@ impl Worker {
             total.sent += done.sent;
             total.retried += done.retried;
             total.failed += done.failed;
-            total.waiting += done.waiting;
             if done != DrainReport::default() {
                 continue;
             }
             let pending = self.store.push_pending().await?;
             if pending.due == 0 && pending.in_flight == 0 {
+                total.waiting = pending.waiting.unsigned_abs();
                 return Ok(total);
             }
             let wait = pending
@@ -246,7 +251,6 @@ impl Lane {
         };
         let Some(transport) = self.transports.for_platform(platform) else {
             return JobResult::Deferred {
-                at: now_ms() + millis(NO_TRANSPORT_RETRY),
                 reason: Transports::missing(platform),
             };
         };

@@ -145,11 +145,9 @@ pub enum JobResult {
         /// Why.
         error: String,
     },
-    /// Nothing can send it now (no transport); look again at `at`, without counting the
-    /// attempt.
+    /// Nothing this worker has can send it (no transport for its platform): it waits,
+    /// due, for a worker that can, without counting the attempt.
     Deferred {
-        /// When.
-        at: i64,
         /// Why.
         reason: String,
     },
@@ -232,6 +230,8 @@ pub struct Pending {
     pub in_flight: i64,
     /// When the earliest queued job falls due (unix ms).
     pub next_due_at: Option<i64>,
+    /// Queued jobs waiting for a transport for their device's platform.
+    pub waiting: i64,
 }
 
 /// A [`SourceRow`] as a SQLite JSON array, MACs in hex.
@@ -596,7 +596,10 @@ impl Store {
 
     /// Claims up to `limit` jobs for worker `worker` until `lease_until`: queued jobs that are
     /// due, and jobs whose previous worker's lease ran out, never a job while an older job
-    /// of the same device is still waiting or being sent. Each job keeps the command UUID it
+    /// of the same device is still waiting or being sent. A job already found waiting for a
+    /// transport is claimed only by a worker that can send to its device's platform (one of
+    /// `sendable`), at once: it was never put off, so a worker that gained a transport sends
+    /// it without delay, and one without leaves it alone. Each job keeps the command UUID it
     /// was queued with. Jobs come in due-index order, not sorted: sorting every due job on
     /// each claim cost more than sending, and the older-job check alone keeps a device's
     /// commands in order. On PostgreSQL concurrent workers skip each other's rows (`FOR
@@ -606,29 +609,48 @@ impl Store {
         worker: &str,
         lease_until: i64,
         limit: i64,
+        sendable: &[&str],
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        const PICK: &str = "SELECT j.id FROM push_jobs j \
-             WHERE ((j.state = 'queued' AND j.next_attempt_at <= $3) \
-                OR (j.state = 'sending' AND j.claimed_until < $3)) \
-             AND NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.device_id = j.device_id \
-                AND e.id < j.id AND e.state IN ('queued', 'sending')) \
-             LIMIT $4";
-        const RETURNING: &str = " RETURNING id, device_id, profile_identifier, kind, \
-             content_hash, attempts, accounts, windows_replace, command_uuid";
-        let set = "UPDATE push_jobs SET state = 'sending', claimed_by = $1, claimed_until = $2, \
-             attempts = attempts + 1, updated_at = $3 WHERE id IN (";
-        let sql = match &self.pool {
-            Pool::Sqlite(_) => format!("{set}{PICK}){RETURNING}"),
-            Pool::Postgres(_) => format!("{set}{PICK} FOR UPDATE SKIP LOCKED){RETURNING}"),
-        };
+        let now = now_ms();
         let mut jobs: Vec<ClaimedJob> = on_pool!(self, pool => {
-            sqlx::query_as(&sql)
-                .bind(worker)
-                .bind(lease_until)
-                .bind(now_ms())
-                .bind(limit)
-                .fetch_all(pool)
-                .await
+            let mut q = QueryBuilder::new(
+                "UPDATE push_jobs SET state = 'sending', waiting_transport = FALSE, claimed_by = ",
+            );
+            q.push_bind(worker)
+                .push(", claimed_until = ")
+                .push_bind(lease_until)
+                .push(", attempts = attempts + 1, updated_at = ")
+                .push_bind(now)
+                .push(
+                    " WHERE id IN (SELECT j.id FROM push_jobs j WHERE ((j.state = 'queued' \
+                     AND j.next_attempt_at <= ",
+                )
+                .push_bind(now)
+                .push(" AND (NOT j.waiting_transport");
+            if !sendable.is_empty() {
+                q.push(
+                    " OR EXISTS (SELECT 1 FROM devices d WHERE d.id = j.device_id \
+                     AND d.platform IN ",
+                );
+                push_list(&mut q, sendable.iter().copied());
+                q.push(")");
+            }
+            q.push(")) OR (j.state = 'sending' AND j.claimed_until < ")
+                .push_bind(now)
+                .push(
+                    ")) AND NOT EXISTS (SELECT 1 FROM push_jobs e \
+                     WHERE e.device_id = j.device_id AND e.id < j.id \
+                     AND e.state IN ('queued', 'sending')) LIMIT ",
+                )
+                .push_bind(limit);
+            if matches!(self.pool, Pool::Postgres(_)) {
+                q.push(" FOR UPDATE SKIP LOCKED");
+            }
+            q.push(
+                ") RETURNING id, device_id, profile_identifier, kind, content_hash, attempts, \
+                 accounts, windows_replace, command_uuid",
+            );
+            q.build_query_as::<ClaimedJob>().fetch_all(pool).await
         })?;
         jobs.sort_by_key(|j| j.id);
         Ok(jobs)
@@ -650,8 +672,9 @@ impl Store {
              last_error = $2, claimed_by = NULL, claimed_until = NULL, updated_at = $3 \
              WHERE id = $4 AND claimed_by = $5";
         const DEFER: &str = "UPDATE push_jobs SET state = 'queued', next_attempt_at = $1, \
-             last_error = $2, attempts = attempts - 1, claimed_by = NULL, claimed_until = NULL, \
-             updated_at = $3 WHERE id = $4 AND claimed_by = $5";
+             last_error = $2, attempts = attempts - 1, waiting_transport = TRUE, \
+             claimed_by = NULL, claimed_until = NULL, updated_at = $1 \
+             WHERE id = $3 AND claimed_by = $4";
         const FAILED: &str = "UPDATE push_jobs SET state = 'failed', last_error = $1, \
              claimed_by = NULL, claimed_until = NULL, updated_at = $2 \
              WHERE id = $3 AND claimed_by = $4";
@@ -761,11 +784,10 @@ impl Store {
                             .execute(&mut *conn)
                             .await?;
                     }
-                    JobResult::Deferred { at, reason } => {
+                    JobResult::Deferred { reason } => {
                         sqlx::query(DEFER)
-                            .bind(*at)
-                            .bind(reason.as_str())
                             .bind(now)
+                            .bind(reason.as_str())
                             .bind(job.id)
                             .bind(worker)
                             .execute(&mut *conn)
@@ -860,20 +882,26 @@ impl Store {
         Ok(found > 0)
     }
 
-    /// What is left in the queue.
+    /// What is left in the queue. Jobs waiting for a transport are counted apart: a worker
+    /// that could send them has claimed them already.
     pub async fn push_pending(&self) -> Result<Pending, StoreError> {
         const SQL: &str = "SELECT \
-             COALESCE(SUM(CASE WHEN state = 'queued' AND next_attempt_at <= $1 THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN state = 'sending' OR attempts > 0 THEN 1 ELSE 0 END), 0), \
-             MIN(next_attempt_at) \
+             COALESCE(SUM(CASE WHEN state = 'queued' AND NOT waiting_transport \
+                AND next_attempt_at <= $1 THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN state = 'sending' \
+                OR (attempts > 0 AND NOT waiting_transport) THEN 1 ELSE 0 END), 0), \
+             MIN(CASE WHEN waiting_transport THEN NULL ELSE next_attempt_at END), \
+             COALESCE(SUM(CASE WHEN state = 'queued' AND waiting_transport \
+                THEN 1 ELSE 0 END), 0) \
              FROM push_jobs WHERE state IN ('queued', 'sending')";
-        let (due, in_flight, next_due_at): (i64, i64, Option<i64>) = on_pool!(self, pool => {
+        let (due, in_flight, next_due_at, waiting): (i64, i64, Option<i64>, i64) = on_pool!(self, pool => {
             sqlx::query_as(SQL).bind(now_ms()).fetch_one(pool).await
         })?;
         Ok(Pending {
             due,
             in_flight,
             next_due_at,
+            waiting,
         })
     }
 

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use super::mdm::{API_KEY, FakeMdm};
 use super::{fleet, jobs_in};
 use crate::import::KEY;
-use crate::support::{TestDb, binary, fixture, mdm_mail_in, stderr, stdout, store_test};
+use crate::server::Server;
+use crate::support::{
+    TestDb, binary, entries_under, fixture, mdm_mail_in, stderr, stdout, store_test,
+};
 
 fn env<'a>(db: &'a TestDb, mdm: &'a FakeMdm) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -163,5 +166,104 @@ store_test! {
         assert!(!stdout(&export).contains("alice"), "{}", stdout(&export));
         let usage = run(&["accounts", "remove", "bob@example.com", "bob@mail.example.com", "--type", "pop3"]);
         assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
+    }
+}
+
+/// The environment of a binary run on `db` with the fixture profiles and no transport, plus
+/// `extra`.
+fn bare_env<'a>(
+    db: &'a TestDb,
+    profiles: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("MDM_MAIL_DATABASE_URL", db.url.as_str()),
+        ("MDM_MAIL_SECRET_KEY", KEY),
+        ("MDM_MAIL_PROFILES", profiles),
+    ];
+    env.extend_from_slice(extra);
+    env
+}
+
+/// Loads the fixture users and devices and imports the fixture Email accounts, with no
+/// transport configured: three installs wait in the queue.
+fn queue_without_a_transport(db: &TestDb, profiles: &str) {
+    let env = bare_env(db, profiles, &[]);
+    for (what, file) in [("users", "users.csv"), ("devices", "devices.csv")] {
+        let out = mdm_mail_in(
+            db.dir.path(),
+            &env,
+            &[what, "import", fixture(file).to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let email = fixture("import/email.csv");
+    let imported = mdm_mail_in(
+        db.dir.path(),
+        &env,
+        &["import", email.to_str().unwrap(), "--type", "email"],
+    );
+    assert_eq!(imported.status.code(), Some(3), "{}", stderr(&imported));
+}
+
+/// The profile files under `folder`.
+fn profile_files(folder: &std::path::Path) -> usize {
+    entries_under(folder).iter().filter(|p| p.is_file()).count()
+}
+
+store_test! {
+    async fn jobs_queued_without_a_transport_go_out_on_the_first_push_run_that_has_one(db: TestDb) {
+        let profiles = profiles_arg();
+        queue_without_a_transport(&db, &profiles);
+        let env = bare_env(&db, &profiles, &[]);
+        let none = mdm_mail_in(db.dir.path(), &env, &["push", "run", "--json"]);
+        let none: serde_json::Value = serde_json::from_slice(&none.stdout).unwrap();
+        assert_eq!((none["sent"].as_u64(), none["waiting"].as_u64()), (Some(0), Some(3)), "{none}");
+        let again = mdm_mail_in(db.dir.path(), &env, &["push", "run"]);
+        assert!(stdout(&again).contains("3 waiting for a transport"), "{}", stdout(&again));
+
+        let folder = db.dir.path().join("devices");
+        let folder_env = bare_env(&db, &profiles, &[("MDM_MAIL_PUSH_DIRECTORY", folder.to_str().unwrap())]);
+        let started = Instant::now();
+        let sent = mdm_mail_in(db.dir.path(), &folder_env, &["push", "run", "--json"]);
+        assert!(sent.status.success(), "{}", stderr(&sent));
+        let sent: serde_json::Value = serde_json::from_slice(&sent.stdout).unwrap();
+        assert_eq!((sent["sent"].as_u64(), sent["waiting"].as_u64()), (Some(3), Some(0)), "{sent}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+        assert_eq!(profile_files(&folder), 3, "{:?}", entries_under(&folder));
+        assert_eq!(jobs_in(&db, "queued").await, 0);
+    }
+}
+
+store_test! {
+    async fn serve_restarted_with_a_transport_sends_the_jobs_that_waited_for_one_at_once(db: TestDb) {
+        let profiles = profiles_arg();
+        queue_without_a_transport(&db, &profiles);
+        let waiting = || db.scalar_i64("SELECT COUNT(*) FROM push_jobs WHERE waiting_transport");
+        let without = Server::start_with(&db, &bare_env(&db, &profiles, &[]), &[]);
+        let started = Instant::now();
+        while waiting().await < 3 {
+            assert!(started.elapsed() < Duration::from_secs(30), "the worker never looked at the jobs");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(without.terminate().success());
+
+        let folder = db.dir.path().join("devices");
+        let with = Server::start_with(
+            &db,
+            &bare_env(&db, &profiles, &[("MDM_MAIL_PUSH_DIRECTORY", folder.to_str().unwrap())]),
+            &[],
+        );
+        let restarted = Instant::now();
+        while jobs_in(&db, "sent").await < 3 {
+            assert!(
+                restarted.elapsed() < Duration::from_secs(20),
+                "not sent at once after the restart: {:?}",
+                entries_under(&folder)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(with.terminate().success());
+        assert_eq!(profile_files(&folder), 3);
     }
 }

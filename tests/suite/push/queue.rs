@@ -83,6 +83,29 @@ store_test! {
 }
 
 store_test! {
+    async fn a_job_waiting_for_a_transport_goes_out_at_once_through_a_worker_that_has_one(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, _) = world(&db, &mdm).await;
+        let mut apple_only = settings(&db, &mdm);
+        apple_only.directory = None;
+        let without = Pusher::new(store.clone(), Arc::new(profiles()), apple_only);
+        without.after_change().await.unwrap();
+        assert_eq!(without.run().await.unwrap().waiting, 1);
+        let again = without.run().await.unwrap();
+        assert_eq!((again.sent, again.waiting), (0, 1), "still waiting, and said so: {again:?}");
+
+        let with = Pusher::new(store.clone(), Arc::new(profiles()), settings(&db, &mdm));
+        let started = std::time::Instant::now();
+        let report = with.run().await.unwrap();
+        assert_eq!((report.sent, report.waiting), (1, 0), "{report:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "not put off: {:?}", started.elapsed());
+        assert_eq!(jobs_in(&db, "queued").await, 0);
+        let files = crate::support::entries_under(&db.dir.path().join("drop"));
+        assert!(files.iter().any(|f| f.to_string_lossy().contains("WIN-B")), "{files:?}");
+    }
+}
+
+store_test! {
     async fn two_workers_never_send_the_same_job(db: TestDb) {
         let mdm = FakeMdm::start();
         mdm.delay(Duration::from_millis(2));
