@@ -324,6 +324,7 @@ async fn serve(store: Store, mut settings: Settings, demo: bool) -> anyhow::Resu
                 Ok(report) => tracing::info!(
                     installs = report.installs,
                     removals = report.removals,
+                    replacements = report.replacements,
                     "push reconciled"
                 ),
                 Err(e) => tracing::warn!(error = %e, "push: cannot reconcile at start-up"),

@@ -61,8 +61,16 @@ pub async fn run(
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!(
-                    "push: {} sent, {} failed, {} retries, {} waiting for a transport",
-                    report.sent, report.failed, report.retried, report.waiting
+                    "push: {} sent, {} failed, {} {}, {} waiting for a transport",
+                    report.sent,
+                    report.failed,
+                    report.retried,
+                    if report.retried == 1 {
+                        "retry"
+                    } else {
+                        "retries"
+                    },
+                    report.waiting
                 );
             }
         }
@@ -123,11 +131,10 @@ pub async fn after_change(store: &Store, settings: &Settings) {
 /// (a removal where the device was never sent the profile, devices that cannot take it)
 /// is never silent.
 fn queued(report: &ReconcileReport) -> String {
-    if report.installs + report.removals > 0 {
+    if !report.jobs.is_empty() {
         return format!(
-            "{} installs and {} removals queued (the serve worker or `mdm-mail push run` sends \
-             them)",
-            report.installs, report.removals
+            "{} queued (the serve worker or `mdm-mail push run` sends them)",
+            changes(report)
         );
     }
     let s = |n: usize| if n == 1 { "" } else { "s" };
@@ -153,6 +160,25 @@ fn queued(report: &ReconcileReport) -> String {
     }
 }
 
+/// The installs, removals and replacements of `report` that are not none, for people: "1
+/// install and 2 replacements".
+fn changes(report: &ReconcileReport) -> String {
+    let parts: Vec<String> = [
+        (report.installs, "install"),
+        (report.removals, "removal"),
+        (report.replacements, "replacement"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}{}", if n == 1 { "" } else { "s" }))
+    .collect();
+    match parts.as_slice() {
+        [] => "nothing".to_owned(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 fn print_plan(report: &ReconcileReport) {
     for job in &report.jobs {
         println!(
@@ -173,12 +199,14 @@ fn print_plan(report: &ReconcileReport) {
         0 => String::new(),
         n => format!(" ({n} more not needed: never sent)"),
     };
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "push{}: {} devices, {} installs, {} removals{not_needed}, {} unchanged",
+        "push{}: {}, {}, {}{not_needed}, {}, {} unchanged",
         if report.dry_run { " (dry run)" } else { "" },
-        report.devices,
-        report.installs,
-        report.removals,
+        plural(report.devices, "device", "devices"),
+        plural(report.installs, "install", "installs"),
+        plural(report.removals, "removal", "removals"),
+        plural(report.replacements, "replacement", "replacements"),
         report.unchanged + report.rendered_same
     );
 }

@@ -75,7 +75,7 @@ impl Pusher {
     /// edited) and wakes the worker. The one call every trigger makes.
     pub async fn after_change(&self) -> Result<ReconcileReport, PushError> {
         let report = reconcile(&self.store, &self.profiles, false).await?;
-        if report.installs + report.removals > 0 {
+        if !report.jobs.is_empty() {
             self.wake.notify_one();
         }
         Ok(report)

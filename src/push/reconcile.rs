@@ -79,13 +79,18 @@ pub struct ReconcileReport {
     pub unchanged: u64,
     /// Devices re-rendered whose profile came out the same.
     pub rendered_same: u64,
-    /// Install jobs queued.
+    /// Devices given their profile, new or changed, by an install alone.
     pub installs: u64,
-    /// Removal jobs queued.
+    /// Devices whose profile is removed, with nothing installed instead.
     pub removals: u64,
+    /// Devices whose profile is removed and installed anew, one removal and one install: a
+    /// Windows device whose set of accounts changed (its accounts are deleted and the new set
+    /// added, unchanged ones included), or a profile whose identifier changed. No account
+    /// is taken away by a replacement that the device does not get back.
+    pub replacements: u64,
     /// Removals not queued because the device was never sent that profile (its install,
     /// still queued or failed, was dropped instead). A dry run cannot tell, and counts
-    /// them as removals.
+    /// them as removals (or replacements).
     pub removals_not_needed: u64,
     /// The jobs, in device order.
     pub jobs: Vec<PlannedJob>,
@@ -169,8 +174,17 @@ pub async fn reconcile(
                 .into_iter()
                 .rev()
             {
+                // The removal half of a replacement left out leaves a plain install.
+                let replaced = report.jobs.get(first + i + 1).is_some_and(|next| {
+                    next.kind == JobKind::Install && next.device == report.jobs[first + i].device
+                });
                 report.jobs.remove(first + i);
-                report.removals -= 1;
+                if replaced {
+                    report.replacements -= 1;
+                    report.installs += 1;
+                } else {
+                    report.removals -= 1;
+                }
                 report.removals_not_needed += 1;
             }
         }
@@ -396,11 +410,8 @@ fn plan_jobs(
         return;
     }
     let previous = stored_accounts(device.accounts.as_deref());
+    let planned = report.jobs.len();
     let mut push = |kind: JobKind, identifier: &str, accounts: &[RenderedAccount], replace| {
-        match kind {
-            JobKind::Install => report.installs += 1,
-            JobKind::Remove => report.removals += 1,
-        }
         report.jobs.push(PlannedJob {
             device: device.device_id.clone(),
             platform,
@@ -422,6 +433,7 @@ fn plan_jobs(
     let Some(now) = now else {
         if let Some(before) = before {
             push(JobKind::Remove, before, &previous, false);
+            report.removals += 1;
         }
         return;
     };
@@ -441,4 +453,9 @@ fn plan_jobs(
         _ => {}
     }
     push(JobKind::Install, now, &desired.accounts, replace);
+    if report.jobs.len() - planned == 2 {
+        report.replacements += 1;
+    } else {
+        report.installs += 1;
+    }
 }

@@ -38,7 +38,7 @@ store_test! {
     async fn an_import_through_the_api_queues_a_push_to_each_device_it_changes(db: TestDb) {
         let app = App::start(&db).await;
         let committed = imported(&app).await;
-        assert_eq!(committed["push"], json!({ "installs": 1, "removals": 0 }), "{committed}");
+        assert_eq!(committed["push"], json!({ "installs": 1, "removals": 0, "replacements": 0 }), "{committed}");
 
         let status = json_of(
             app.call(Method::GET, "/api/push/jobs").send().await.unwrap(),
@@ -59,7 +59,7 @@ store_test! {
             StatusCode::CREATED,
         )
         .await;
-        assert_eq!(again["push"], json!({ "installs": 0, "removals": 0 }), "{again}");
+        assert_eq!(again["push"], json!({ "installs": 0, "removals": 0, "replacements": 0 }), "{again}");
     }
 }
 
@@ -138,7 +138,7 @@ store_test! {
 
         let removed = json_of(app.call(Method::DELETE, path).send().await.unwrap(), StatusCode::OK).await;
         assert_eq!(removed["address"], "Alice@Mail.Example.com", "{removed}");
-        assert_eq!(removed["push"], json!({ "installs": 0, "removals": 1 }), "{removed}");
+        assert_eq!(removed["push"], json!({ "installs": 0, "removals": 1, "replacements": 0 }), "{removed}");
         assert_eq!(
             db.scalar_i64("SELECT COUNT(*) FROM push_jobs WHERE kind = 'remove' AND state = 'queued'").await,
             1

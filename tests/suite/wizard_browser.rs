@@ -449,7 +449,7 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     // The push card: Alice's iPhone gets her new profile queued.
     browser
         .wait_for(
-            "document.getElementById('push-note').textContent.startsWith('1 profile installs')",
+            "document.getElementById('push-note').textContent.startsWith('1 profile install queued')",
         )
         .await;
     browser

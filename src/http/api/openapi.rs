@@ -197,7 +197,11 @@ fn schemas() -> Value {
         }),
     );
     let push_queued = json!({ "type": "object", "description": "What push queued after the change (or why nothing)",
-        "properties": { "installs": { "type": "integer" }, "removals": { "type": "integer" }, "error": { "type": "string" } } });
+        "properties": {
+            "installs": { "type": "integer", "description": "Devices given their profile by an install alone" },
+            "removals": { "type": "integer", "description": "Devices whose profile is removed, nothing installed instead" },
+            "replacements": { "type": "integer", "description": "Devices whose profile is removed and installed anew (a Windows device whose set of accounts changed, unchanged accounts included; a changed profile identifier)" },
+            "error": { "type": "string" } } });
     let mut committed = summary.clone();
     merge(
         &mut committed["properties"],

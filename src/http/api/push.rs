@@ -28,7 +28,11 @@ pub async fn after_change(state: &AppState) -> Value {
         return json!({ "error": "push is off: the profile definitions did not load when the server started" });
     };
     match pusher.after_change().await {
-        Ok(report) => json!({ "installs": report.installs, "removals": report.removals }),
+        Ok(report) => json!({
+            "installs": report.installs,
+            "removals": report.removals,
+            "replacements": report.replacements,
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "push: cannot reconcile after a change");
             json!({ "error": format!("nothing was queued: {e}") })

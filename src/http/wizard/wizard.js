@@ -245,12 +245,19 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
       note.textContent = "Nothing was pushed: " + (queued ? queued.error : "no answer");
       return;
     }
-    if (queued.installs + queued.removals === 0) {
+    // A replacement (a Windows device's accounts deleted and added again, unchanged ones
+    // too) is named as such, not counted as a removal.
+    const changes = [[queued.installs, "profile install"], [queued.removals, "removal"],
+      [queued.replacements, "replacement"]]
+      .filter(([n]) => n > 0)
+      .map(([n, what]) => n.toLocaleString() + " " + what + (n === 1 ? "" : "s"));
+    if (changes.length === 0) {
       note.textContent = "No device needs a new profile.";
       return;
     }
-    note.textContent = queued.installs + " profile installs and " + queued.removals +
-      " removals queued for devices.";
+    const last = changes.pop();
+    note.textContent = (changes.length ? changes.join(", ") + " and " + last : last) +
+      " queued for devices.";
     for (;;) {
       const response = await fetch("/api/push/jobs?limit=1", { headers: { "Accept": "application/json" } });
       if (!response.ok) return;

@@ -207,6 +207,7 @@ store_test! {
         let report = pusher.after_change().await.unwrap();
         let kinds: Vec<JobKind> = report.jobs.iter().map(|j| j.kind).collect();
         assert_eq!(kinds, [JobKind::Remove, JobKind::Install], "{report:?}");
+        assert_eq!((report.installs, report.removals, report.replacements), (0, 0, 1), "a replacement, not a removal: {report:?}");
         pusher.run().await.unwrap();
         let removal = std::fs::read_to_string(db.dir.path().join(format!("drop/WIN-B/{bob}.remove.xml"))).unwrap();
         assert!(removal.contains("<Delete>"), "{removal}");
@@ -287,5 +288,22 @@ store_test! {
         assert_eq!(event["identifier"], profile_identifier("com.example.mail", "bob@example.com"));
         let content = base64::engine::general_purpose::STANDARD.decode(event["content"].as_str().unwrap()).unwrap();
         assert!(String::from_utf8(content).unwrap().contains("bob@mail.example.com"));
+    }
+}
+
+store_test! {
+    async fn a_windows_rebuild_whose_first_install_never_went_out_is_a_plain_install(db: TestDb) {
+        let mdm = FakeMdm::start();
+        let (store, pusher) = world(&db, &mdm).await;
+        pusher.after_change().await.unwrap();
+        import_accounts(&store, AccountKind::Email, "bob@example.com,Bob,bob@other.example.com,bob2,,bob2,\n").await;
+        let report = pusher.after_change().await.unwrap();
+        assert_eq!(
+            (report.installs, report.removals, report.replacements, report.removals_not_needed),
+            (1, 0, 0, 1),
+            "{report:?}"
+        );
+        let kinds: Vec<JobKind> = report.jobs.iter().map(|j| j.kind).collect();
+        assert_eq!(kinds, [JobKind::Install], "{report:?}");
     }
 }
