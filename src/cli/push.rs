@@ -30,6 +30,9 @@ pub enum PushCommand {
     },
     /// Jobs per state and per device.
     Status {
+        /// Only the jobs one change queued: the batch its `push:` line names.
+        #[arg(long, value_name = "BATCH")]
+        batch: Option<uuid::Uuid>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -74,8 +77,13 @@ pub async fn run(
                 );
             }
         }
-        PushCommand::Status { json } => {
-            let status = crate::push::status(store, None, STATUS_DEVICES).await?;
+        PushCommand::Status { batch, json } => {
+            let status = match batch {
+                Some(batch) => {
+                    crate::push::batch_status(store, batch, None, STATUS_DEVICES).await?
+                }
+                None => crate::push::status(store, None, STATUS_DEVICES).await?,
+            };
             if json {
                 println!("{}", serde_json::to_string(&status)?);
             } else {
@@ -131,9 +139,10 @@ pub async fn after_change(store: &Store, settings: &Settings) {
 /// (a removal where the device was never sent the profile, devices that cannot take it)
 /// is never silent.
 fn queued(report: &ReconcileReport) -> String {
-    if !report.jobs.is_empty() {
+    if let (false, Some(batch)) = (report.jobs.is_empty(), report.batch) {
         return format!(
-            "{} queued (the serve worker or `mdm-mail push run` sends them)",
+            "{} queued (the serve worker or `mdm-mail push run` sends them; `mdm-mail push \
+             status --batch {batch}` follows them)",
             changes(report)
         );
     }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
+use uuid::Uuid;
 
 pub use reconcile::{JobKind, ReconcileReport, reconcile};
 pub use settings::{PushEnv, PushFile, PushSettings};
@@ -135,9 +136,29 @@ pub struct Status {
 
 /// Jobs per state, and per device (a page of `limit` devices after device id `after`).
 pub async fn status(store: &Store, after: Option<&str>, limit: i64) -> Result<Status, PushError> {
+    status_of(store, None, after, limit).await
+}
+
+/// [`status`] of the jobs one change queued, its report's `batch`: what an import's push
+/// card follows. A job that a later change replaced counts in that change's batch.
+pub async fn batch_status(
+    store: &Store,
+    batch: Uuid,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Status, PushError> {
+    status_of(store, Some(batch), after, limit).await
+}
+
+async fn status_of(
+    store: &Store,
+    batch: Option<Uuid>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Status, PushError> {
     Ok(Status {
-        jobs: store.push_state_counts().await?,
-        devices: store.push_device_jobs(after, limit).await?,
+        jobs: store.push_state_counts(batch).await?,
+        devices: store.push_device_jobs(after, limit, batch).await?,
     })
 }
 

@@ -92,6 +92,9 @@ pub struct ReconcileReport {
     /// still queued or failed, was dropped instead). A dry run cannot tell, and counts
     /// them as removals (or replacements).
     pub removals_not_needed: u64,
+    /// The batch the jobs were queued in, to follow them apart from the rest of the queue
+    /// ([`super::batch_status`]); `None` when nothing was queued.
+    pub batch: Option<uuid::Uuid>,
     /// The jobs, in device order.
     pub jobs: Vec<PlannedJob>,
     /// Devices with something to tell the admin.
@@ -115,6 +118,7 @@ pub async fn reconcile(
         dry_run,
         ..ReconcileReport::default()
     };
+    let batch = uuid::Uuid::new_v4();
     let mut after = 0;
     loop {
         let page = store.push_sources_page(after, PAGE).await?;
@@ -169,7 +173,7 @@ pub async fn reconcile(
         }
         if !dry_run {
             for i in store
-                .write_reconcile(&targets, &jobs)
+                .write_reconcile(&targets, &jobs, batch)
                 .await?
                 .into_iter()
                 .rev()
@@ -188,6 +192,9 @@ pub async fn reconcile(
                 report.removals_not_needed += 1;
             }
         }
+    }
+    if !dry_run && !report.jobs.is_empty() {
+        report.batch = Some(batch);
     }
     Ok(report)
 }

@@ -493,11 +493,12 @@ impl Store {
     /// here) the device would only answer that it has no such profile. Returns the indices
     /// in `jobs` of the removals left out. The check runs after the supersede in the same
     /// transaction: a worker cannot claim a job the supersede has locked or deleted, and a
-    /// job it claimed first is seen as being sent.
+    /// job it claimed first is seen as being sent. The jobs are queued in `batch`.
     pub async fn write_reconcile(
         &self,
         targets: &[TargetWrite],
         jobs: &[NewJob],
+        batch: Uuid,
     ) -> Result<Vec<usize>, StoreError> {
         if targets.is_empty() && jobs.is_empty() {
             return Ok(Vec::new());
@@ -547,7 +548,7 @@ impl Store {
                 let mut q = QueryBuilder::new(
                     "INSERT INTO push_jobs (device_id, profile_identifier, kind, content_hash, \
                      command_uuid, state, attempts, next_attempt_at, accounts, windows_replace, \
-                     created_at, updated_at) ",
+                     batch, created_at, updated_at) ",
                 );
                 q.push_values(chunk, |mut row, job| {
                     row.push_bind(job.device_id)
@@ -560,6 +561,7 @@ impl Store {
                         .push_bind(now)
                         .push_bind(job.accounts.as_str())
                         .push_bind(job.windows_replace)
+                        .push_bind(batch)
                         .push_bind(now)
                         .push_bind(now);
                 });
@@ -905,11 +907,22 @@ impl Store {
         })
     }
 
-    /// Jobs per state.
-    pub async fn push_state_counts(&self) -> Result<StateCounts, StoreError> {
-        let sql = format!("SELECT {STATES} FROM push_jobs");
-        let (queued, sending, sent, acknowledged, failed): (i64, i64, i64, i64, i64) =
-            on_pool!(self, pool => sqlx::query_as(&sql).fetch_one(pool).await)?;
+    /// Jobs per state: all of them, or those of `batch`.
+    pub async fn push_state_counts(&self, batch: Option<Uuid>) -> Result<StateCounts, StoreError> {
+        // Two statements rather than `$1 IS NULL OR batch = $1`, which no index serves.
+        let sql = match batch {
+            Some(_) => format!("SELECT {STATES} FROM push_jobs WHERE batch = $1"),
+            None => format!("SELECT {STATES} FROM push_jobs"),
+        };
+        let (queued, sending, sent, acknowledged, failed): (i64, i64, i64, i64, i64) = on_pool!(self, pool => {
+            let query = sqlx::query_as(&sql);
+            match batch {
+                Some(batch) => query.bind(batch),
+                None => query,
+            }
+            .fetch_one(pool)
+            .await
+        })?;
         Ok(StateCounts {
             queued,
             sending,
@@ -920,33 +933,43 @@ impl Store {
     }
 
     /// Per device with jobs or a status: jobs per state and the latest error, in device-id
-    /// order after `after`.
+    /// order after `after`. With `batch`, only the devices with jobs in it, and only those
+    /// jobs.
     pub async fn push_device_jobs(
         &self,
         after: Option<&str>,
         limit: i64,
+        batch: Option<Uuid>,
     ) -> Result<Vec<DeviceJobs>, StoreError> {
+        // A batch's jobs are found by its index; the whole queue is every device with jobs
+        // or with a status.
+        let (jobs, listed) = match batch {
+            Some(_) => ("AND batch = $3", "s.device_id IS NOT NULL"),
+            None => ("", "(s.device_id IS NOT NULL OR t.status IS NOT NULL)"),
+        };
         let sql = format!(
             "SELECT d.device_id, d.platform, \
              COALESCE(s.queued, 0) AS queued, COALESCE(s.sending, 0) AS sending, \
              COALESCE(s.sent, 0) AS sent, COALESCE(s.acknowledged, 0) AS acknowledged, \
              COALESCE(s.failed, 0) AS failed, \
              (SELECT j.last_error FROM push_jobs j WHERE j.device_id = d.id \
-              AND j.last_error IS NOT NULL ORDER BY j.updated_at DESC, j.id DESC LIMIT 1) \
-              AS last_error, t.status \
+              AND j.last_error IS NOT NULL {jobs} \
+              ORDER BY j.updated_at DESC, j.id DESC LIMIT 1) AS last_error, t.status \
              FROM devices d \
-             LEFT JOIN (SELECT device_id, {STATES} FROM push_jobs GROUP BY device_id) s \
-               ON s.device_id = d.id \
+             LEFT JOIN (SELECT device_id, {STATES} FROM push_jobs WHERE TRUE {jobs} \
+               GROUP BY device_id) s ON s.device_id = d.id \
              LEFT JOIN push_targets t ON t.device_id = d.id \
-             WHERE d.device_id > $1 AND (s.device_id IS NOT NULL OR t.status IS NOT NULL) \
+             WHERE d.device_id > $1 AND {listed} \
              ORDER BY d.device_id LIMIT $2"
         );
         Ok(on_pool!(self, pool => {
-            sqlx::query_as(&sql)
-                .bind(after.unwrap_or(""))
-                .bind(limit)
-                .fetch_all(pool)
-                .await
+            let query = sqlx::query_as(&sql).bind(after.unwrap_or("")).bind(limit);
+            match batch {
+                Some(batch) => query.bind(batch),
+                None => query,
+            }
+            .fetch_all(pool)
+            .await
         })?)
     }
 

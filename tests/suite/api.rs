@@ -395,7 +395,7 @@ store_test! {
         )
         .await;
         assert_eq!(added, json!({ "device_id": "IPHONE-A", "added": true,
-                                  "push": { "installs": 0, "removals": 0, "replacements": 0 } }));
+                                  "push": { "installs": 0, "removals": 0, "replacements": 0, "batch": null } }));
         let orphan = json_of(
             app.call(Method::POST, "/api/devices")
                 .json(&json!({ "user_email": "nobody@example.com", "device_id": "X", "platform": "ios", "enrollment_id": "X" }))

@@ -38,7 +38,13 @@ store_test! {
     async fn an_import_through_the_api_queues_a_push_to_each_device_it_changes(db: TestDb) {
         let app = App::start(&db).await;
         let committed = imported(&app).await;
-        assert_eq!(committed["push"], json!({ "installs": 1, "removals": 0, "replacements": 0 }), "{committed}");
+        let batch = committed["push"]["batch"].as_str().unwrap_or_default();
+        assert!(uuid::Uuid::parse_str(batch).is_ok(), "{committed}");
+        assert_eq!(
+            committed["push"],
+            json!({ "installs": 1, "removals": 0, "replacements": 0, "batch": batch }),
+            "{committed}"
+        );
 
         let status = json_of(
             app.call(Method::GET, "/api/push/jobs").send().await.unwrap(),
@@ -59,7 +65,7 @@ store_test! {
             StatusCode::CREATED,
         )
         .await;
-        assert_eq!(again["push"], json!({ "installs": 0, "removals": 0, "replacements": 0 }), "{again}");
+        assert_eq!(again["push"], json!({ "installs": 0, "removals": 0, "replacements": 0, "batch": null }), "{again}");
     }
 }
 
@@ -138,7 +144,8 @@ store_test! {
 
         let removed = json_of(app.call(Method::DELETE, path).send().await.unwrap(), StatusCode::OK).await;
         assert_eq!(removed["address"], "Alice@Mail.Example.com", "{removed}");
-        assert_eq!(removed["push"], json!({ "installs": 0, "removals": 1, "replacements": 0 }), "{removed}");
+        assert_eq!(removed["push"]["removals"], 1, "{removed}");
+        assert_eq!(removed["push"]["installs"], 0, "{removed}");
         assert_eq!(
             db.scalar_i64("SELECT COUNT(*) FROM push_jobs WHERE kind = 'remove' AND state = 'queued'").await,
             1
@@ -169,5 +176,54 @@ store_test! {
         .await;
         assert_eq!(bad["error"]["code"], "invalid_parameter");
         assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await, 1, "Bob's stays");
+    }
+}
+
+store_test! {
+    async fn the_push_status_of_one_change_counts_only_the_jobs_it_queued(db: TestDb) {
+        let app = App::start(&db).await;
+        let import = imported(&app).await;
+        let first = import["push"]["batch"].as_str().unwrap().to_owned();
+        let device = json!({ "user_email": "bob@example.com", "device_id": "BOB-IPHONE",
+            "platform": "ios", "enrollment_id": "BOB-IPHONE" });
+        let added = json_of(
+            app.call(Method::POST, "/api/devices").json(&device).send().await.unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(added["push"]["installs"], 1, "{added}");
+        let second = added["push"]["batch"].as_str().unwrap().to_owned();
+        assert_ne!(first, second);
+
+        let status = |query: String| {
+            let app = &app;
+            async move {
+                json_of(
+                    app.call(Method::GET, &format!("/api/push/jobs{query}")).send().await.unwrap(),
+                    StatusCode::OK,
+                )
+                .await
+            }
+        };
+        let whole = status(String::new()).await;
+        assert_eq!(whole["jobs"]["queued"], 2, "{whole}");
+        let import = status(format!("?batch={first}")).await;
+        assert_eq!(import["jobs"]["queued"], 1, "{import}");
+        assert_eq!(import["done"], false, "{import}");
+        let devices: Vec<&str> = import["devices"].as_array().unwrap().iter()
+            .map(|d| d["device_id"].as_str().unwrap()).collect();
+        assert_eq!(devices, ["ALICE-IPHONE"], "{import}");
+        let later = status(format!("?batch={second}")).await;
+        assert_eq!(later["devices"][0]["device_id"], "BOB-IPHONE", "{later}");
+
+        let none = status(format!("?batch={}", uuid::Uuid::new_v4())).await;
+        assert_eq!(none["jobs"]["queued"], 0, "{none}");
+        assert_eq!((none["done"].as_bool(), none["devices"].as_array().map(Vec::len)), (Some(true), Some(0)), "{none}");
+        let bad = json_of(
+            app.call(Method::GET, "/api/push/jobs?batch=last").send().await.unwrap(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(bad["error"]["code"], "invalid_parameter", "{bad}");
     }
 }

@@ -713,7 +713,17 @@ pub fn api() -> Api {
                 tag: "push",
                 summary: "Push jobs per state, and a page of devices with theirs",
                 needs: READ,
-                params: PAGING.to_vec(),
+                params: vec![
+                    PAGING[0],
+                    PAGING[1],
+                    param(
+                        "batch",
+                        Q,
+                        false,
+                        "string",
+                        "Only the jobs one change queued: the `batch` (a UUID) of its `push` answer.",
+                    ),
+                ],
                 body: vec![],
                 replies: vec![json(200, "The push queue", "PushStatus")],
             },

@@ -201,6 +201,7 @@ fn schemas() -> Value {
             "installs": { "type": "integer", "description": "Devices given their profile by an install alone" },
             "removals": { "type": "integer", "description": "Devices whose profile is removed, nothing installed instead" },
             "replacements": { "type": "integer", "description": "Devices whose profile is removed and installed anew (a Windows device whose set of accounts changed, unchanged accounts included; a changed profile identifier)" },
+            "batch": { "type": ["string", "null"], "format": "uuid", "description": "The jobs' batch, for GET /api/push/jobs?batch=…; null when nothing was queued" },
             "error": { "type": "string" } } });
     let mut committed = summary.clone();
     merge(

@@ -32,6 +32,7 @@ pub async fn after_change(state: &AppState) -> Value {
             "installs": report.installs,
             "removals": report.removals,
             "replacements": report.replacements,
+            "batch": report.batch,
         }),
         Err(e) => {
             tracing::warn!(error = %e, "push: cannot reconcile after a change");
@@ -40,10 +41,15 @@ pub async fn after_change(state: &AppState) -> Value {
     }
 }
 
-/// `GET /api/push/jobs`: jobs per state, and a page of devices with theirs.
+/// `GET /api/push/jobs`: jobs per state, and a page of devices with theirs; with `batch`,
+/// only the jobs one change queued.
 pub async fn jobs(State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
     let limit = params.limit(DEVICES_PAGE, super::PAGE_LIMIT_MAX)?;
-    let status = push::status(&state.store, params.get("after"), limit).await?;
+    let after = params.get("after");
+    let status = match params.parse::<uuid::Uuid>("batch")? {
+        Some(batch) => push::batch_status(&state.store, batch, after, limit).await?,
+        None => push::status(&state.store, after, limit).await?,
+    };
     let next = (status.devices.len() as i64 == limit)
         .then(|| status.devices.last().map(|d| d.device_id.clone()))
         .flatten();

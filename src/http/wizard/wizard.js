@@ -259,7 +259,9 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     note.textContent = (changes.length ? changes.join(", ") + " and " + last : last) +
       " queued for devices.";
     for (;;) {
-      const response = await fetch("/api/push/jobs?limit=1", { headers: { "Accept": "application/json" } });
+      // Only this import's jobs: the rest of the queue is on the Push jobs page.
+      const response = await fetch("/api/push/jobs?limit=1&batch=" + encodeURIComponent(queued.batch),
+        { headers: { "Accept": "application/json" } });
       if (!response.ok) return;
       const status = await response.json();
       const items = [];

@@ -73,6 +73,26 @@ store_test! {
         assert!(stdout(&human).contains("WIN-B (windows): 1 queued"), "{}", stdout(&human));
         assert!(stdout(&human).contains("no transport for windows profiles"), "{}", stdout(&human));
 
+        // The import's batch, which its push line names, stays its own after a later change.
+        let said = stderr(&imported);
+        let batch = said
+            .split("push status --batch ")
+            .nth(1)
+            .and_then(|rest| rest.get(..36))
+            .unwrap_or_else(|| panic!("no batch named: {said}"))
+            .to_owned();
+        let devices = db.dir.path().join("more-devices.csv");
+        std::fs::write(&devices, "user_email,device_id,platform,enrollment_id\nbob@example.com,IPAD-B,ipados,IPAD-B\n").unwrap();
+        let loaded = run(&["devices", "import", devices.to_str().unwrap()]);
+        assert!(stderr(&loaded).contains("push: 1 install queued"), "{}", stderr(&loaded));
+        let whole = run(&["push", "status", "--json"]);
+        let whole: serde_json::Value = serde_json::from_slice(&whole.stdout).unwrap();
+        assert_eq!(whole["jobs"]["queued"], 2, "{whole}");
+        let import = run(&["push", "status", "--batch", &batch, "--json"]);
+        let import: serde_json::Value = serde_json::from_slice(&import.stdout).unwrap();
+        assert_eq!((import["jobs"]["sent"].as_i64(), import["jobs"]["queued"].as_i64()), (Some(2), Some(1)), "{import}");
+        assert!(!import.to_string().contains("IPAD-B"), "{import}");
+
         let again = run(&["import", email.to_str().unwrap(), "--type", "email", "--no-push"]);
         assert!(!stderr(&again).contains("push:"), "{}", stderr(&again));
     }
