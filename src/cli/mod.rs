@@ -306,6 +306,7 @@ async fn serve(store: Store, mut settings: Settings, demo: bool) -> anyhow::Resu
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let address = listener.local_addr()?;
+    let shutdown = shutdown_signal();
     println!("mdm-mail listening on http://{address}");
     tracing::info!(%address, store = ?store, "serving");
     // Definitions may have changed since the last run: reconcile before serving. Without
@@ -338,7 +339,7 @@ async fn serve(store: Store, mut settings: Settings, demo: bool) -> anyhow::Resu
         settings: Arc::new(settings),
         pusher,
     };
-    crate::http::serve(listener, state, shutdown_signal()).await?;
+    crate::http::serve(listener, state, shutdown).await?;
     let _ = stop_worker.send(true);
     if let Some(worker) = worker
         && let Err(e) = worker.await
@@ -375,27 +376,36 @@ async fn init(store: &Store, settings: &Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
+/// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere). The handlers are installed when this is
+/// called, not when the future is first polled: a signal sent as soon as `serve` says it
+/// listens (a supervisor or a test stopping it at once) then stops it cleanly instead of
+/// killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async fn received(signal: Option<Signal>) {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        async move {
+            tokio::select! {
+                () = received(interrupt) => {}
+                () = received(terminate) => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }
 
