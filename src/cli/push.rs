@@ -63,7 +63,7 @@ pub async fn run(
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
-                println!(
+                let mut line = format!(
                     "push: {} sent, {} failed, {} {}, {} waiting for a transport",
                     report.sent,
                     report.failed,
@@ -75,6 +75,15 @@ pub async fn run(
                     },
                     report.waiting
                 );
+                if report.nudged + report.sent_again > 0 {
+                    line.push_str(&format!(
+                        "; answers overdue: {} device{} nudged, {} sent again",
+                        report.nudged,
+                        if report.nudged == 1 { "" } else { "s" },
+                        report.sent_again
+                    ));
+                }
+                println!("{line}");
             }
         }
         PushCommand::Status { batch, json } => {
@@ -89,18 +98,25 @@ pub async fn run(
             } else {
                 let j = &status.jobs;
                 println!(
-                    "jobs: {} queued, {} sending, {} sent, {} acknowledged, {} failed",
-                    j.queued, j.sending, j.sent, j.acknowledged, j.failed
+                    "jobs: {} queued, {} sending, {} sent{}, {} acknowledged, {} failed",
+                    j.queued,
+                    j.sending,
+                    j.sent,
+                    of_them_overdue(j.overdue),
+                    j.acknowledged,
+                    j.failed
                 );
+                print_overdue(&status);
                 for d in &status.devices {
                     let note = d.note();
                     println!(
-                        "{} ({}): {} queued, {} sending, {} sent, {} acknowledged, {} failed  {note}",
+                        "{} ({}): {} queued, {} sending, {} sent{}, {} acknowledged, {} failed  {note}",
                         d.device_id,
                         d.platform,
                         d.queued,
                         d.sending,
                         d.sent,
+                        of_them_overdue(d.overdue),
                         d.acknowledged,
                         d.failed
                     );
@@ -188,6 +204,60 @@ fn changes(report: &ReconcileReport) -> String {
     }
 }
 
+/// " (N with the answer overdue)" after a count of sent jobs, or nothing.
+fn of_them_overdue(overdue: i64) -> String {
+    match overdue {
+        0 => String::new(),
+        n => format!(" ({n} with the answer overdue)"),
+    }
+}
+
+/// The sent jobs whose device has not answered in time, with how long each has waited.
+fn print_overdue(status: &crate::push::Status) {
+    if status.overdue.is_empty() {
+        return;
+    }
+    println!("answers overdue (sent, no answer from the device):");
+    for job in &status.overdue {
+        let mut what = vec![format!("waiting {}", waited(job.waiting_seconds))];
+        if job.nudges > 0 {
+            what.push(format!(
+                "nudged {} time{}",
+                job.nudges,
+                if job.nudges == 1 { "" } else { "s" }
+            ));
+        }
+        if job.resent {
+            what.push("sent again under a new command".to_owned());
+        }
+        println!(
+            "  {} ({}): {} {}, {}",
+            job.device_id,
+            job.platform,
+            job.kind,
+            job.identifier,
+            what.join(", ")
+        );
+    }
+    let more = status.jobs.overdue - status.overdue.len() as i64;
+    if more > 0 {
+        println!("  … and {more} more");
+    }
+}
+
+/// `seconds` for people: "45 s", "12 min", "3 h 5 min", "2 d 4 h".
+fn waited(seconds: i64) -> String {
+    let (d, h, m) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{} s", seconds.max(0)),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
 fn print_plan(report: &ReconcileReport) {
     for job in &report.jobs {
         println!(
@@ -218,4 +288,19 @@ fn print_plan(report: &ReconcileReport) {
         plural(report.replacements, "replacement", "replacements"),
         report.unchanged + report.rendered_same
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_reads_in_the_two_largest_units() {
+        assert_eq!(waited(45), "45 s");
+        assert_eq!(waited(12 * 60 + 5), "12 min");
+        assert_eq!(waited(3 * 3600), "3 h");
+        assert_eq!(waited(3 * 3600 + 5 * 60), "3 h 5 min");
+        assert_eq!(waited(2 * 86_400 + 4 * 3600 + 59), "2 d 4 h");
+        assert_eq!(waited(86_400), "1 d");
+    }
 }

@@ -8,6 +8,7 @@
 //! use: [`Pusher::after_change`] after anything that may change profiles (an import, new
 //! devices, start-up), [`status`] and [`retry_failed`] for the admin.
 
+pub mod answers;
 pub mod events;
 pub mod reconcile;
 pub mod settings;
@@ -26,7 +27,7 @@ pub use worker::{DrainReport, Worker};
 
 use crate::config::{ConfigError, Settings};
 use crate::profile::Profiles;
-use crate::store::{DeviceJobs, StateCounts, Store, StoreError};
+use crate::store::{DeviceJobs, OverdueJob, StateCounts, Store, StoreError, now_ms};
 
 /// Why push could not do its work.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +126,9 @@ impl Pusher {
     }
 }
 
+/// Overdue jobs listed by [`status`]; `jobs.overdue` counts them all.
+pub const OVERDUE_LISTED: i64 = 100;
+
 /// The queue as the admin sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
@@ -132,6 +136,9 @@ pub struct Status {
     pub jobs: StateCounts,
     /// Per device, jobs per state and the latest error or status.
     pub devices: Vec<DeviceJobs>,
+    /// The first [`OVERDUE_LISTED`] sent jobs whose device's answer is overdue, the longest
+    /// waiting first.
+    pub overdue: Vec<OverdueJob>,
 }
 
 /// Jobs per state, and per device (a page of `limit` devices after device id `after`).
@@ -159,6 +166,9 @@ async fn status_of(
     Ok(Status {
         jobs: store.push_state_counts(batch).await?,
         devices: store.push_device_jobs(after, limit, batch).await?,
+        overdue: store
+            .push_overdue_jobs(batch, now_ms(), OVERDUE_LISTED)
+            .await?,
     })
 }
 

@@ -14,6 +14,10 @@ use crate::model::Secret;
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// Default number of attempts before a job fails for good.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+/// Default wait for a device's answer before it is overdue: devices that are on answer
+/// within seconds of NanoMDM's push, so an hour without one means the push, the device or
+/// the webhook carrying its answer went astray.
+pub const DEFAULT_ANSWER_OVERDUE: Duration = Duration::from_secs(3600);
 
 /// Push values from the environment.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +68,7 @@ pub struct PushFile {
     retry_max_ms: Option<u64>,
     timeout_ms: Option<u64>,
     lease_seconds: Option<u64>,
+    answer_overdue_seconds: Option<u64>,
     nanomdm_url: Option<String>,
     nanomdm_api_key_file: Option<PathBuf>,
     nanomdm_webhook_key_file: Option<PathBuf>,
@@ -107,6 +112,9 @@ pub struct PushSettings {
     pub timeout: Duration,
     /// How long a claimed job stays with its worker before another may take it over.
     pub lease: Duration,
+    /// How long a job sent through an MDM that reports device answers (NanoMDM with its
+    /// webhook) waits for its device's answer before it is overdue and the device is nudged.
+    pub answer_overdue: Duration,
     /// NanoMDM's command API.
     pub nanomdm: Option<Endpoint>,
     /// Key NanoMDM signs its webhook events with (`X-Hmac-Signature`).
@@ -128,6 +136,7 @@ impl Default for PushSettings {
             retry_max: Duration::from_secs(300),
             timeout: Duration::from_secs(30),
             lease: Duration::from_secs(120),
+            answer_overdue: DEFAULT_ANSWER_OVERDUE,
             nanomdm: None,
             nanomdm_webhook_key: None,
             micromdm: None,
@@ -205,6 +214,15 @@ impl PushSettings {
                 Some(0) => return Err(invalid("push.lease_seconds must be greater than 0")),
                 Some(s) => Duration::from_secs(s),
                 None => defaults.lease,
+            },
+            answer_overdue: match file.answer_overdue_seconds {
+                Some(0) => {
+                    return Err(invalid(
+                        "push.answer_overdue_seconds must be greater than 0",
+                    ));
+                }
+                Some(s) => Duration::from_secs(s),
+                None => defaults.answer_overdue,
             },
             nanomdm: endpoint(
                 "nanomdm",
@@ -284,6 +302,18 @@ mod tests {
         let s = PushSettings::resolve(env, file).unwrap();
         assert_eq!(s.nanomdm.unwrap().url, "http://env.example:9000");
         assert_eq!(s.concurrency, 3);
+    }
+
+    #[test]
+    fn the_answer_wait_is_an_hour_unless_the_file_says_otherwise_and_never_zero() {
+        let default = PushSettings::resolve(PushEnv::default(), PushFile::default()).unwrap();
+        assert_eq!(default.answer_overdue, Duration::from_secs(3600));
+        let file: PushFile = toml::from_str("answer_overdue_seconds = 600\n").unwrap();
+        let set = PushSettings::resolve(PushEnv::default(), file).unwrap();
+        assert_eq!(set.answer_overdue, Duration::from_secs(600));
+        let file: PushFile = toml::from_str("answer_overdue_seconds = 0\n").unwrap();
+        let err = PushSettings::resolve(PushEnv::default(), file).unwrap_err();
+        assert!(err.to_string().contains("answer_overdue_seconds"), "{err}");
     }
 
     #[test]

@@ -14,19 +14,23 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
+use super::answers;
 use super::reconcile::{JobKind, content_hash, is_apple, render_for};
-use super::transport::{Delivery, SendError, Transports};
+use super::transport::{Delivery, SendError, Transport, Transports};
 use super::{PushError, PushSettings};
 use crate::accounts::{self, UserAccounts};
 use crate::model::Platform;
 use crate::profile::{
     Profiles, RenderOptions, RenderedAccount, SyncMlCommand, SyncMlForm, render, windows,
 };
-use crate::store::{ClaimedJob, JobDevice, JobResult, Store, now_ms};
+use crate::store::{ClaimedJob, DueReminder, JobDevice, JobResult, Store, now_ms};
 
 /// How long an idle worker inside `serve` sleeps before looking at the queue again (it is
-/// woken at once when this process queues jobs).
+/// woken at once when this process queues jobs), and how often it looks for devices whose
+/// answer is overdue.
 const IDLE_POLL: Duration = Duration::from_secs(2);
+/// Overdue jobs taken at once, and enrollments nudged in one request to NanoMDM.
+const REMIND_BATCH: i64 = 100;
 
 /// What a drain did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -40,6 +44,10 @@ pub struct DrainReport {
     /// Jobs waiting for a transport: found so in this batch, or, at the end of a drain, left
     /// so in the queue.
     pub waiting: u64,
+    /// Sent jobs whose device was nudged, its answer being overdue.
+    pub nudged: u64,
+    /// Sent jobs queued again under a new command, their answer never having come.
+    pub sent_again: u64,
 }
 
 /// A queue worker.
@@ -180,7 +188,7 @@ impl Worker {
     /// them, waits for jobs being retried or held by a lapsed lease, and returns once nothing
     /// is left but jobs waiting for a transport, saying how many.
     pub async fn drain(&self) -> Result<DrainReport, PushError> {
-        let mut total = DrainReport::default();
+        let mut total = self.remind().await?;
         loop {
             let done = self.run_batch().await?;
             total.sent += done.sent;
@@ -201,20 +209,29 @@ impl Worker {
         }
     }
 
-    /// Runs until `shutdown` turns true: sends what is due, then sleeps until `wake` is
-    /// notified or the poll interval passes. Store errors are logged and retried.
+    /// Runs until `shutdown` turns true: sends what is due, reminds about overdue answers
+    /// every poll interval, then sleeps until `wake` is notified or the poll interval passes.
+    /// Store errors are logged and retried.
     pub async fn serve(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        let mut reminded: Option<std::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let idle = match self.run_batch().await {
+            let mut idle = match self.run_batch().await {
                 Ok(done) => done == DrainReport::default(),
                 Err(e) => {
                     tracing::warn!(error = %e, "push worker: cannot work the queue");
                     true
                 }
             };
+            if reminded.is_none_or(|at| at.elapsed() >= IDLE_POLL) {
+                reminded = Some(std::time::Instant::now());
+                match self.remind().await {
+                    Ok(done) => idle &= done.sent_again == 0,
+                    Err(e) => tracing::warn!(error = %e, "push worker: cannot remind devices"),
+                }
+            }
             if idle {
                 tokio::select! {
                     () = wake.notified() => {}
@@ -223,6 +240,108 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+impl Worker {
+    /// Does what is due about sent jobs whose device has not answered in time (see
+    /// [`answers`]): nudges their devices, queues installs again that never got an answer.
+    /// Returns how many of each.
+    pub async fn remind(&self) -> Result<DrainReport, PushError> {
+        let mut done = DrainReport::default();
+        loop {
+            let now = now_ms();
+            let taken = self
+                .store
+                .take_push_reminders(now, REMIND_BATCH, answers::SENT_AGAIN, |due| {
+                    answers::decide(due, now, &self.settings)
+                })
+                .await?;
+            done.sent_again += taken.sent_again;
+            done.nudged += taken.nudge.len() as u64;
+            self.nudge(&taken.nudge).await?;
+            if i64::try_from(taken.taken).unwrap_or(i64::MAX) < REMIND_BATCH {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// Asks the MDM to push to the devices of `jobs`, each on the channel its command went
+    /// to, and keeps a note on the jobs whose push failed.
+    async fn nudge(&self, jobs: &[DueReminder]) -> Result<(), PushError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let device_ids: Vec<i64> = jobs.iter().map(|j| j.device_id).collect();
+        let devices: HashMap<i64, JobDevice> = self
+            .store
+            .job_devices(&device_ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d))
+            .collect();
+        let mut notes = Vec::new();
+        // Every Apple platform takes the one Apple transport: one NanoMDM to ask.
+        let mut nanomdm = None;
+        let mut to_push: Vec<(String, i64)> = Vec::new();
+        for job in jobs {
+            let target = devices.get(&job.device_id).and_then(|device| {
+                let platform: Platform = device.platform.parse().ok()?;
+                let enrollment = if platform == Platform::Macos {
+                    device.user_channel_id.clone()?
+                } else {
+                    device.enrollment_id.clone()
+                };
+                Some((platform, enrollment))
+            });
+            let transport = target.and_then(|(platform, enrollment)| {
+                match self.transports.for_platform(platform) {
+                    Some(Transport::NanoMdm(n)) => Some((n, enrollment)),
+                    _ => None,
+                }
+            });
+            match transport {
+                Some((n, enrollment)) => {
+                    nanomdm = Some(n);
+                    to_push.push((enrollment, job.id));
+                }
+                None => notes.push((
+                    job.id,
+                    "no answer from the device yet, and no NanoMDM is configured here to \
+                     nudge it"
+                        .to_owned(),
+                )),
+            }
+        }
+        if let Some(nanomdm) = nanomdm {
+            let batch = usize::try_from(REMIND_BATCH).unwrap_or(100);
+            for chunk in to_push.chunks(batch) {
+                let mut ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+                ids.sort();
+                ids.dedup();
+                let failed: HashMap<String, String> = nanomdm
+                    .nudge(&ids)
+                    .await
+                    .into_iter()
+                    .filter_map(|(id, pushed)| pushed.err().map(|e| (id, e)))
+                    .collect();
+                for (enrollment, job) in chunk {
+                    if let Some(error) = failed.get(enrollment) {
+                        notes.push((
+                            *job,
+                            super::transport::sentence(&format!(
+                                "no answer from the device yet, and the push to wake it \
+                                 failed: {error}"
+                            )),
+                        ));
+                    }
+                }
+            }
+        }
+        if !notes.is_empty() {
+            self.store.note_push_jobs(&notes).await?;
+        }
+        Ok(())
     }
 }
 
@@ -264,6 +383,7 @@ impl Lane {
                 command_uuid: accepted.command_uuid,
                 content_hash: hash,
                 note: accepted.note,
+                answer_due: answers::answer_due(transport, &self.settings, now_ms()),
             },
             Err(SendError::Fatal(error)) => JobResult::Failed { error },
             Err(SendError::Retry(error)) => self.retry(job, error),

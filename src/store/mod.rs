@@ -33,8 +33,9 @@ pub use devices::StoredDevice;
 pub use export::{AccountSnapshots, ExportPage, ExportRow, UserMappings, UserRange};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
 pub use push::{
-    ClaimedJob, DeviceJobs, JobAnswer, JobDevice, JobResult, NewJob, Pending, PushSource,
-    SourceAccount, StateCounts, TargetDevice, TargetWrite,
+    ClaimedJob, DeviceJobs, DueReminder, JobAnswer, JobDevice, JobResult, NewJob, OverdueJob,
+    Pending, PushSource, Reminder, SourceAccount, StateCounts, TakenReminders, TargetDevice,
+    TargetWrite,
 };
 pub use secrets::{Resealed, SealedCounts, SealedRow};
 pub use sign_in::{AttemptCount, Counted, Counter};

@@ -132,6 +132,9 @@ pub enum JobResult {
         content_hash: Option<String>,
         /// A warning worth showing (a failed APNs push, say), if any.
         note: Option<String>,
+        /// When the device's answer is overdue (unix ms), for an MDM that reports answers;
+        /// `None` when no answer will come.
+        answer_due: Option<i64>,
     },
     /// Try again at `at` (unix ms).
     Retry {
@@ -173,7 +176,7 @@ pub struct JobDevice {
 }
 
 /// Jobs per state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct StateCounts {
     /// Waiting to be sent.
     pub queued: i64,
@@ -185,6 +188,8 @@ pub struct StateCounts {
     pub acknowledged: i64,
     /// Given up on.
     pub failed: i64,
+    /// Of the sent, those whose device's answer is overdue.
+    pub overdue: i64,
 }
 
 /// One device's jobs per state, with the latest error.
@@ -204,6 +209,8 @@ pub struct DeviceJobs {
     pub acknowledged: i64,
     /// Failed.
     pub failed: i64,
+    /// Sent, with the device's answer overdue.
+    pub overdue: i64,
     /// The most recent error or status of any of its jobs.
     pub last_error: Option<String>,
     /// Why reconciling gives the device no profile, if it does not.
@@ -352,11 +359,24 @@ const KEEP_ACKNOWLEDGED: &str = "sent_at = excluded.sent_at, content_hash = CASE
      WHEN push_delivered.acknowledged_at IS NULL THEN excluded.content_hash \
      ELSE push_delivered.content_hash END";
 
-const STATES: &str = "COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0) AS queued, \
-     COALESCE(SUM(CASE WHEN state = 'sending' THEN 1 ELSE 0 END), 0) AS sending, \
-     COALESCE(SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END), 0) AS sent, \
-     COALESCE(SUM(CASE WHEN state = 'acknowledged' THEN 1 ELSE 0 END), 0) AS acknowledged, \
-     COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS failed";
+/// The jobs per state, as columns; overdue measured at `now`, a placeholder (`$1`, say).
+fn states(now: &str) -> String {
+    format!(
+        "COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0) AS queued, \
+         COALESCE(SUM(CASE WHEN state = 'sending' THEN 1 ELSE 0 END), 0) AS sending, \
+         COALESCE(SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END), 0) AS sent, \
+         COALESCE(SUM(CASE WHEN state = 'acknowledged' THEN 1 ELSE 0 END), 0) AS acknowledged, \
+         COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS failed, \
+         COALESCE(SUM(CASE WHEN state = 'sent' AND {} THEN 1 ELSE 0 END), 0) AS overdue",
+        overdue("", now)
+    )
+}
+
+/// Whether a sent job (of table alias `alias`, with its dot, or none) has its device's answer
+/// overdue at `now`, a placeholder: its first reminder fell due, or has been dealt with.
+fn overdue(alias: &str, now: &str) -> String {
+    format!("({alias}resent OR {alias}nudges > 0 OR {alias}remind_at <= {now})")
+}
 
 impl Store {
     /// One page of users that have devices, in id order after user id `after`, with their
@@ -669,7 +689,8 @@ impl Store {
         }
         const SENT: &str = "UPDATE push_jobs SET state = 'sent', command_uuid = $1, \
              content_hash = COALESCE($2, content_hash), last_error = $3, claimed_by = NULL, \
-             claimed_until = NULL, updated_at = $4 WHERE id = $5 AND claimed_by = $6";
+             claimed_until = NULL, updated_at = $4, sent_at = COALESCE(sent_at, $4), \
+             remind_at = $7 WHERE id = $5 AND claimed_by = $6";
         const RETRY: &str = "UPDATE push_jobs SET state = 'queued', next_attempt_at = $1, \
              last_error = $2, claimed_by = NULL, claimed_until = NULL, updated_at = $3 \
              WHERE id = $4 AND claimed_by = $5";
@@ -691,14 +712,15 @@ impl Store {
         // Plain installs, nearly every result, are recorded a hundred at a time; the rest one
         // by one. A batch never holds two jobs of one device (claims skip a device's younger
         // jobs), so no row below is written twice by one statement.
-        let plain: Vec<(&ClaimedJob, Uuid, &str)> = results
+        let plain: Vec<(&ClaimedJob, Uuid, &str, Option<i64>)> = results
             .iter()
             .filter_map(|(job, result)| match result {
                 JobResult::Sent {
                     command_uuid,
                     content_hash: Some(hash),
                     note: None,
-                } => Some((job, *command_uuid, hash.as_str())),
+                    answer_due,
+                } => Some((job, *command_uuid, hash.as_str(), *answer_due)),
                 _ => None,
             })
             .collect();
@@ -708,18 +730,21 @@ impl Store {
                     "UPDATE push_jobs SET state = 'sent', last_error = NULL, claimed_by = NULL, \
                      claimed_until = NULL, updated_at = ",
                 );
-                q.push_bind(now).push(", command_uuid = ");
-                push_case_by_id(&mut q, chunk.iter().map(|(job, uuid, _)| (job.id, *uuid)));
+                q.push_bind(now).push(", sent_at = COALESCE(sent_at, ").push_bind(now);
+                q.push("), command_uuid = ");
+                push_case_by_id(&mut q, chunk.iter().map(|(job, uuid, _, _)| (job.id, *uuid)));
                 q.push(", content_hash = ");
-                push_case_by_id(&mut q, chunk.iter().map(|(job, _, hash)| (job.id, *hash)));
+                push_case_by_id(&mut q, chunk.iter().map(|(job, _, hash, _)| (job.id, *hash)));
+                q.push(", remind_at = ");
+                push_case_by_id(&mut q, chunk.iter().map(|(job, _, _, due)| (job.id, *due)));
                 q.push(" WHERE claimed_by = ").push_bind(worker).push(" AND id IN ");
-                push_list(&mut q, chunk.iter().map(|(job, _, _)| job.id));
+                push_list(&mut q, chunk.iter().map(|(job, _, _, _)| job.id));
                 q.push(" RETURNING id");
                 q.build_query_scalar::<i64>().fetch_all(&mut *conn).await
             })?;
-            let delivered: Vec<&(&ClaimedJob, Uuid, &str)> = chunk
+            let delivered: Vec<&(&ClaimedJob, Uuid, &str, Option<i64>)> = chunk
                 .iter()
-                .filter(|(job, _, _)| held.contains(&job.id))
+                .filter(|(job, _, _, _)| held.contains(&job.id))
                 .collect();
             if delivered.is_empty() {
                 continue;
@@ -728,7 +753,7 @@ impl Store {
                 let mut q = QueryBuilder::new(
                     "INSERT INTO push_delivered (device_id, identifier, content_hash, sent_at) ",
                 );
-                q.push_values(&delivered, |mut row, (job, _, hash)| {
+                q.push_values(&delivered, |mut row, (job, _, hash, _)| {
                     row.push_bind(job.device_id)
                         .push_bind(job.profile_identifier.as_str())
                         .push_bind(*hash)
@@ -740,12 +765,12 @@ impl Store {
             })?;
         }
         for (job, result) in results {
-            if plain.iter().any(|(p, _, _)| p.id == job.id) {
+            if plain.iter().any(|(p, _, _, _)| p.id == job.id) {
                 continue;
             }
             on_tx!(tx, conn => {
                 match result {
-                    JobResult::Sent { command_uuid, content_hash, note } => {
+                    JobResult::Sent { command_uuid, content_hash, note, answer_due } => {
                         let held = sqlx::query(SENT)
                             .bind(*command_uuid)
                             .bind(content_hash.as_deref())
@@ -753,6 +778,7 @@ impl Store {
                             .bind(now)
                             .bind(job.id)
                             .bind(worker)
+                            .bind(*answer_due)
                             .execute(&mut *conn)
                             .await?
                             .rows_affected();
@@ -909,27 +935,21 @@ impl Store {
 
     /// Jobs per state: all of them, or those of `batch`.
     pub async fn push_state_counts(&self, batch: Option<Uuid>) -> Result<StateCounts, StoreError> {
-        // Two statements rather than `$1 IS NULL OR batch = $1`, which no index serves.
+        // Two statements rather than `$2 IS NULL OR batch = $2`, which no index serves.
+        let states = states("$1");
         let sql = match batch {
-            Some(_) => format!("SELECT {STATES} FROM push_jobs WHERE batch = $1"),
-            None => format!("SELECT {STATES} FROM push_jobs"),
+            Some(_) => format!("SELECT {states} FROM push_jobs WHERE batch = $2"),
+            None => format!("SELECT {states} FROM push_jobs"),
         };
-        let (queued, sending, sent, acknowledged, failed): (i64, i64, i64, i64, i64) = on_pool!(self, pool => {
-            let query = sqlx::query_as(&sql);
+        Ok(on_pool!(self, pool => {
+            let query = sqlx::query_as(&sql).bind(now_ms());
             match batch {
                 Some(batch) => query.bind(batch),
                 None => query,
             }
             .fetch_one(pool)
             .await
-        })?;
-        Ok(StateCounts {
-            queued,
-            sending,
-            sent,
-            acknowledged,
-            failed,
-        })
+        })?)
     }
 
     /// Per device with jobs or a status: jobs per state and the latest error, in device-id
@@ -944,26 +964,30 @@ impl Store {
         // A batch's jobs are found by its index; the whole queue is every device with jobs
         // or with a status.
         let (jobs, listed) = match batch {
-            Some(_) => ("AND batch = $3", "s.device_id IS NOT NULL"),
+            Some(_) => ("AND batch = $4", "s.device_id IS NOT NULL"),
             None => ("", "(s.device_id IS NOT NULL OR t.status IS NOT NULL)"),
         };
+        let states = states("$3");
         let sql = format!(
             "SELECT d.device_id, d.platform, \
              COALESCE(s.queued, 0) AS queued, COALESCE(s.sending, 0) AS sending, \
              COALESCE(s.sent, 0) AS sent, COALESCE(s.acknowledged, 0) AS acknowledged, \
-             COALESCE(s.failed, 0) AS failed, \
+             COALESCE(s.failed, 0) AS failed, COALESCE(s.overdue, 0) AS overdue, \
              (SELECT j.last_error FROM push_jobs j WHERE j.device_id = d.id \
               AND j.last_error IS NOT NULL {jobs} \
               ORDER BY j.updated_at DESC, j.id DESC LIMIT 1) AS last_error, t.status \
              FROM devices d \
-             LEFT JOIN (SELECT device_id, {STATES} FROM push_jobs WHERE TRUE {jobs} \
+             LEFT JOIN (SELECT device_id, {states} FROM push_jobs WHERE TRUE {jobs} \
                GROUP BY device_id) s ON s.device_id = d.id \
              LEFT JOIN push_targets t ON t.device_id = d.id \
              WHERE d.device_id > $1 AND {listed} \
              ORDER BY d.device_id LIMIT $2"
         );
         Ok(on_pool!(self, pool => {
-            let query = sqlx::query_as(&sql).bind(after.unwrap_or("")).bind(limit);
+            let query = sqlx::query_as(&sql)
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .bind(now_ms());
             match batch {
                 Some(batch) => query.bind(batch),
                 None => query,
@@ -971,6 +995,126 @@ impl Store {
             .fetch_all(pool)
             .await
         })?)
+    }
+
+    /// The first `limit` sent jobs whose device's answer is overdue at `now` (of all, or of
+    /// `batch`), the longest waiting first; [`StateCounts::overdue`] counts them all.
+    pub async fn push_overdue_jobs(
+        &self,
+        batch: Option<Uuid>,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<OverdueJob>, StoreError> {
+        let late = overdue("j.", "$1");
+        let filter = match batch {
+            Some(_) => "AND j.batch = $3",
+            None => "",
+        };
+        let sql = format!(
+            "SELECT d.device_id, d.platform, j.kind, j.profile_identifier AS identifier, \
+             COALESCE(j.sent_at, j.updated_at) AS sent_at, \
+             ($1 - COALESCE(j.sent_at, j.updated_at)) / 1000 AS waiting_seconds, \
+             j.nudges, j.resent \
+             FROM push_jobs j JOIN devices d ON d.id = j.device_id \
+             WHERE j.state = 'sent' AND {late} {filter} \
+             ORDER BY COALESCE(j.sent_at, j.updated_at), j.id LIMIT $2"
+        );
+        Ok(on_pool!(self, pool => {
+            let query = sqlx::query_as(&sql).bind(now).bind(limit);
+            match batch {
+                Some(batch) => query.bind(batch),
+                None => query,
+            }
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+
+    /// Takes up to `limit` sent jobs whose reminder fell due by `now`, lets `decide` say
+    /// what to do about each, and records it in the same transaction, so that two workers
+    /// never remind about one job at once (PostgreSQL skips the rows another holds; SQLite
+    /// writes one transaction at a time). A nudge counts and moves the next reminder; a
+    /// job sent again is queued, due now, under a new command UUID, with `note` as its last
+    /// error; a stop leaves it sent and overdue.
+    pub async fn take_push_reminders(
+        &self,
+        now: i64,
+        limit: i64,
+        note: &str,
+        decide: impl Fn(&DueReminder) -> Reminder,
+    ) -> Result<TakenReminders, StoreError> {
+        const ANY: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM push_jobs \
+             WHERE remind_at <= $1 AND state = 'sent' LIMIT 1) due";
+        let due: i64 =
+            on_pool!(self, pool => sqlx::query_scalar(ANY).bind(now).fetch_one(pool).await)?;
+        if due == 0 {
+            return Ok(TakenReminders::default());
+        }
+        let lock = match &self.pool {
+            Pool::Sqlite(_) => "",
+            Pool::Postgres(_) => " FOR UPDATE OF j SKIP LOCKED",
+        };
+        let pick = format!(
+            "SELECT j.id, j.device_id, j.kind, j.nudges, j.resent, \
+             EXISTS (SELECT 1 FROM push_jobs n WHERE n.device_id = j.device_id \
+                AND n.profile_identifier = j.profile_identifier AND n.id > j.id) AS superseded \
+             FROM push_jobs j WHERE j.remind_at <= $1 AND j.state = 'sent' \
+             ORDER BY j.remind_at LIMIT $2{lock}"
+        );
+        const NUDGED: &str = "UPDATE push_jobs SET nudges = nudges + 1, remind_at = $1 \
+             WHERE id = $2";
+        const AGAIN: &str = "UPDATE push_jobs SET state = 'queued', command_uuid = $1, \
+             attempts = 0, next_attempt_at = $2, updated_at = $2, last_error = $3, \
+             remind_at = NULL, nudges = 0, resent = TRUE WHERE id = $4";
+        const STOPPED: &str = "UPDATE push_jobs SET remind_at = NULL WHERE id = $1";
+        let mut tx = self.begin().await?;
+        let taken: Vec<DueReminder> = on_tx!(tx, conn => {
+            sqlx::query_as(&pick).bind(now).bind(limit).fetch_all(&mut *conn).await
+        })?;
+        let mut done = TakenReminders {
+            taken: taken.len(),
+            ..TakenReminders::default()
+        };
+        for job in taken {
+            let reminder = decide(&job);
+            on_tx!(tx, conn => {
+                match reminder {
+                    Reminder::Nudge { next } => sqlx::query(NUDGED).bind(next).bind(job.id)
+                        .execute(&mut *conn).await,
+                    Reminder::SendAgain => sqlx::query(AGAIN).bind(Uuid::new_v4()).bind(now)
+                        .bind(note).bind(job.id).execute(&mut *conn).await,
+                    Reminder::Stop => sqlx::query(STOPPED).bind(job.id).execute(&mut *conn).await,
+                }
+                .map(|r| r.rows_affected())
+            })?;
+            match reminder {
+                Reminder::Nudge { .. } => done.nudge.push(job),
+                Reminder::SendAgain => done.sent_again += 1,
+                Reminder::Stop => {}
+            }
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Keeps `note` as the last error of each of `jobs` still sent (job id, note), as a
+    /// failed nudge is told.
+    pub async fn note_push_jobs(&self, jobs: &[(i64, String)]) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE push_jobs SET last_error = $1, updated_at = $2 \
+             WHERE id = $3 AND state = 'sent'";
+        let now = now_ms();
+        for (id, note) in jobs {
+            on_pool!(self, pool => {
+                sqlx::query(SQL)
+                    .bind(note.as_str())
+                    .bind(now)
+                    .bind(*id)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
     }
 
     /// Puts every failed job back in the queue, due now, each under a new command UUID (the
@@ -983,6 +1127,7 @@ impl Store {
         };
         let sql = format!(
             "UPDATE push_jobs SET state = 'queued', attempts = 0, command_uuid = {fresh}, \
+             sent_at = NULL, remind_at = NULL, nudges = 0, resent = FALSE, \
              next_attempt_at = $1, updated_at = $1 WHERE state = 'failed'"
         );
         let now = now_ms();
@@ -1062,6 +1207,72 @@ impl Store {
         tx.commit().await?;
         Ok(answer)
     }
+}
+
+/// A sent job whose device's answer is overdue, as `push status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct OverdueJob {
+    /// The MDM's device id.
+    pub device_id: String,
+    /// Platform name.
+    pub platform: String,
+    /// `install` or `remove`.
+    pub kind: String,
+    /// The profile's identifier.
+    pub identifier: String,
+    /// When the MDM first took the job's command (unix ms).
+    pub sent_at: i64,
+    /// How long the device has been silent since, in whole seconds.
+    pub waiting_seconds: i64,
+    /// APNs pushes sent to wake the device since its current command was taken.
+    pub nudges: i64,
+    /// Whether the job was sent again under a new command for want of an answer.
+    pub resent: bool,
+}
+
+/// A sent job whose reminder fell due, as the worker decides about it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DueReminder {
+    /// Job id.
+    pub id: i64,
+    /// Store id of the device.
+    pub device_id: i64,
+    /// `install` or `remove`.
+    pub kind: String,
+    /// APNs pushes sent since its current command was taken.
+    pub nudges: i64,
+    /// Whether it was sent again under a new command already.
+    pub resent: bool,
+    /// Whether a newer job for the same device and profile exists, which makes this one's
+    /// answer moot.
+    pub superseded: bool,
+}
+
+/// The reminders one call took: the jobs to nudge, how many were queued again, how many
+/// were taken in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TakenReminders {
+    /// The jobs whose devices the caller is to nudge.
+    pub nudge: Vec<DueReminder>,
+    /// Jobs queued again under a new command.
+    pub sent_again: u64,
+    /// Jobs taken, whatever was decided.
+    pub taken: usize,
+}
+
+/// What to do about a job whose device has not answered in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reminder {
+    /// Wake the device (the caller sends the APNs push), and look again at `next` (unix ms),
+    /// or never.
+    Nudge {
+        /// The next reminder, if any.
+        next: Option<i64>,
+    },
+    /// Queue the job again, due now, under a new command UUID, its answer still awaited.
+    SendAgain,
+    /// Nothing more: the job stays sent, listed as overdue until its device answers.
+    Stop,
 }
 
 /// What an MDM's report on a command did to the job that sent it.

@@ -227,3 +227,22 @@ store_test! {
         assert_eq!(bad["error"]["code"], "invalid_parameter", "{bad}");
     }
 }
+
+store_test! {
+    async fn push_jobs_lists_the_sent_jobs_whose_answer_is_overdue(db: TestDb) {
+        let app = App::start(&db).await;
+        imported(&app).await;
+        // Alice's iPhone was sent its profile an hour ago and nudged once since.
+        let an_hour_ago = "UPDATE push_jobs SET state = 'sent', sent_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 3600000, nudges = 1";
+        let an_hour_ago_pg = "UPDATE push_jobs SET state = 'sent', sent_at = CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) - 3600000, nudges = 1";
+        db.execute(an_hour_ago, an_hour_ago_pg).await;
+        let status = json_of(app.call(Method::GET, "/api/push/jobs").send().await.unwrap(), StatusCode::OK).await;
+        assert_eq!((status["jobs"]["sent"].as_i64(), status["jobs"]["overdue"].as_i64()), (Some(1), Some(1)), "{status}");
+        let overdue = &status["overdue"][0];
+        assert_eq!(overdue["device_id"], "ALICE-IPHONE", "{status}");
+        assert_eq!((overdue["kind"].as_str(), overdue["nudges"].as_i64(), overdue["resent"].as_bool()), (Some("install"), Some(1), Some(false)));
+        let waited = overdue["waiting_seconds"].as_i64().unwrap();
+        assert!((3590..3700).contains(&waited), "{status}");
+        assert_eq!(status["devices"][0]["overdue"], 1, "{status}");
+    }
+}

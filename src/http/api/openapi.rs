@@ -210,7 +210,15 @@ fn schemas() -> Value {
     );
     let states = json!({ "type": "object", "properties": {
         "queued": { "type": "integer" }, "sending": { "type": "integer" }, "sent": { "type": "integer" },
-        "acknowledged": { "type": "integer" }, "failed": { "type": "integer" } } });
+        "acknowledged": { "type": "integer" }, "failed": { "type": "integer" },
+        "overdue": { "type": "integer", "description": "Of the sent, those whose device's answer is overdue" } } });
+    let overdue = json!({ "type": "object", "description": "A sent job whose device has not answered in time", "properties": {
+        "device_id": { "type": "string" }, "platform": { "type": "string" },
+        "kind": { "type": "string", "enum": ["install", "remove"] }, "identifier": { "type": "string" },
+        "sent_at": { "type": "integer", "description": "unix ms: when the MDM first took the command" },
+        "waiting_seconds": { "type": "integer", "description": "How long the device has been silent since" },
+        "nudges": { "type": "integer", "description": "APNs pushes sent to wake the device for its current command" },
+        "resent": { "type": "boolean", "description": "Sent again under a new command for want of an answer" } } });
     let mut device_jobs = states.clone();
     merge(
         &mut device_jobs["properties"],
@@ -282,7 +290,10 @@ fn schemas() -> Value {
         "PushStatus": { "type": "object", "properties": {
             "jobs": states, "done": { "type": "boolean", "description": "Nothing queued or being sent" },
             "worker": { "type": "boolean", "description": "Whether this server runs a push worker" },
-            "devices": { "type": "array", "items": device_jobs }, "next": { "type": ["string", "null"] } } },
+            "devices": { "type": "array", "items": device_jobs },
+            "overdue": { "type": "array", "items": overdue, "maxItems": crate::push::OVERDUE_LISTED,
+                "description": "The sent jobs whose device's answer is overdue, the longest waiting first (jobs.overdue counts them all)" },
+            "next": { "type": ["string", "null"] } } },
         "PushRetried": { "type": "object", "properties": { "requeued": { "type": "integer" } } },
     })
 }

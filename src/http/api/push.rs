@@ -59,6 +59,7 @@ pub async fn jobs(State(state): State<AppState>, params: Params) -> Result<Json<
         "done": outstanding == 0,
         "worker": state.pusher.is_some(),
         "devices": status.devices,
+        "overdue": status.overdue,
         "next": next,
     })))
 }

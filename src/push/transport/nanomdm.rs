@@ -8,6 +8,12 @@
 //! did. So an answer that echoes our CommandUUID without a `command_error` means stored,
 //! and so does "already exists"; a push error is kept as a note, except "push data missing
 //! for id", which says NanoMDM has no enrollment of that id and fails the job at once.
+//!
+//! `/v1/push/{id,id,…}` sends APNs pushes alone, queueing nothing: what [`NanoMdm::nudge`]
+//! asks for when a device has not answered a command it was sent. NanoMDM answers the same
+//! `APIResult`, a `push_result` or `push_error` per id under `status` (200 when every push
+//! went, 207 when some failed, 500 when all did or the push as a whole failed, with a
+//! top-level `push_error`).
 
 use std::collections::HashMap;
 
@@ -40,6 +46,9 @@ struct EnrollmentResult {
     command_error: Option<String>,
 }
 
+/// What NanoMDM answered about pushing to one enrollment.
+type Nudged = Result<(), String>;
+
 /// NanoMDM's push error for an enrollment id it has no push token for (its
 /// `push/service.ErrIdNotFound`).
 const NOT_ENROLLED: &str = "push data missing for id";
@@ -50,20 +59,23 @@ impl NanoMdm {
         NanoMdm { client, endpoint }
     }
 
+    /// The URL of NanoMDM's `endpoint` for `ids` (joined by commas, as NanoMDM splits them).
+    fn url(&self, endpoint: &str, ids: &str) -> Result<reqwest::Url, String> {
+        let mut url = reqwest::Url::parse(&self.endpoint.url)
+            .map_err(|e| format!("NanoMDM URL {:?}: {e}", self.endpoint.url))?;
+        url.path_segments_mut()
+            .map_err(|()| format!("NanoMDM URL {:?} cannot take a path", self.endpoint.url))?
+            .pop_if_empty()
+            .extend(["v1", endpoint, ids]);
+        Ok(url)
+    }
+
     /// Enqueues the delivery's command for its enrollment.
     pub async fn send(&self, delivery: &Delivery) -> Result<Accepted, SendError> {
         let body = command_plist(delivery)?;
-        let mut url = reqwest::Url::parse(&self.endpoint.url)
-            .map_err(|e| SendError::Fatal(format!("NanoMDM URL {:?}: {e}", self.endpoint.url)))?;
-        url.path_segments_mut()
-            .map_err(|()| {
-                SendError::Fatal(format!(
-                    "NanoMDM URL {:?} cannot take a path",
-                    self.endpoint.url
-                ))
-            })?
-            .pop_if_empty()
-            .extend(["v1", "enqueue", delivery.enrollment_id.as_str()]);
+        let url = self
+            .url("enqueue", &delivery.enrollment_id)
+            .map_err(SendError::Fatal)?;
         let response = self
             .client
             .put(url)
@@ -80,6 +92,68 @@ impl NanoMdm {
             .map_err(|e| request_error("NanoMDM", &e))?;
         answer(delivery, status, &text)
     }
+}
+
+impl NanoMdm {
+    /// Asks NanoMDM to push to each of `enrollment_ids`, in one request, so that the devices
+    /// check in and fetch the commands already queued for them: nothing new is queued, so
+    /// nothing can be carried out twice. Returns, per id, whether its push went.
+    pub async fn nudge(&self, enrollment_ids: &[String]) -> Vec<(String, Nudged)> {
+        let all = |why: String| -> Vec<(String, Nudged)> {
+            enrollment_ids
+                .iter()
+                .map(|id| (id.clone(), Err(why.clone())))
+                .collect()
+        };
+        let url = match self.url("push", &enrollment_ids.join(",")) {
+            Ok(url) => url,
+            Err(e) => return all(e),
+        };
+        let sent = self
+            .client
+            .get(url)
+            .basic_auth("nanomdm", Some(self.endpoint.api_key.expose()))
+            .send()
+            .await;
+        let answered = match sent {
+            Ok(response) => {
+                let status = response.status();
+                response.text().await.map(|text| (status, text))
+            }
+            Err(e) => Err(e),
+        };
+        match answered {
+            Ok((status, text)) => pushed(enrollment_ids, status, &text),
+            Err(e) => all(request_error("NanoMDM", &e).to_string()),
+        }
+    }
+}
+
+/// What NanoMDM's answer `text` with `status` to pushing to `enrollment_ids` says of each.
+fn pushed(
+    enrollment_ids: &[String],
+    status: reqwest::StatusCode,
+    text: &str,
+) -> Vec<(String, Nudged)> {
+    let result = serde_json::from_str::<ApiResult>(text).ok();
+    enrollment_ids
+        .iter()
+        .map(|id| {
+            let mine = result.as_ref().and_then(|r| r.status.get(id));
+            let error = mine
+                .and_then(|r| r.push_error.clone())
+                .or_else(|| result.as_ref().and_then(|r| r.push_error.clone()));
+            let outcome = match (error, mine) {
+                (Some(error), _) => Err(sentence(&format!(
+                    "NanoMDM answered {status} and could not push to {id}: {error}"
+                ))),
+                (None, Some(_)) => Ok(()),
+                (None, None) if status.is_success() => Ok(()),
+                (None, None) => Err(status_error("NanoMDM", status, text).to_string()),
+            };
+            (id.clone(), outcome)
+        })
+        .collect()
 }
 
 /// What NanoMDM's answer `text` with `status` to enqueueing `delivery` means.

@@ -313,3 +313,47 @@ store_test! {
         assert_eq!(sent["sent"], 2, "the accounts deleted, then added again: {sent}");
     }
 }
+
+store_test! {
+    async fn push_status_lists_the_devices_whose_answer_is_overdue_and_push_run_nudges_them(db: TestDb) {
+        let mdm = FakeMdm::start();
+        std::fs::write(db.dir.path().join("mdm-mail.toml"), "[push]\nanswer_overdue_seconds = 1\n").unwrap();
+        let mut env = env(&db, &mdm);
+        env.push(("MDM_MAIL_NANOMDM_WEBHOOK_KEY", "hook-key"));
+        let profiles = profiles_arg();
+        let run = |args: &[&str]| {
+            let mut all = vec!["--profiles", profiles.as_str()];
+            all.extend_from_slice(args);
+            mdm_mail_in(db.dir.path(), &env, &all)
+        };
+        load_directory(&db, &mdm);
+        let email = fixture("import/email.csv");
+        run(&["import", email.to_str().unwrap(), "--type", "email"]);
+        assert!(run(&["push", "run"]).status.success());
+        let early = run(&["push", "status", "--json"]);
+        let early: serde_json::Value = serde_json::from_slice(&early.stdout).unwrap();
+        assert_eq!(early["jobs"]["overdue"], 0, "{early}");
+
+        std::thread::sleep(Duration::from_millis(1200));
+        let reminded = run(&["push", "run"]);
+        assert!(reminded.status.success(), "{}", stderr(&reminded));
+        assert!(stdout(&reminded).contains("answers overdue: 2 devices nudged, 0 sent again"), "{}", stdout(&reminded));
+        let mut pushed = mdm.pushed();
+        pushed.sort();
+        assert_eq!(pushed, ["IPHONE-A", "MAC-A:501"]);
+
+        let human = stdout(&run(&["push", "status"]));
+        assert!(human.contains("2 sent (2 with the answer overdue)"), "{human}");
+        assert!(human.contains("answers overdue (sent, no answer from the device):"), "{human}");
+        let line = human.lines().find(|l| l.trim_start().starts_with("IPHONE-A (ios): install")).unwrap_or_else(|| panic!("{human}"));
+        assert!(line.contains(" s, nudged 1 time") && !line.contains("times"), "{line}");
+        let json = run(&["push", "status", "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(json["jobs"]["overdue"], 2, "{json}");
+        let mut listed: Vec<&str> = json["overdue"].as_array().unwrap().iter().map(|j| j["device_id"].as_str().unwrap()).collect();
+        listed.sort_unstable();
+        assert_eq!(listed, ["IPHONE-A", "MAC-A"], "{json}");
+        assert!(json["overdue"][0]["waiting_seconds"].as_i64().unwrap() >= 1, "{json}");
+        assert_eq!(mdm.accepted().len(), 2, "nothing enqueued twice");
+    }
+}

@@ -19,6 +19,14 @@
 //!   `push_error` and 500, the command stored;
 //! - 200 with `status.<id>.push_result` (the APNs id) when all went well.
 //!
+//! NanoMDM's `/v1/push/{id,id,…}` (`http/api/api.go` `PushToIDsHandler`, any method, the
+//! ids split at commas; `api/api.go` `Push`, `push/service/service.go` `Push`) pushes and
+//! queues nothing, answering the same `APIResult` without `command_uuid`: per id under
+//! `status` a `push_result` or, for an id without push data, `push_error` "push data missing
+//! for id"; a push that fails as a whole (no push certificate) a top-level `push_error`. The
+//! status is 500 when there is a top-level error or every id failed, 207 when some did, 200
+//! otherwise.
+//!
 //! Device answers are NanoMDM's webhook events (`service/webhook`): `{"topic":
 //! "mdm.Connect", "created_at", "acknowledge_event": {"enrollment_id", "udid", "status",
 //! "command_uuid", "raw_payload" (base64 of the device's plist)}}` signed with
@@ -33,7 +41,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::{any, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 
@@ -81,6 +89,8 @@ struct Shared {
     unenrolled: Mutex<HashSet<String>>,
     held: Mutex<HashSet<String>>,
     release: tokio::sync::Notify,
+    pushed: Mutex<Vec<String>>,
+    no_push_certificate: std::sync::atomic::AtomicBool,
 }
 
 /// A running fake MDM.
@@ -107,6 +117,7 @@ impl FakeMdm {
                 tx.send(listener.local_addr().unwrap()).unwrap();
                 let app = Router::new()
                     .route("/v1/enqueue/{id}", put(nanomdm_enqueue))
+                    .route("/v1/push/{ids}", any(nanomdm_push))
                     .route("/v1/commands", post(micromdm_command))
                     .route("/hook", post(hook))
                     .with_state(state);
@@ -153,6 +164,19 @@ impl FakeMdm {
             .lock()
             .unwrap()
             .insert(enrollment_id.to_owned());
+    }
+
+    /// Makes every push fail as NanoMDM's does without a push certificate for the topic
+    /// (commands are still stored).
+    pub fn remove_push_certificate(&self) {
+        self.shared
+            .no_push_certificate
+            .store(true, Ordering::SeqCst);
+    }
+
+    /// The enrollment ids `/v1/push` was asked to push to, in order, one per id asked.
+    pub fn pushed(&self) -> Vec<String> {
+        self.shared.pushed.lock().unwrap().clone()
     }
 
     /// Answers the held requests, and holds no more.
@@ -312,6 +336,50 @@ async fn nanomdm_enqueue(
         "request_type": request_type,
     }))
     .into_response()
+}
+
+async fn nanomdm_push(
+    State(shared): State<Arc<Shared>>,
+    Path(ids): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers, "nanomdm") {
+        return unauthorized();
+    }
+    let ids: Vec<String> = ids.split(',').map(str::to_owned).collect();
+    shared.pushed.lock().unwrap().extend(ids.iter().cloned());
+    let unenrolled = shared.unenrolled.lock().unwrap().clone();
+    let mut status = serde_json::Map::new();
+    let mut failed = 0;
+    for id in &ids {
+        let result = if unenrolled.contains(id) {
+            failed += 1;
+            serde_json::json!({ "push_error": "push data missing for id" })
+        } else if shared.no_push_certificate.load(Ordering::SeqCst) {
+            continue;
+        } else {
+            serde_json::json!({ "push_result": uuid::Uuid::new_v4().to_string() })
+        };
+        status.insert(id.clone(), result);
+    }
+    let mut body = serde_json::json!({});
+    if !status.is_empty() {
+        body["status"] = serde_json::Value::Object(status);
+    }
+    let whole = shared.no_push_certificate.load(Ordering::SeqCst) && failed < ids.len();
+    if whole {
+        body["push_error"] = serde_json::json!(
+            "retrieving push cert for topic \"com.apple.mgmt.External.test\": no push certificate found"
+        );
+    }
+    let code = if whole || failed == ids.len() {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if failed > 0 {
+        StatusCode::MULTI_STATUS
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(body)).into_response()
 }
 
 /// The device's answer to `command` as NanoMDM's webhook posts it: `status` Acknowledged,
