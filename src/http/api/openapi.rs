@@ -165,6 +165,13 @@ fn schemas() -> Value {
             "message": { "type": "string" },
         },
     });
+    // A review table's line: the values it names the line by, as written (empty when the
+    // line did not split into the account type's columns).
+    let mut result_line = line.clone();
+    merge(
+        &mut result_line["properties"],
+        &json!({ "user_email": { "type": "string" }, "account_address": { "type": "string" } }),
+    );
     let mut summary = json!({
         "type": "object",
         "properties": {
@@ -192,8 +199,8 @@ fn schemas() -> Value {
             "sample": { "type": "array", "items": { "type": "object", "properties": {
                 "line": { "type": "integer" }, "cells": { "type": "array", "items": { "type": "string" } } } },
                 "description": "The first records, passwords masked" },
-            "results": { "type": "array", "items": line, "maxItems": super::imports::RESULTS_PAGE_MAX,
-                "description": "With results_limit: that many lines' outcomes from results_offset on" },
+            "results": { "type": "array", "items": result_line, "maxItems": super::imports::RESULTS_PAGE_MAX,
+                "description": "With results_limit: that many outcomes of the lines results_outcome admits, from results_offset on" },
         }),
     );
     let push_queued = json!({ "type": "object", "description": "What push queued after the change (or why nothing)",
@@ -235,7 +242,7 @@ fn schemas() -> Value {
         "ImportRecord": { "type": "object", "properties": {
             "id": { "type": "string" }, "type": { "type": "string" }, "source": { "type": "string" },
             "actor": { "type": "string" }, "created_at": { "type": "integer", "description": "unix ms" },
-            "counts": { "type": "object", "properties": counts }, "lines": { "type": "array", "items": line },
+            "counts": { "type": "object", "properties": counts }, "lines": { "type": "array", "items": result_line },
             "next": { "type": ["integer", "null"], "description": "Pass as `after` for the next page" } } },
         "ImportPage": { "type": "object", "properties": {
             "imports": { "type": "array", "items": { "type": "object", "properties": {
