@@ -700,3 +700,54 @@ store_test! {
         assert!(!text.contains("imap-secret-1") && !text.contains("smtp-secret-1"), "{text}");
     }
 }
+
+store_test! {
+    async fn a_file_of_the_other_account_type_is_named_with_the_type_to_switch_to(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let exchange = std::fs::read(fixture("import/exchange.csv")).unwrap();
+        // Its header names the Exchange columns: refused, naming the type it fits.
+        let refused = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email").body(exchange.clone())
+                .send().await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(refused["error"]["code"], "unreadable_file");
+        assert_eq!(refused["error"]["details"]["other_type"], "exchange");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(
+            message.ends_with("these are the columns of a Mail for Exchange file; is this a --type exchange file?"),
+            "{message}"
+        );
+        // A header that fits neither type is refused without a guess.
+        let neither = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email")
+                .body("user_email,phone\nalice@example.com,555\n").send().await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(neither["error"].get("details").is_none(), "{neither}");
+
+        // Without a header, most lines having the other type's width says the same.
+        let rows: String = exchange.split(|&b| b == b'\n').skip(1)
+            .map(|line| format!("{}\n", String::from_utf8_lossy(line)))
+            .collect();
+        let preview = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email").body(rows.clone())
+                .send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(preview["rejected"], 3);
+        assert_eq!(preview["other_type"], "exchange");
+        let right = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=exchange").body(rows)
+                .send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(right["other_type"], Value::Null);
+        assert_eq!(right["added"], 2);
+    }
+}

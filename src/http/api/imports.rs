@@ -175,6 +175,7 @@ fn described(result: &ImportResult, source: &str) -> Value {
     value["sample"] = json!(sample);
     value["fingerprint"] = json!(result.fingerprint);
     value["file_sha256"] = json!(result.file_sha256);
+    value["other_type"] = json!(result.other_type);
     value
 }
 

@@ -194,6 +194,8 @@ fn schemas() -> Value {
             "source": { "type": "string" },
             "fingerprint": { "type": "string", "description": "Pass to POST /api/imports to import exactly what was previewed." },
             "file_sha256": { "type": "string" },
+            "other_type": { "type": ["string", "null"], "enum": ["email", "exchange", null],
+                "description": "The other account type, when most lines have its number of columns: the file is probably of that type" },
             "columns": { "type": "array", "items": { "type": "object", "properties": {
                 "header": { "type": ["string", "null"] }, "column": { "type": ["string", "null"] } } } },
             "sample": { "type": "array", "items": { "type": "object", "properties": {
@@ -205,7 +207,11 @@ fn schemas() -> Value {
     );
     let push_queued = json!({ "type": "object", "description": "What push queued after the change (or why nothing)",
         "properties": { "installs": { "type": "integer" }, "removals": { "type": "integer" }, "error": { "type": "string" } } });
-    let mut committed = summary.clone();
+    // A commit answers what its preview does (but no page of results), and its id.
+    let mut committed = preview.clone();
+    if let Some(properties) = committed["properties"].as_object_mut() {
+        properties.remove("results");
+    }
     merge(
         &mut committed["properties"],
         &json!({ "id": { "type": "string", "format": "uuid" }, "push": push_queued }),
@@ -234,7 +240,8 @@ fn schemas() -> Value {
         .collect();
     json!({
         "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {
-            "code": { "type": "string" }, "message": { "type": "string" }, "details": {} } } } },
+            "code": { "type": "string" }, "message": { "type": "string" },
+            "details": { "description": "More structure: the summary of an import not committed, or, for a file whose header names the other account type's columns, `other_type`" } } } } },
         "CsvFile": { "type": "string", "format": "binary" },
         "Upload": { "type": "object", "required": ["file"], "properties": { "file": { "type": "string", "format": "binary" } } },
         "ImportPreview": preview,
