@@ -708,7 +708,40 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     browser
         .goto(&format!("{}/users/alice@example.com", app.base))
         .await;
+    // Her iPhone's push state, and her profile previewed for it at once.
+    assert!(
+        browser
+            .text("#devices")
+            .await
+            .contains("Profile install queued")
+    );
+    assert!(
+        browser
+            .text("#profile")
+            .await
+            .contains("com.apple.mail.managed")
+    );
     browser.audit("user-accounts").await;
+    // Another platform previews as soon as it is chosen: no Show to press.
+    assert_eq!(
+        browser
+            .eval(
+                "return getComputedStyle(document.getElementById('preview-show')).display;",
+                json!([])
+            )
+            .await,
+        "none"
+    );
+    browser.click("#platform option[value=windows]").await;
+    browser
+        .wait_for("document.getElementById('profile').textContent.includes('EMAIL2')")
+        .await;
+    assert!(!browser.text("#profile").await.contains("imap-secret-1"));
+    assert_eq!(
+        browser.eval("return location.search;", json!([])).await,
+        "?platform=windows"
+    );
+    browser.audit("user-preview-windows").await;
     browser.click("#accounts button[type=submit]").await;
     let question = browser
         .command(Method::GET, "/alert/text", Value::Null)

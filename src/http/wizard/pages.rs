@@ -414,27 +414,37 @@ pub async fn user(
             )
         })
         .unwrap_or_default();
+    let pushes = match state.store.device_push_states(&norm).await {
+        Ok(pushes) => pushes,
+        Err(e) => return crate::http::error::ApiError::from(e).into_response(),
+    };
     let mut device_rows = String::new();
     for d in &devices {
+        let push = pushes
+            .iter()
+            .find(|p| p.device_id == d.device_id)
+            .map(super::device_push::describe);
+        let (holds, queue, error) =
+            push.map_or_else(Default::default, |p| (p.holds, p.queue, p.error));
         device_rows.push_str(&format!(
-            r#"<tr><td data-label="Device">{}</td><td data-label="Platform">{}</td><td data-label="Enrollment">{}</td></tr>"#,
+            r#"<tr><td data-label="Device">{}</td><td data-label="Platform">{}</td><td data-label="Enrollment">{}</td><td data-label="Holds">{}</td><td data-label="Push">{}</td><td data-label="Last error">{}</td></tr>"#,
             escape(&d.device_id),
             escape(d.platform.as_str()),
             escape(&d.enrollment_id),
+            escape(&holds),
+            escape(&queue),
+            escape(&error),
         ));
     }
     if devices.is_empty() {
-        device_rows.push_str(r#"<tr><td colspan="3" class="empty">No enrolled devices: load them with <code>mdm-mail devices import FILE</code> or <code>POST /api/devices</code>; profiles are pushed once there are some.</td></tr>"#);
+        device_rows.push_str(r#"<tr><td colspan="6" class="empty">No enrolled devices: load them with <code>mdm-mail devices import FILE</code> or <code>POST /api/devices</code>; profiles are pushed once there are some.</td></tr>"#);
     }
     let preview = match crate::http::api::profile_preview(&state, &user.email, platform).await {
         Ok(text) => format!(
             r#"<pre class="profile" id="profile" tabindex="0">{}</pre>"#,
             escape(&text)
         ),
-        Err(message) => format!(
-            r#"<p class="alert" role="status" id="profile">{}</p>"#,
-            escape(&message)
-        ),
+        Err(message) => format!(r#"<p class="alert" id="profile">{}</p>"#, escape(&message)),
     };
     let options: String = [
         Platform::Ios,
@@ -455,13 +465,14 @@ pub async fn user(
 {removed}<h2>Mail accounts</h2>
 <table class="grid cards" id="accounts"><thead><tr><th scope="col">Type</th><th scope="col">Address</th><th scope="col">User name</th><th scope="col">Password</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>{account_rows}</tbody></table>
 <h2>Devices</h2>
-<table class="grid cards" id="devices"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col">Enrollment</th></tr></thead><tbody>{device_rows}</tbody></table>
+<table class="grid cards" id="devices"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col">Enrollment</th><th scope="col">Profile on the device</th><th scope="col">Push</th><th scope="col">Last error</th></tr></thead><tbody>{device_rows}</tbody></table>
 <h2>Profile preview</h2>
-<form method="get" class="inline"><label for="platform">Platform</label>
+<form method="get" class="inline" id="preview-form" data-user="{user_path}"><label for="platform">Platform</label>
 <select id="platform" name="platform">{options}</select>
-<button type="submit" class="button secondary">Show</button></form>
+<button type="submit" class="button secondary" id="preview-show">Show</button></form>
 <p class="muted">Passwords are shown as ********; devices receive the real profile.</p>
-{preview}"#,
+<div id="preview" aria-live="polite">{preview}</div>"#,
+        user_path = url_escape(&user.email),
         email = escape(&user.email),
         name = escape(&user.display_name),
     );

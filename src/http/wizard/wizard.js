@@ -10,6 +10,41 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   });
 }
 
+// A user's profile preview follows the platform chosen, with no Show to press: the redacted
+// profile comes from the API the page's own form would reload it from.
+(function () {
+  const form = document.getElementById("preview-form");
+  if (!form) return;
+  const select = document.getElementById("platform");
+  document.getElementById("preview-show").hidden = true;
+  let asked = 0;
+  select.addEventListener("change", async () => {
+    const platform = select.value;
+    const ask = ++asked;
+    const response = await fetch("/api/users/" + form.dataset.user + "/profile?redact=true&platform=" +
+      encodeURIComponent(platform));
+    const body = await response.text();
+    // An answer to an earlier choice that arrives late is not shown.
+    if (ask !== asked) return;
+    let shown;
+    if (response.ok) {
+      shown = document.createElement("pre");
+      shown.className = "profile";
+      shown.tabIndex = 0;
+      shown.textContent = body;
+    } else {
+      shown = document.createElement("p");
+      shown.className = "alert";
+      let message = "The profile could not be shown (status " + response.status + ").";
+      try { message = JSON.parse(body).error.message; } catch (_) { /* not the API's error */ }
+      shown.textContent = message;
+    }
+    shown.id = "profile";
+    document.getElementById("profile").replaceWith(shown);
+    history.replaceState(null, "", "?platform=" + encodeURIComponent(platform));
+  });
+})();
+
 (function () {
   const wizard = document.getElementById("wizard");
   if (!wizard) return;
