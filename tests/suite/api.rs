@@ -751,3 +751,38 @@ store_test! {
         assert_eq!(right["added"], 2);
     }
 }
+
+store_test! {
+    async fn a_committed_imports_lines_are_listed_by_outcome(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let committed = json_of(
+            app.call(Method::POST, "/api/imports?type=email").body(email_csv()).send().await.unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        let id = committed["id"].as_str().unwrap();
+        let lines = |query: &str| {
+            let request = app.call(Method::GET, &format!("/api/imports/{id}?{query}"));
+            async move { json_of(request.send().await.unwrap(), StatusCode::OK).await }
+        };
+        let numbers = |record: &Value| -> Vec<u64> {
+            record["lines"].as_array().unwrap().iter().map(|l| l["line"].as_u64().unwrap()).collect()
+        };
+        let rejected = lines("outcome=rejected").await;
+        assert_eq!(numbers(&rejected), [4]);
+        assert_eq!(rejected["lines"][0]["account_address"], "bob.example.com");
+        assert_eq!(numbers(&lines("outcome=duplicate").await), [5]);
+        assert_eq!(numbers(&lines("").await), [3, 4, 5]);
+        let first = lines("outcome=discarded&limit=1").await;
+        assert_eq!((numbers(&first), first["next"].as_u64()), (vec![3], Some(3)));
+        assert_eq!(numbers(&lines("outcome=discarded&after=3").await), Vec::<u64>::new());
+
+        let refused = json_of(
+            app.call(Method::GET, &format!("/api/imports/{id}?outcome=added")).send().await.unwrap(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(refused["error"]["message"].as_str().unwrap().starts_with("outcome: an import keeps only the lines it did not apply"), "{refused}");
+    }
+}

@@ -245,7 +245,7 @@ fn import_id(id: &str) -> Result<Uuid, ApiError> {
 }
 
 /// `GET /api/imports/{id}`: the import's summary and one page of the lines it did not
-/// apply, after line `after`; `next` continues.
+/// apply (or of those of one `outcome`), after line `after`; `next` continues.
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -254,12 +254,26 @@ pub async fn get(
     let uuid = import_id(&id)?;
     let after = params.within("after", 0, 0..=i64::MAX)?.unsigned_abs();
     let limit = params.limit(100, LINES_PAGE)?;
+    // Only the lines not applied are kept; asking for another outcome is a mistake.
+    let outcome = params.parse::<Outcome>("outcome")?;
+    if let Some(applied) = outcome.filter(|o| o.applied()) {
+        return Err(ApiError::parameter(
+            "outcome",
+            format!(
+                "an import keeps only the lines it did not apply (discarded, rejected, duplicate), not {} ones",
+                applied.as_str()
+            ),
+        ));
+    }
     let row = state
         .store
         .import(uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no import with id {id:?}")))?;
-    let page = state.store.import_lines(uuid, after, limit).await?;
+    let page = state
+        .store
+        .import_lines(uuid, after, limit, outcome)
+        .await?;
     let next = (page.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| page.last().map(|l| l.line))
         .flatten();

@@ -461,6 +461,10 @@ pub fn api() -> Api {
                         range: Some((1, PAGE_LIMIT_MAX)),
                         ..param("limit", Q, false, "integer", "Page size (default 100, at most 1000).")
                     },
+                    Param {
+                        values: &["discarded", "rejected", "duplicate"],
+                        ..param("outcome", Q, false, "string", "Only the lines of this outcome (default: every line not applied).")
+                    },
                 ],
                 body: vec![],
                 replies: vec![
