@@ -512,15 +512,15 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     let columns = "document.querySelectorAll('#columns-table thead th').length";
     browser.wait_for(&format!("{columns} === 8")).await;
     assert!(browser.text("#columns-table").await.contains("Chloé Chen"));
-    // Each column heading: the file's header → the field it is read as.
+    // Each column heading: the file's header → the field it is read as (kept on one line).
     let heading = |n: usize| format!("#columns-table thead th:nth-child({n})");
     assert_eq!(
         browser.text(&heading(4)).await,
-        "Email address → email_address"
+        "Email address →\u{a0}email_address"
     );
     assert_eq!(
         browser.text(&heading(8)).await,
-        "Outgoing server password → outgoing_password"
+        "Outgoing server password →\u{a0}outgoing_password"
     );
     browser.audit("step-4-delimiter-detected").await;
     // Another delimiter re-columns the preview at once: on commas every line is one cell,
@@ -668,6 +668,9 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     browser.goto(&format!("{}/", app.base)).await;
     browser.find("#export-email").await;
     browser.audit("users-export-buttons").await;
+    browser.click("#export-options summary").await;
+    browser.find("#export-download").await;
+    browser.audit("users-export-as").await;
     let script = "const done = arguments[arguments.length - 1];
         fetch(document.getElementById('export-email').href).then(r => r.text()).then(done);";
     let export = browser
@@ -803,6 +806,22 @@ async fn the_review_fetches_one_page_of_outcomes_at_a_time() {
             .text("#review tbody tr:first-child")
             .await
             .contains("nobody51@example.com")
+    );
+    // The pages with nothing to list yet, and a user without devices.
+    for (page, name) in [
+        ("/imports", "imports-empty"),
+        ("/push", "push-empty"),
+        ("/users/chloe@example.com", "user-without-devices"),
+    ] {
+        browser.goto(&format!("{}{page}", app.base)).await;
+        browser.find("main h1").await;
+        browser.audit(name).await;
+    }
+    assert!(
+        browser
+            .text("#devices")
+            .await
+            .contains("No enrolled devices")
     );
     browser.finish().await;
 }

@@ -219,7 +219,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     const th = document.createElement("th");
     th.scope = "col";
     th.appendChild(text("span", c.header != null ? c.header : "column " + (i + 1), "file-header"));
-    th.appendChild(text("span", " → " + (c.column || "ignored"), c.column ? "field" : "field ignored"));
+    th.appendChild(text("span", " →\u00a0" + (c.column || "ignored"), c.column ? "field" : "field ignored"));
     return th;
   }
 
