@@ -56,8 +56,9 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   const OUTCOMES = ["added", "updated", "unchanged", "discarded", "rejected", "duplicates"];
   // The review's filters: the value the preview takes (results_outcome), its name, and the
   // count of the summary it shows.
+  const problemCount = (p) => p.discarded + p.rejected + p.duplicates;
   const FILTERS = [
-    ["problems", "Problems", (p) => p.discarded + p.rejected + p.duplicates],
+    ["problems", "Problems", problemCount],
     ["all", "All lines", (p) => p.rows],
     ["added", "Added", (p) => p.added],
     ["updated", "Updated", (p) => p.updated],
@@ -153,8 +154,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   async function preview(delimiter) {
     $("wizard-error").hidden = true;
     state.delimiter = delimiter;
-    const problems = "/api/imports/preview?results_outcome=problems&results_limit=" + PAGE + "&" + query(delimiter);
-    const answer = await call(problems);
+    const answer = await call(reviewQuery("problems", 0, PAGE));
     if (answer.status !== 200) {
       const error = answer.json && answer.json.error;
       fail(error ? error.message : "The preview failed (" + answer.status + ").");
@@ -166,8 +166,9 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     offerType(p.other_type);
     state.delimiter = DELIMITERS[p.delimiter] || "comma";
     state.page = 0;
-    // Problems first, when there are any; else every line.
-    state.filter = FILTERS[0][2](p) > 0 ? "problems" : "all";
+    // Problems first, when there are any; else every line, which takes a second look at
+    // the file: which one the review starts with is known only once the file is read.
+    state.filter = problemCount(p) > 0 ? "problems" : "all";
     if (state.filter === "all") {
       const all = await call(reviewQuery("all", 0, PAGE));
       if (all.status === 200) p = all.json;
@@ -256,8 +257,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
       return button;
     });
     $("review-counts").replaceChildren(...buttons);
-    const problems = FILTERS[0][2](p);
-    $("problems-box").hidden = problems === 0;
+    $("problems-box").hidden = problemCount(p) === 0;
   }
 
   function filterBy(filter) {
