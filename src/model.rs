@@ -136,6 +136,22 @@ impl AccountKind {
             AccountKind::Exchange => "exchange",
         }
     }
+
+    /// The other account type: what a file refused as this one may be.
+    pub fn other(self) -> AccountKind {
+        match self {
+            AccountKind::Email => AccountKind::Exchange,
+            AccountKind::Exchange => AccountKind::Email,
+        }
+    }
+
+    /// The name admins know from their MDM console: `Email`, `Mail for Exchange`.
+    pub fn label(self) -> &'static str {
+        match self {
+            AccountKind::Email => "Email",
+            AccountKind::Exchange => "Mail for Exchange",
+        }
+    }
 }
 
 impl fmt::Display for AccountKind {

@@ -92,7 +92,7 @@ pub async fn run(store: &Store, command: ImportsCommand) -> anyhow::Result<ExitC
             }
             let mut after = 0;
             loop {
-                let page = store.import_lines(id, after, PAGE).await?;
+                let page = store.import_lines(id, after, PAGE, None).await?;
                 for line in &page {
                     if json {
                         writeln!(out, "{}", serde_json::to_string(line)?)?;

@@ -162,6 +162,12 @@ impl From<ImportError> for ApiError {
             .result()
             .and_then(|r| serde_json::to_value(r.summary()).ok());
         let error = match &e {
+            ImportError::OtherType { other, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unreadable_file",
+                e.to_string(),
+            )
+            .with_details(serde_json::json!({ "other_type": other })),
             ImportError::Read(_) | ImportError::Header(_) | ImportError::Empty => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unreadable_file",

@@ -211,6 +211,9 @@ pub struct ImportResult {
     pub file_sha256: String,
     /// A digest of every line's outcome: equal for a preview and a commit that do the same.
     pub fingerprint: String,
+    /// The other account type, when most lines were refused for having its width: the
+    /// file is probably of that type.
+    pub other_type: Option<AccountKind>,
 }
 
 impl ImportResult {
@@ -240,6 +243,14 @@ pub enum ImportError {
     /// The header row is unusable.
     #[error(transparent)]
     Header(#[from] csv::HeaderError),
+    /// The header row is unusable, but is the header of the other account type.
+    #[error("{header}: these are the columns of a {} file; is this a --type {other} file?", .other.label())]
+    OtherType {
+        /// Why the header does not do for the type asked for.
+        header: csv::HeaderError,
+        /// The account type whose columns the header names.
+        other: AccountKind,
+    },
     /// Nothing but blank lines.
     #[error("the file is empty")]
     Empty,
@@ -408,6 +419,7 @@ impl Decided {
             sample: digest.sample,
             file_sha256: digest.sha256,
             fingerprint: crate::crypto::to_hex(&self.fingerprint.finalize()),
+            other_type: (digest.other_width * 2 > self.counts.rows).then(|| kind.other()),
         }
     }
 }

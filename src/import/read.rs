@@ -47,6 +47,8 @@ pub struct FileDigest {
     pub sha256: String,
     /// The first records, passwords masked.
     pub sample: Vec<SampleRow>,
+    /// Lines refused for having the other account type's width.
+    pub other_width: u64,
 }
 
 /// What a masked password looks like in previews: fixed, so it does not tell the length.
@@ -98,7 +100,16 @@ fn read(
         HeaderChoice::Auto => ColumnMap::is_header(schema, &record),
     };
     let columns = if header {
-        ColumnMap::from_header(schema, &record)?
+        ColumnMap::from_header(schema, &record).map_err(|refused| {
+            let other = options.kind.other();
+            match ColumnMap::from_header(schema::columns(other), &record) {
+                Ok(_) => ImportError::OtherType {
+                    header: refused,
+                    other,
+                },
+                Err(_) => ImportError::Header(refused),
+            }
+        })?
     } else {
         ColumnMap::positional(schema)
     };
@@ -169,7 +180,11 @@ fn read(
         return Err(ImportError::Stopped);
     }
     let sha256 = crate::crypto::to_hex(&hasher.borrow_mut().finalize_reset());
-    Ok(FileDigest { sha256, sample })
+    Ok(FileDigest {
+        sha256,
+        sample,
+        other_width: validator.other_width(),
+    })
 }
 
 /// Hashes and counts the raw bytes as they are read.

@@ -89,6 +89,7 @@ pub struct Validator {
     required_width: usize,
     keys: Keys,
     seen: FirstSeen,
+    other_width: u64,
 }
 
 type Rejection = (Option<&'static str>, String);
@@ -109,7 +110,22 @@ impl Validator {
             columns,
             keys,
             seen: FirstSeen::default(),
+            other_width: 0,
         }
+    }
+
+    /// How many lines checked so far were refused for having the other account type's
+    /// width (in a file without a header): most of them means the type chosen is wrong.
+    pub fn other_width(&self) -> u64 {
+        self.other_width
+    }
+
+    /// Whether `record`, of the wrong shape in a file without a header, is as wide as a
+    /// row of the other account type.
+    fn has_other_width(&self, record: &Record) -> bool {
+        !self.columns.header
+            && width_found(record, self.columns.width)
+                == super::schema::columns(self.kind.other()).len()
     }
 
     /// The column mapping in use.
@@ -121,7 +137,11 @@ impl Validator {
     pub fn check(&mut self, record: &Record) -> ParsedLine {
         // A line of the wrong shape was split wrong, often on the wrong delimiter: its
         // first cell may be the whole line, passwords included, so none of it is echoed.
-        let (user_email, address) = match self.shape(record) {
+        let shape = self.shape(record);
+        if shape.is_err() && self.has_other_width(record) {
+            self.other_width += 1;
+        }
+        let (user_email, address) = match shape {
             Ok(()) => (
                 self.columns.get(record, 0).to_owned(),
                 self.columns
@@ -163,17 +183,14 @@ impl Validator {
     fn shape(&self, record: &Record) -> Result<(), Rejection> {
         let expected = self.columns.width;
         if record.width() > expected || record.len() < self.required_width {
-            let found = if record.width() > expected {
-                record.width()
-            } else {
-                record.len()
-            };
+            let found = width_found(record, expected);
             // A file of the other account type is the commonest reason, and has its width.
-            let (other, row) = match self.kind {
-                AccountKind::Email => (AccountKind::Exchange, "a Mail for Exchange row"),
-                AccountKind::Exchange => (AccountKind::Email, "an Email row"),
+            let other = self.kind.other();
+            let row = match other {
+                AccountKind::Exchange => "a Mail for Exchange row",
+                AccountKind::Email => "an Email row",
             };
-            let hint = if !self.columns.header && found == super::schema::columns(other).len() {
+            let hint = if self.has_other_width(record) {
                 format!(" ({row} has {found}: is this a --type {other} file?)")
             } else {
                 String::new()
@@ -295,6 +312,17 @@ impl Validator {
             secret: Secret::new(cell),
             mac: self.keys.mac(&aad, cell),
         }))
+    }
+}
+
+/// The width a message names for a record of the wrong shape: when it has more than
+/// `expected` cells, those up to its last non-empty one (empty cells trailing are no
+/// column); else all of its cells.
+fn width_found(record: &Record, expected: usize) -> usize {
+    if record.width() > expected {
+        record.width()
+    } else {
+        record.len()
     }
 }
 

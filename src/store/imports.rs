@@ -241,20 +241,23 @@ impl Store {
     }
 
     /// One page of the lines of an import that were not applied, in line order, after line
-    /// `after`.
+    /// `after`; only those of `outcome` when it is given.
     pub async fn import_lines(
         &self,
         id: Uuid,
         after: u64,
         limit: i64,
+        outcome: Option<Outcome>,
     ) -> Result<Vec<StoredLine>, StoreError> {
         const SQL: &str = "SELECT line, outcome, field, message, user_email, account_address \
-             FROM import_lines WHERE import_id = $1 AND line > $2 ORDER BY line LIMIT $3";
+             FROM import_lines WHERE import_id = $1 AND line > $2 \
+             AND ($4 IS NULL OR outcome = $4) ORDER BY line LIMIT $3";
         Ok(on_pool!(self, pool => {
             sqlx::query_as(SQL)
                 .bind(id)
                 .bind(int(after))
                 .bind(limit)
+                .bind(outcome.map(Outcome::as_str))
                 .fetch_all(pool)
                 .await
         })?)

@@ -32,6 +32,7 @@ pub use admins::{AdminSet, ListedAdmin, StoredAdmin, StoredSession};
 pub use devices::StoredDevice;
 pub use export::{AccountSnapshots, ExportPage, ExportRow, UserMappings, UserRange};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
+pub use manage::{Delivered, DevicePush, PushTarget, RecentJob};
 pub use push::{
     ClaimedJob, DeviceJobs, DueReminder, JobAnswer, JobDevice, JobResult, NewJob, OverdueJob,
     Pending, PushSource, Reminder, SourceAccount, StateCounts, TakenReminders, TargetDevice,

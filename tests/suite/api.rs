@@ -637,3 +637,152 @@ store_test! {
         assert!(!text.contains("imap-secret-1") && !text.contains("smtp-secret-1"), "{text}");
     }
 }
+
+store_test! {
+    async fn a_preview_pages_through_only_the_outcomes_asked_for(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let page = |query: &str| {
+            let request = app
+                .call(Method::POST, &format!("/api/imports/preview?type=email&{query}"))
+                .body(email_csv());
+            async move { json_of(request.send().await.unwrap(), StatusCode::OK).await }
+        };
+        let lines = |preview: &Value| -> Vec<(u64, String)> {
+            preview["results"].as_array().unwrap().iter()
+                .map(|l| (l["line"].as_u64().unwrap(), l["outcome"].as_str().unwrap().to_owned()))
+                .collect()
+        };
+        // Lines 3, 4 and 5 are the problems (discarded, rejected, duplicate); the offset counts
+        // among them only.
+        let first = page("results_outcome=problems&results_limit=2").await;
+        assert_eq!(lines(&first), [(3, "discarded".into()), (4, "rejected".into())]);
+        let second = page("results_outcome=problems&results_limit=2&results_offset=2").await;
+        assert_eq!(lines(&second), [(5, "duplicate".into())]);
+        // The summary is the whole file's, whatever the filter.
+        assert_eq!((second["rows"].as_u64(), second["added"].as_u64()), (Some(5), Some(2)));
+        let added = page("results_outcome=added&results_limit=10").await;
+        assert_eq!(lines(&added), [(1, "added".into()), (2, "added".into())]);
+        let all = page("results_outcome=all&results_limit=10").await;
+        assert_eq!(all["results"].as_array().unwrap().len(), 5);
+
+        // A rejected line shows the value that is wrong, as written.
+        let rejected = page("results_outcome=rejected&results_limit=10").await;
+        assert_eq!(rejected["results"][0]["account_address"], "bob.example.com");
+        assert_eq!(rejected["results"][0]["user_email"], "bob@example.com");
+
+        let refused = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email&results_outcome=failed&results_limit=10")
+                .body(email_csv()).send().await.unwrap(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(refused["error"]["message"].as_str().unwrap().starts_with("results_outcome: unknown outcome"), "{refused}");
+    }
+}
+
+store_test! {
+    async fn a_rejected_address_holding_another_delimiter_is_shown_as_written(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        // A comma typed for a dot, in a semicolon file: the line splits right, so its
+        // address is no password and is shown.
+        let file = "alice@example.com;Alice;alice@mail,example.com;alice;imap-secret-1;alice;smtp-secret-1\n";
+        let preview = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email&delimiter=semicolon&results_limit=10")
+                .body(file).send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(preview["rejected"], 1);
+        assert_eq!(preview["results"][0]["account_address"], "alice@mail,example.com");
+        let text = preview.to_string();
+        assert!(!text.contains("imap-secret-1") && !text.contains("smtp-secret-1"), "{text}");
+    }
+}
+
+store_test! {
+    async fn a_file_of_the_other_account_type_is_named_with_the_type_to_switch_to(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let exchange = std::fs::read(fixture("import/exchange.csv")).unwrap();
+        // Its header names the Exchange columns: refused, naming the type it fits.
+        let refused = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email").body(exchange.clone())
+                .send().await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(refused["error"]["code"], "unreadable_file");
+        assert_eq!(refused["error"]["details"]["other_type"], "exchange");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(
+            message.ends_with("these are the columns of a Mail for Exchange file; is this a --type exchange file?"),
+            "{message}"
+        );
+        // A header that fits neither type is refused without a guess.
+        let neither = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email")
+                .body("user_email,phone\nalice@example.com,555\n").send().await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(neither["error"].get("details").is_none(), "{neither}");
+
+        // Without a header, most lines having the other type's width says the same.
+        let rows: String = exchange.split(|&b| b == b'\n').skip(1)
+            .map(|line| format!("{}\n", String::from_utf8_lossy(line)))
+            .collect();
+        let preview = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=email").body(rows.clone())
+                .send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(preview["rejected"], 3);
+        assert_eq!(preview["other_type"], "exchange");
+        let right = json_of(
+            app.call(Method::POST, "/api/imports/preview?type=exchange").body(rows)
+                .send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(right["other_type"], Value::Null);
+        assert_eq!(right["added"], 2);
+    }
+}
+
+store_test! {
+    async fn a_committed_imports_lines_are_listed_by_outcome(db: TestDb) {
+        let app = App::start(&db).await;
+        app.load_directory().await;
+        let committed = json_of(
+            app.call(Method::POST, "/api/imports?type=email").body(email_csv()).send().await.unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        let id = committed["id"].as_str().unwrap();
+        let lines = |query: &str| {
+            let request = app.call(Method::GET, &format!("/api/imports/{id}?{query}"));
+            async move { json_of(request.send().await.unwrap(), StatusCode::OK).await }
+        };
+        let numbers = |record: &Value| -> Vec<u64> {
+            record["lines"].as_array().unwrap().iter().map(|l| l["line"].as_u64().unwrap()).collect()
+        };
+        let rejected = lines("outcome=rejected").await;
+        assert_eq!(numbers(&rejected), [4]);
+        assert_eq!(rejected["lines"][0]["account_address"], "bob.example.com");
+        assert_eq!(numbers(&lines("outcome=duplicate").await), [5]);
+        assert_eq!(numbers(&lines("").await), [3, 4, 5]);
+        let first = lines("outcome=discarded&limit=1").await;
+        assert_eq!((numbers(&first), first["next"].as_u64()), (vec![3], Some(3)));
+        assert_eq!(numbers(&lines("outcome=discarded&after=3").await), Vec::<u64>::new());
+
+        let refused = json_of(
+            app.call(Method::GET, &format!("/api/imports/{id}?outcome=added")).send().await.unwrap(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(refused["error"]["message"].as_str().unwrap().starts_with("outcome: an import keeps only the lines it did not apply"), "{refused}");
+    }
+}

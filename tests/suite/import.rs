@@ -430,7 +430,7 @@ store_test! {
         assert_eq!((record.rows, record.added, record.rejected), (5, 2, 1));
         assert_eq!(record.file_sha256, result.file_sha256);
         assert_eq!(record.actor, "test");
-        let not_applied = store.import_lines(id, 0, 100).await.unwrap();
+        let not_applied = store.import_lines(id, 0, 100, None).await.unwrap();
         assert_eq!(not_applied.iter().map(|l| l.line).collect::<Vec<_>>(), [3, 4, 5]);
         assert_eq!(not_applied[1].field.as_deref(), Some("email_address"));
         let runs = store.import_results(id, 0, 100).await.unwrap();

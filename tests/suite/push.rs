@@ -3,7 +3,7 @@
 
 mod cli;
 mod delivery;
-mod mdm;
+pub mod mdm;
 mod nanomdm;
 mod queue;
 mod webhook;

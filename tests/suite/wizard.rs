@@ -343,3 +343,103 @@ store_test! {
         assert!(gone.text().await.unwrap().contains("nothing was removed"));
     }
 }
+
+/// The key the test NanoMDM signs its webhook events with.
+const HOOK_KEY: &str = "wizard hook key";
+
+/// Settings pushing Apple profiles to `mdm` (a fake NanoMDM) and taking its signed device
+/// answers.
+fn pushing_to(mdm: &crate::push::mdm::FakeMdm) -> impl Fn(&mut mdm_mail::config::Settings) {
+    let url = mdm.url.clone();
+    move |settings| {
+        settings.push.nanomdm = Some(mdm_mail::push::settings::Endpoint {
+            url: url.clone(),
+            api_key: mdm_mail::model::Secret::new(crate::push::mdm::API_KEY),
+        });
+        settings.push.nanomdm_webhook_key = Some(mdm_mail::model::Secret::new(HOOK_KEY));
+    }
+}
+
+/// The cells of the row of the devices table that names `device`, joined by ` | `.
+fn device_row(page: &str, device: &str) -> String {
+    let table = &page[page.find(r#"id="devices""#).expect("the devices table")..];
+    let row = table
+        .split("<tr>")
+        .find(|row| row.contains(&format!(">{device}<")))
+        .unwrap_or_else(|| panic!("no row for {device} in {table}"));
+    let cells: Vec<&str> = regex::Regex::new("<td[^>]*>([^<]*)</td>")
+        .unwrap()
+        .captures_iter(row)
+        .map(|cell| cell.get(1).map_or("", |c| c.as_str()))
+        .collect();
+    cells.join(" | ")
+}
+
+store_test! {
+    async fn the_user_page_shows_what_each_device_holds_what_is_queued_and_the_last_error(db: TestDb) {
+        let mdm = crate::push::mdm::FakeMdm::start();
+        let app = App::start_configured(&db, Overrides::default(), pushing_to(&mdm)).await;
+        app.load_directory().await;
+        for (device, platform) in [("IPHONE-A", "ios"), ("IPAD-A", "ipados"), ("PIXEL-A", "android")] {
+            let added = app.call(Method::POST, "/api/devices")
+                .json(&serde_json::json!({ "user_email": "alice@example.com", "device_id": device,
+                    "platform": platform, "enrollment_id": device }))
+                .send().await.unwrap();
+            assert_eq!(added.status(), StatusCode::CREATED);
+        }
+        // NanoMDM has no push data for the iPad: its command fails at once.
+        mdm.unenroll("IPAD-A");
+        let session = crate::wizard::ops_session(&db, &app).await;
+        let page = || crate::wizard::page_as(&app, &session, "/users/alice@example.com");
+        let before = page().await;
+        assert!(
+            device_row(&before, "IPHONE-A").ends_with("No profile: the user has no mail accounts | Nothing queued | "),
+            "{before}"
+        );
+
+        // Her account queues a profile for each Apple device; Android takes no IMAP account.
+        let import = app.call(Method::POST, "/api/imports?type=email")
+            .body("alice@example.com,Alice Adams,alice@mail.example.com,alice,imap-secret-1,alice,smtp-secret-1\n")
+            .send().await.unwrap();
+        assert_eq!(import.status(), StatusCode::CREATED);
+        let queued = page().await;
+        let iphone = device_row(&queued, "IPHONE-A");
+        assert!(iphone.ends_with("None yet | Profile install queued | "), "{iphone}");
+        let pixel = device_row(&queued, "PIXEL-A");
+        assert!(
+            pixel.contains("No android profile for alice@example.com: alice@mail.example.com (email): IMAP/POP accounts are not supported on Android"),
+            "{pixel}"
+        );
+        assert!(pixel.contains("Nothing queued"), "{pixel}");
+
+        // The worker sends both: the iPhone's waits for its answer, the iPad's failed.
+        let mut settings = mdm_mail::config::Settings::load(None, Overrides {
+            database_url: Some(db.url.clone()),
+            profiles_dir: Some(crate::support::fixture("profiles")),
+            secret_key: Some(crate::import::KEY.to_owned()),
+            ..Overrides::default()
+        }).unwrap();
+        pushing_to(&mdm)(&mut settings);
+        let store = db.open().await;
+        mdm_mail::push::Pusher::from_settings(&store, &settings).unwrap().run().await.unwrap();
+        let sent = page().await;
+        let iphone = device_row(&sent, "IPHONE-A");
+        assert!(iphone.contains("The current profile, sent "), "{iphone}");
+        assert!(iphone.contains("not acknowledged yet") && iphone.contains("waiting for the device"), "{iphone}");
+        let ipad = device_row(&sent, "IPAD-A");
+        assert!(ipad.contains("Profile install failed after 1 attempt"), "{ipad}");
+        assert!(ipad.contains("push data missing for id"), "{ipad}");
+
+        // The iPhone answers: it holds the profile.
+        let command = mdm.accepted().into_iter().find(|c| c.enrollment_id == "IPHONE-A").unwrap();
+        let answer = crate::push::mdm::device_answer(&command, "Acknowledged", None);
+        let hook = app.anonymous(Method::POST, "/webhooks/nanomdm")
+            .header("X-Hmac-Signature", crate::push::mdm::sign(HOOK_KEY, &answer))
+            .body(answer).send().await.unwrap();
+        assert_eq!(hook.status(), StatusCode::OK);
+        let acknowledged = page().await;
+        let iphone = device_row(&acknowledged, "IPHONE-A");
+        assert!(iphone.contains("The current profile, installed (acknowledged "), "{iphone}");
+        assert!(iphone.contains("Nothing queued"), "{iphone}");
+    }
+}

@@ -1,8 +1,13 @@
 //! The import wizard in a real browser: headless Chromium driven through chromedriver over
 //! WebDriver (plain HTTP with reqwest). Runs when `MDM_MAIL_TEST_BROWSER=1` (CI sets it and
 //! installs Debian's `chromium` and `chromium-driver`), and then fails if either is missing;
-//! otherwise it is skipped with a notice. A screenshot of every step is saved under
-//! `target/wizard-screenshots/`.
+//! otherwise it is skipped with a notice.
+//!
+//! Every page and step is audited at a desktop and a phone width: axe-core (the file
+//! `MDM_MAIL_TEST_AXE` names, which CI installs from npm; the product never serves it) is
+//! injected and run, the page must not be wider than the screen, and a screenshot of each
+//! width is saved under `target/wizard-screenshots*/`. A test fails on any finding, listing
+//! them all.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,10 +21,18 @@ use crate::api::App;
 use crate::support::{TestDb, fixture};
 
 const BROWSER_ENV: &str = "MDM_MAIL_TEST_BROWSER";
+/// Names `axe.min.js` of the npm package `axe-core`.
+const AXE_ENV: &str = "MDM_MAIL_TEST_AXE";
+/// The widths every page is audited at: a laptop, and a phone (an iPhone 14's CSS pixels).
+const SCREENS: [(&str, u32, u32); 2] = [("desktop", 1366, 900), ("phone", 390, 844)];
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The key WebDriver names elements by.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// WebDriver's code for the Tab key.
+const TAB: &str = "\u{E004}";
+/// WebDriver's code for the Enter key.
+const ENTER: &str = "\u{E007}";
 /// How long a step may take to show its result.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -30,6 +43,12 @@ struct Browser {
     url: String,
     shots: PathBuf,
     taken: usize,
+    /// Where the browser saves downloads.
+    downloads: PathBuf,
+    /// The source of axe-core, injected into each page audited.
+    axe: String,
+    /// What the audits found, one line each.
+    findings: Vec<String>,
 }
 
 impl Browser {
@@ -46,7 +65,7 @@ impl Browser {
         browser
             .type_into("#password", crate::wizard::PASSWORD)
             .await;
-        browser.screenshot("sign-in").await;
+        browser.audit("sign-in").await;
         browser.click("#sign-in").await;
         browser.find("#users").await;
         browser
@@ -72,6 +91,13 @@ impl Browser {
                 "{BROWSER_ENV} is set but {program} is missing: apt-get install chromium chromium-driver"
             );
         }
+        let axe = std::env::var(AXE_ENV).unwrap_or_else(|_| {
+            panic!(
+                "{BROWSER_ENV} is set but {AXE_ENV} is not: it names axe.min.js of the npm package axe-core (npm install --prefix DIR axe-core@4; .ci/run does)"
+            )
+        });
+        let axe = std::fs::read_to_string(&axe)
+            .unwrap_or_else(|e| panic!("{AXE_ENV}={axe} cannot be read: {e}"));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -85,6 +111,8 @@ impl Browser {
             .expect("start chromedriver");
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
+        let downloads = shots.join("downloads");
+        std::fs::create_dir_all(&downloads).unwrap();
         let started = Instant::now();
         loop {
             let ready = http.get(format!("{base}/status")).send().await;
@@ -104,7 +132,9 @@ impl Browser {
                 "goog:chromeOptions": {
                     "binary": CHROMIUM,
                     "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                             "--disable-dev-shm-usage", "--window-size=1280,1100"],
+                             "--disable-dev-shm-usage", "--window-size=1366,900"],
+                    "prefs": { "download.default_directory": downloads,
+                               "download.prompt_for_download": false },
                 },
             } } }))
             .send()
@@ -117,14 +147,107 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no browser session: {session}"))
             .to_owned();
-        std::fs::create_dir_all(&shots).unwrap();
         Browser {
             driver,
             http,
             url: format!("{base}/session/{id}"),
             shots,
             taken: 0,
+            downloads,
+            axe,
+            findings: Vec::new(),
         }
+    }
+
+    /// The file the browser downloaded as `name`, once it is complete.
+    async fn downloaded(&self, name: &str) -> Vec<u8> {
+        let path = self.downloads.join(name);
+        let started = Instant::now();
+        while !path.exists() {
+            assert!(started.elapsed() < PATIENCE, "{name} was not downloaded");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        std::fs::read(path).unwrap()
+    }
+
+    /// Sets the viewport to `width` × `height` CSS pixels. Not as a mobile browser, which
+    /// would zoom out to show a page wider than the screen whole, and so hide that it is.
+    async fn screen(&self, width: u32, height: u32) {
+        self.command(
+            Method::POST,
+            "/goog/cdp/execute",
+            json!({ "cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false } }),
+        )
+        .await;
+    }
+
+    /// Audits the page as it is, at each of [`SCREENS`]: axe-core's violations, and whether
+    /// the page is wider than the screen; a screenshot of each. Findings are kept for
+    /// [`Browser::finish`]. Ends at the desktop width.
+    async fn audit(&mut self, name: &str) {
+        for (screen, width, height) in SCREENS {
+            self.screen(width, height).await;
+            // The page must fit the screen less its scroll bar: clientWidth, not innerWidth.
+            let measured = self
+                .eval(
+                    "const root = document.documentElement; return [root.scrollWidth, root.clientWidth, window.innerWidth];",
+                    json!([]),
+                )
+                .await;
+            let [page, fits, inner] = [0, 1, 2].map(|i| measured[i].as_u64().unwrap());
+            assert_eq!(inner, u64::from(width), "the {screen} viewport");
+            if page > fits {
+                self.findings.push(format!(
+                    "{name} at {screen} width: the page is {page} px wide on a {fits} px screen"
+                ));
+            }
+            for violation in self.axe_violations().await {
+                self.findings
+                    .push(format!("{name} at {screen} width: axe: {violation}"));
+            }
+            self.screenshot(&format!("{name}-{screen}")).await;
+        }
+        let (_, width, height) = SCREENS[0];
+        self.screen(width, height).await;
+    }
+
+    /// axe-core's violations on the page, one line each: rule, impact, what it asks, and
+    /// the elements at fault.
+    async fn axe_violations(&self) -> Vec<String> {
+        if self.eval("return typeof axe;", json!([])).await != "object" {
+            self.eval(&format!("{};\nreturn typeof axe;", self.axe), json!([]))
+                .await;
+        }
+        let script = "const done = arguments[arguments.length - 1];
+            axe.run(document, { resultTypes: ['violations'] })
+              .then((r) => done(r.violations.map((v) => v.id + ' (' + v.impact + '): ' + v.help + ': ' +
+                 v.nodes.map((n) => n.target.join(' ') + ' [' + n.failureSummary.replace(/\\s+/g, ' ') + ']').join('; '))))
+              .catch((e) => done(['axe failed: ' + e]));";
+        let found = self
+            .command(
+                Method::POST,
+                "/execute/async",
+                json!({ "script": script, "args": [] }),
+            )
+            .await;
+        found
+            .as_array()
+            .unwrap_or_else(|| panic!("axe answered {found}"))
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Ends the session, failing if any audit found anything.
+    async fn finish(self) {
+        self.command(Method::DELETE, "", Value::Null).await;
+        assert!(
+            self.findings.is_empty(),
+            "{} accessibility and layout findings:\n{}",
+            self.findings.len(),
+            self.findings.join("\n")
+        );
     }
 
     async fn command(&self, method: Method, path: &str, body: Value) -> Value {
@@ -195,6 +318,28 @@ impl Browser {
         .await;
     }
 
+    /// Presses and releases `key` (a WebDriver key code such as [`TAB`]) on whatever has
+    /// the focus.
+    async fn press(&self, key: &str) {
+        self.command(
+            Method::POST,
+            "/actions",
+            json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
+                { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key } ] }] }),
+        )
+        .await;
+    }
+
+    /// The id, or else the class, of the element that has the focus.
+    async fn focused(&self) -> String {
+        let script = "const e = document.activeElement; return e.id || e.className;";
+        self.eval(script, json!([]))
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
     /// Runs `script` in the page and returns its value.
     async fn eval(&self, script: &str, args: Value) -> Value {
         self.command(
@@ -228,10 +373,25 @@ impl Browser {
         }
     }
 
+    /// Saves a screenshot of the whole page, not only the part on the screen.
     async fn screenshot(&mut self, name: &str) {
-        let png = self.command(Method::GET, "/screenshot", Value::Null).await;
+        let size = self
+            .eval(
+                "return [window.innerWidth, document.documentElement.scrollHeight];",
+                json!([]),
+            )
+            .await;
+        let shot = self
+            .command(
+                Method::POST,
+                "/goog/cdp/execute",
+                json!({ "cmd": "Page.captureScreenshot", "params": {
+                    "format": "png", "captureBeyondViewport": true, "clip": {
+                        "x": 0, "y": 0, "scale": 1, "width": size[0], "height": size[1] } } }),
+            )
+            .await;
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(png.as_str().unwrap())
+            .decode(shot["data"].as_str().unwrap())
             .unwrap();
         self.taken += 1;
         std::fs::write(
@@ -242,8 +402,7 @@ impl Browser {
     }
 
     async fn count(&self, list: &str, outcome: &str) -> String {
-        self.text(&format!("#{list} dd[data-count={outcome}]"))
-            .await
+        self.text(&format!("#{list} [data-count={outcome}]")).await
     }
 }
 
@@ -287,12 +446,17 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     assert_eq!(device.status(), reqwest::StatusCode::CREATED);
     let mut browser = Browser::signed_in(&app, "wizard-screenshots").await;
     assert!(browser.text("#users").await.contains("chloe@example.com"));
+    // The first Tab reaches a link that skips the navigation.
+    browser.press(TAB).await;
+    assert_eq!(browser.focused().await, "skip-link");
+    browser.press(ENTER).await;
+    assert_eq!(browser.focused().await, "main");
     browser.click("#import-menu").await;
-    browser.screenshot("users-import-menu").await;
+    browser.audit("users-import-menu").await;
     browser.click("#import-csv").await;
 
     browser.find("#step-1").await;
-    browser.screenshot("step-1-import-type").await;
+    browser.audit("step-1-import-type").await;
     browser.click("#next-1").await;
     browser.click("#type-email").await;
     assert!(
@@ -301,8 +465,14 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
             .await
             .contains("incoming_password")
     );
-    browser.screenshot("step-2-account-type").await;
+    browser.audit("step-2-account-type").await;
     browser.click("#next-2").await;
+    // From the step's heading, Tab reaches Browse: the file input it opens is no tab stop.
+    browser
+        .wait_for("document.activeElement.id === 'h-3'")
+        .await;
+    browser.press(TAB).await;
+    assert_eq!(browser.focused().await, "browse");
 
     let file = fixture("wizard/accounts-semicolon-bom.csv");
     browser.type_into("#file", file.to_str().unwrap()).await;
@@ -321,7 +491,7 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
             .await
             .starts_with("accounts-semicolon-bom.csv")
     );
-    browser.screenshot("step-3-file").await;
+    browser.audit("step-3-file").await;
     browser.click("#next-3").await;
 
     // Detected: semicolon, UTF-8 with its BOM, a header row; seven columns.
@@ -342,7 +512,17 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     let columns = "document.querySelectorAll('#columns-table thead th').length";
     browser.wait_for(&format!("{columns} === 8")).await;
     assert!(browser.text("#columns-table").await.contains("Chloé Chen"));
-    browser.screenshot("step-4-delimiter-detected").await;
+    // Each column heading: the file's header → the field it is read as (kept on one line).
+    let heading = |n: usize| format!("#columns-table thead th:nth-child({n})");
+    assert_eq!(
+        browser.text(&heading(4)).await,
+        "Email address →\u{a0}email_address"
+    );
+    assert_eq!(
+        browser.text(&heading(8)).await,
+        "Outgoing server password →\u{a0}outgoing_password"
+    );
+    browser.audit("step-4-delimiter-detected").await;
     // Another delimiter re-columns the preview at once: on commas every line is one cell,
     // and every line (the header is no longer one) is rejected.
     let first_row = "document.querySelectorAll('#columns-table tbody tr:first-child td').length";
@@ -351,7 +531,7 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     browser.wait_for(&format!("{first_row} === 2")).await;
     browser
         .wait_for(
-            "document.querySelector('#review-counts dd[data-count=rejected]').textContent === '5'",
+            "document.querySelector('#review-counts [data-count=rejected]').textContent === '5'",
         )
         .await;
     assert!(
@@ -363,7 +543,7 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         warning.starts_with("Most lines do not split into the columns this account type has (expected 7 columns, found"),
         "{warning}"
     );
-    browser.screenshot("step-4-delimiter-comma").await;
+    browser.audit("step-4-delimiter-comma").await;
     browser.click("#delimiter option[value=semicolon]").await;
     browser.wait_for(&format!("{first_row} === 8")).await;
     browser
@@ -373,16 +553,29 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
 
     browser
         .wait_for(
-            "document.querySelector('#review-counts dd[data-count=rejected]').textContent === '1'",
+            "document.querySelector('#review-counts [data-count=rejected]').textContent === '1'",
         )
         .await;
     assert_eq!(browser.count("review-counts", "added").await, "2");
     assert_eq!(browser.count("review-counts", "discarded").await, "1");
     assert_eq!(browser.count("review-counts", "rejected").await, "1");
+    // The problems come first: the discarded and the rejected line, the rejected address
+    // shown as written and marked.
+    let rows = "document.querySelectorAll('#review tbody tr').length";
+    assert_eq!(browser.eval(&format!("return {rows};"), json!([])).await, 2);
+    assert_eq!(
+        browser.text("#review-counts [aria-pressed=true]").await,
+        "Problems2"
+    );
+    assert_eq!(browser.text("#review-shown").await, "Problems: 2 lines.");
     let rejected = browser.text("#review tr.outcome-rejected").await;
     assert!(
         rejected.contains("email_address") && rejected.contains("bob.example.com"),
         "{rejected}"
+    );
+    assert_eq!(
+        browser.text("#review tr.outcome-rejected .at-fault").await,
+        "bob.example.com"
     );
     assert!(
         browser
@@ -394,7 +587,21 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         !browser.text("#wizard").await.contains("imap-secret-1"),
         "a password reached the page"
     );
-    browser.screenshot("step-5-review").await;
+    browser.audit("step-5-review").await;
+    // Each count shows its lines.
+    browser.click("#review-counts [data-filter=all]").await;
+    browser.wait_for(&format!("{rows} === 4")).await;
+    assert_eq!(browser.text("#review-shown").await, "All lines: 4 lines.");
+    browser.click("#review-counts [data-filter=added]").await;
+    browser.wait_for(&format!("{rows} === 2")).await;
+    assert!(browser.text("#review").await.contains("chloe@example.com"));
+    browser
+        .click("#review-counts [data-filter=duplicate]")
+        .await;
+    browser
+        .wait_for("document.querySelector('#review tbody td.empty') !== null")
+        .await;
+    browser.audit("step-5-review-no-duplicates").await;
     browser.click("#next-5").await;
 
     let disabled = "document.getElementById('import-button').disabled";
@@ -411,7 +618,7 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
             .await,
         false
     );
-    browser.screenshot("step-6-import").await;
+    browser.audit("step-6-import").await;
     browser.click("#import-button").await;
 
     browser
@@ -421,7 +628,7 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         .await;
     assert_eq!(browser.count("result-counts", "added").await, "2");
     assert_eq!(browser.count("result-counts", "rejected").await, "1");
-    browser.screenshot("step-7-result").await;
+    browser.audit("step-7-result").await;
     assert_eq!(
         db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
         2
@@ -455,12 +662,15 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     browser
         .wait_for("(document.querySelector('#push-counts dd[data-count=queued]') || {}).textContent === '1'")
         .await;
-    browser.screenshot("step-7-push-card").await;
+    browser.audit("step-7-push-card").await;
 
     // Back on the Users view, the Export button downloads the accounts in the import format.
     browser.goto(&format!("{}/", app.base)).await;
     browser.find("#export-email").await;
-    browser.screenshot("users-export-buttons").await;
+    browser.audit("users-export-buttons").await;
+    browser.click("#export-options summary").await;
+    browser.find("#export-download").await;
+    browser.audit("users-export-as").await;
     let script = "const done = arguments[arguments.length - 1];
         fetch(document.getElementById('export-email').href).then(r => r.text()).then(done);";
     let export = browser
@@ -481,17 +691,60 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         "{export}"
     );
 
+    // The imports page lists it.
+    browser.goto(&format!("{}/imports", app.base)).await;
+    assert!(
+        browser
+            .text("#imports")
+            .await
+            .contains("accounts-semicolon-bom.csv")
+    );
+    browser.audit("imports").await;
+
     // The push jobs page shows the queue per device.
     browser.goto(&format!("{}/push", app.base)).await;
     assert_eq!(browser.count("push-counts", "queued").await, "1");
     assert!(browser.text("#push-devices").await.contains("ALICE-IPHONE"));
-    browser.screenshot("push-jobs").await;
+    browser.audit("push-jobs").await;
 
     // Alice's page removes her account, after asking; her iPhone gets the removal queued.
     browser
         .goto(&format!("{}/users/alice@example.com", app.base))
         .await;
-    browser.screenshot("user-accounts").await;
+    // Her iPhone's push state, and her profile previewed for it at once.
+    assert!(
+        browser
+            .text("#devices")
+            .await
+            .contains("Profile install queued")
+    );
+    assert!(
+        browser
+            .text("#profile")
+            .await
+            .contains("com.apple.mail.managed")
+    );
+    browser.audit("user-accounts").await;
+    // Another platform previews as soon as it is chosen: no Show to press.
+    assert_eq!(
+        browser
+            .eval(
+                "return getComputedStyle(document.getElementById('preview-show')).display;",
+                json!([])
+            )
+            .await,
+        "none"
+    );
+    browser.click("#platform option[value=windows]").await;
+    browser
+        .wait_for("document.getElementById('profile').textContent.includes('EMAIL2')")
+        .await;
+    assert!(!browser.text("#profile").await.contains("imap-secret-1"));
+    assert_eq!(
+        browser.eval("return location.search;", json!([])).await,
+        "?platform=windows"
+    );
+    browser.audit("user-preview-windows").await;
     browser.click("#accounts button[type=submit]").await;
     let question = browser
         .command(Method::GET, "/alert/text", Value::Null)
@@ -514,9 +767,9 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
             .contains("alice@mail.example.com")
     );
     assert!(browser.text("#accounts").await.contains("No mail accounts"));
-    browser.screenshot("user-account-removed").await;
+    browser.audit("user-account-removed").await;
 
-    browser.command(Method::DELETE, "", Value::Null).await;
+    browser.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,7 +798,7 @@ async fn the_review_fetches_one_page_of_outcomes_at_a_time() {
             .await
             .contains("nobody101@example.com")
     );
-    browser.screenshot("review-page-3").await;
+    browser.audit("review-page-3").await;
     browser.click("#review-prev").await;
     browser.wait_for(&format!("{rows} === 50")).await;
     assert!(
@@ -554,6 +807,23 @@ async fn the_review_fetches_one_page_of_outcomes_at_a_time() {
             .await
             .contains("nobody51@example.com")
     );
+    // The pages with nothing to list yet, and a user without devices.
+    for (page, name) in [
+        ("/imports", "imports-empty"),
+        ("/push", "push-empty"),
+        ("/users/chloe@example.com", "user-without-devices"),
+    ] {
+        browser.goto(&format!("{}{page}", app.base)).await;
+        browser.find("main h1").await;
+        browser.audit(name).await;
+    }
+    assert!(
+        browser
+            .text("#devices")
+            .await
+            .contains("No enrolled devices")
+    );
+    browser.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,12 +862,165 @@ async fn a_stale_preview_is_refused_and_previewed_again_in_one_click() {
         true,
         "no results to download"
     );
-    browser.screenshot("stale-refused").await;
+    browser.audit("stale-refused").await;
     browser.click("#preview-again").await;
     browser
         .wait_for(
-            "document.querySelector('#review-counts dd[data-count=unchanged]').textContent === '1'",
+            "document.querySelector('#review-counts [data-count=unchanged]').textContent === '1'",
         )
         .await;
-    browser.screenshot("previewed-again").await;
+    browser.audit("previewed-again").await;
+    browser.finish().await;
+}
+
+/// `text` as UTF-16LE with its byte-order mark, as Excel saves "Unicode Text".
+fn utf16(text: &str) -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xFE];
+    for unit in text.encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_problem_lines_download_as_the_file_has_them_to_fix_and_import_again() {
+    let Some((db, app)) = app_with_an_admin().await else {
+        return;
+    };
+    // Excel's "Unicode Text": UTF-16, tabs, CRLF. Line 3 is rejected for a line break in
+    // its display name (a record of two lines), line 5 for a tab in its quoted display name
+    // (quotes in it too; its user is unknown besides), and line 7 repeats line 6.
+    let header = "User email\tUser display name\tEmail address\tIncoming server user name\tIncoming server password\tOutgoing server user name\tOutgoing server password";
+    let rejected = "bob@example.com\t\"Bob\r\nBaker\"\tbob.example.com\tbob\tbob-imap-secret\tbob\tbob-smtp-secret";
+    let unknown = "nobody@example.com\t\"No \"\"body\"\"\tat all\"\tnobody@mail.example.com\tnobody\t\tnobody\t";
+    let repeated = "chloe@example.com\tChloé\tchloe@mail.example.com\tchloe\tpw2\tchloe\tpw2";
+    let lines = [
+        header,
+        "alice@example.com\tAlice Adams\talice@mail.example.com\talice\timap-secret-1\talice\tsmtp-secret-1",
+        rejected,
+        unknown,
+        "chloe@example.com\tChloé\tchloe@mail.example.com\tchloe\tpw\tchloe\tpw",
+        repeated,
+    ];
+    let file = db.dir.path().join("accounts-unicode.txt");
+    std::fs::write(&file, utf16(&(lines.join("\r\n") + "\r\n"))).unwrap();
+
+    let mut browser = Browser::signed_in(&app, "wizard-screenshots-problem-lines").await;
+    browser.review_email_file(&app, &file).await;
+    browser
+        .wait_for("(document.querySelector('#review-counts [data-count=problems]') || {}).textContent === '3'")
+        .await;
+    let rows = "document.querySelectorAll('#review tbody tr').length";
+    browser.wait_for(&format!("{rows} === 3")).await;
+    browser.click("#problems-download").await;
+    let downloaded = browser
+        .downloaded("accounts-unicode-problem-lines.csv")
+        .await;
+    browser
+        .wait_for("document.getElementById('problems-status').textContent.startsWith('Downloaded 3 problem lines')")
+        .await;
+    browser.audit("problem-lines-downloaded").await;
+    // The header and the three lines exactly as written, passwords and all, still UTF-16.
+    let expected = [header, rejected, unknown, repeated].join("\r\n") + "\r\n";
+    assert_eq!(
+        String::from_utf16_lossy(
+            &downloaded[2..]
+                .chunks(2)
+                .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+                .collect::<Vec<_>>()
+        ),
+        expected
+    );
+    assert_eq!(downloaded, utf16(&expected));
+
+    // Fixed where the review said, the file imports: the rejected line's passwords were
+    // in it all along.
+    let fixed = expected
+        .replace("\"Bob\r\nBaker\"", "Bob Baker")
+        .replace("bob.example.com", "bob@mail.example.com")
+        .replace("\tat all", " at all");
+    let committed = app
+        .call(Method::POST, "/api/imports?type=email")
+        .body(utf16(&fixed))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(committed.status(), reqwest::StatusCode::CREATED);
+    let committed: Value = committed.json().await.unwrap();
+    assert_eq!(
+        (
+            committed["rejected"].as_u64(),
+            committed["added"].as_u64(),
+            committed["discarded"].as_u64()
+        ),
+        (Some(0), Some(2), Some(1)),
+        "{committed}"
+    );
+    assert_eq!(
+        db.scalar_i64(
+            "SELECT COUNT(*) FROM email_accounts WHERE address = 'bob@mail.example.com' \
+             AND password IS NOT NULL AND outgoing_password IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    browser.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_the_other_account_type_is_switched_to_it_in_one_click() {
+    let Some((_db, app)) = app_with_an_admin().await else {
+        return;
+    };
+    let mut browser = Browser::signed_in(&app, "wizard-screenshots-other-type").await;
+    browser.goto(&format!("{}/import", app.base)).await;
+    browser.click("#next-1").await;
+    browser.click("#type-email").await;
+    browser.click("#next-2").await;
+    let file = fixture("import/exchange.csv");
+    browser.type_into("#file", file.to_str().unwrap()).await;
+    browser
+        .wait_for("!document.getElementById('other-type').hidden")
+        .await;
+    assert!(
+        browser
+            .text("#wizard-error")
+            .await
+            .ends_with("is this a --type exchange file?")
+    );
+    assert_eq!(
+        browser.text("#switch-type").await,
+        "Switch to Mail for Exchange and preview again"
+    );
+    browser.audit("other-type-offered").await;
+    browser.click("#switch-type").await;
+    browser
+        .wait_for("!document.getElementById('next-3').disabled")
+        .await;
+    assert_eq!(
+        browser
+            .eval(
+                "return document.getElementById('type-exchange').checked;",
+                json!([])
+            )
+            .await,
+        true
+    );
+    assert_eq!(
+        browser
+            .eval(
+                "return [document.getElementById('wizard-error').hidden, document.getElementById('other-type').hidden];",
+                json!([])
+            )
+            .await,
+        json!([true, true])
+    );
+    browser.click("#next-3").await;
+    browser.click("#next-4").await;
+    browser
+        .wait_for("(document.querySelector('#review-counts [data-count=added]') || {}).textContent === '2'")
+        .await;
+    assert_eq!(browser.count("review-counts", "rejected").await, "1");
+    browser.audit("other-type-switched").await;
+    browser.finish().await;
 }

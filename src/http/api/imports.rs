@@ -22,7 +22,7 @@ use crate::http::error::ApiError;
 use crate::http::session::Actor;
 use crate::import::history::{HistoryError, StoredResults};
 use crate::import::{self, HeaderChoice, ImportOptions, ImportResult, LineResult, LineSink, Mode};
-use crate::model::{AccountKind, Counts};
+use crate::model::{AccountKind, Counts, Outcome};
 
 /// Rows of the first records a preview returns, for the raw view.
 const SAMPLE_ROWS: usize = 20;
@@ -44,8 +44,45 @@ struct ReviewLine {
     message: String,
 }
 
-/// Collects one page of the lines' outcomes: the `limit` after the first `offset`.
+/// Which lines a preview's `results` lists (`results_outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutcomeFilter {
+    /// Every line.
+    All,
+    /// The lines not applied: discarded, rejected and duplicate, what a review looks for.
+    Problems,
+    /// The lines of one outcome.
+    Only(Outcome),
+}
+
+impl OutcomeFilter {
+    fn admits(self, outcome: Outcome) -> bool {
+        match self {
+            OutcomeFilter::All => true,
+            OutcomeFilter::Problems => !outcome.applied(),
+            OutcomeFilter::Only(only) => outcome == only,
+        }
+    }
+}
+
+impl std::str::FromStr for OutcomeFilter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(OutcomeFilter::All),
+            "problems" => Ok(OutcomeFilter::Problems),
+            other => other.parse().map(OutcomeFilter::Only).map_err(|_| {
+                format!("unknown outcome {other:?} (expected all, problems, added, updated, unchanged, discarded, rejected or duplicate)")
+            }),
+        }
+    }
+}
+
+/// Collects one page of the outcomes of the lines `filter` admits: the `limit` after the
+/// first `offset` of them. Only the page is kept, so a file of any size costs one page.
 struct Collect {
+    filter: OutcomeFilter,
     offset: u64,
     limit: u64,
     seen: u64,
@@ -66,8 +103,9 @@ fn unsplit_masked(cell: &str) -> String {
 }
 
 impl Collect {
-    fn page(offset: u64, limit: u64) -> Collect {
+    fn page(filter: OutcomeFilter, offset: u64, limit: u64) -> Collect {
         Collect {
+            filter,
             offset,
             limit,
             seen: 0,
@@ -78,6 +116,9 @@ impl Collect {
 
 impl LineSink for Collect {
     fn line(&mut self, line: &LineResult<'_>) -> std::io::Result<()> {
+        if !self.filter.admits(line.outcome) {
+            return Ok(());
+        }
         self.seen += 1;
         if self.seen <= self.offset || self.page.len() as u64 >= self.limit {
             return Ok(());
@@ -85,8 +126,10 @@ impl LineSink for Collect {
         self.page.push(ReviewLine {
             line: line.line,
             outcome: line.outcome,
-            user_email: unsplit_masked(line.user_email),
-            account_address: unsplit_masked(line.account_address),
+            // The values as written, so the admin sees what is wrong with them: a line split
+            // on the wrong delimiter, whose cells may hold its passwords, comes with neither.
+            user_email: line.user_email.to_owned(),
+            account_address: line.account_address.to_owned(),
             field: line.field.map(str::to_owned),
             message: line.message.to_owned(),
         });
@@ -132,6 +175,7 @@ fn described(result: &ImportResult, source: &str) -> Value {
     value["sample"] = json!(sample);
     value["fingerprint"] = json!(result.fingerprint);
     value["file_sha256"] = json!(result.file_sha256);
+    value["other_type"] = json!(result.other_type);
     value
 }
 
@@ -144,8 +188,11 @@ pub async fn preview(
     let options = options(&params)?;
     let offset = params.within("results_offset", 0, 0..=i64::MAX)?;
     let limit = params.within("results_limit", 0, 0..=RESULTS_PAGE_MAX)?;
+    let filter = params
+        .parse::<OutcomeFilter>("results_outcome")?
+        .unwrap_or(OutcomeFilter::All);
     let upload = body::upload(request, state.settings.upload_limit).await?;
-    let mut collect = Collect::page(offset.unsigned_abs(), limit.unsigned_abs());
+    let mut collect = Collect::page(filter, offset.unsigned_abs(), limit.unsigned_abs());
     let sink: Option<&mut dyn LineSink> = (limit > 0).then_some(&mut collect as &mut dyn LineSink);
     let result = import::run(
         &state.store,
@@ -198,7 +245,7 @@ fn import_id(id: &str) -> Result<Uuid, ApiError> {
 }
 
 /// `GET /api/imports/{id}`: the import's summary and one page of the lines it did not
-/// apply, after line `after`; `next` continues.
+/// apply (or of those of one `outcome`), after line `after`; `next` continues.
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -207,12 +254,26 @@ pub async fn get(
     let uuid = import_id(&id)?;
     let after = params.within("after", 0, 0..=i64::MAX)?.unsigned_abs();
     let limit = params.limit(100, LINES_PAGE)?;
+    // Only the lines not applied are kept; asking for another outcome is a mistake.
+    let outcome = params.parse::<Outcome>("outcome")?;
+    if let Some(applied) = outcome.filter(|o| o.applied()) {
+        return Err(ApiError::parameter(
+            "outcome",
+            format!(
+                "an import keeps only the lines it did not apply (discarded, rejected, duplicate), not {} ones",
+                applied.as_str()
+            ),
+        ));
+    }
     let row = state
         .store
         .import(uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no import with id {id:?}")))?;
-    let page = state.store.import_lines(uuid, after, limit).await?;
+    let page = state
+        .store
+        .import_lines(uuid, after, limit, outcome)
+        .await?;
     let next = (page.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| page.last().map(|l| l.line))
         .flatten();
@@ -431,7 +492,7 @@ pub async fn preview_rows(
     options.encoding = EncodingChoice::Utf8;
     options.header = HeaderChoice::Yes;
     options.sample_rows = 0;
-    let mut collect = Collect::page(0, ROWS_MAX as u64);
+    let mut collect = Collect::page(OutcomeFilter::All, 0, ROWS_MAX as u64);
     let result = import::run(
         &state.store,
         &state.settings.key_source(),

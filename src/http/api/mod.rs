@@ -299,7 +299,7 @@ const IMPORT_OPTIONS: [Param; 4] = [
         )
     },
 ];
-const PREVIEW_PARAMS: [Param; 6] = [
+const PREVIEW_PARAMS: [Param; 7] = [
     IMPORT_OPTIONS[0],
     IMPORT_OPTIONS[1],
     IMPORT_OPTIONS[2],
@@ -322,6 +322,25 @@ const PREVIEW_PARAMS: [Param; 6] = [
             false,
             "integer",
             "How many lines' outcomes `results` lists, from results_offset on: a page of a review table (0 to 1000, default 0).",
+        )
+    },
+    Param {
+        values: &[
+            "all",
+            "problems",
+            "added",
+            "updated",
+            "unchanged",
+            "discarded",
+            "rejected",
+            "duplicate",
+        ],
+        ..param(
+            "results_outcome",
+            Q,
+            false,
+            "string",
+            "Which lines `results` lists (default all): `problems` are the lines not applied (discarded, rejected, duplicate); results_offset counts among those lines only.",
         )
     },
 ];
@@ -441,6 +460,10 @@ pub fn api() -> Api {
                     Param {
                         range: Some((1, PAGE_LIMIT_MAX)),
                         ..param("limit", Q, false, "integer", "Page size (default 100, at most 1000).")
+                    },
+                    Param {
+                        values: &["discarded", "rejected", "duplicate"],
+                        ..param("outcome", Q, false, "string", "Only the lines of this outcome (default: every line not applied).")
                     },
                 ],
                 body: vec![],

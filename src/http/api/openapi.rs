@@ -165,6 +165,13 @@ fn schemas() -> Value {
             "message": { "type": "string" },
         },
     });
+    // A review table's line: the values it names the line by, as written (empty when the
+    // line did not split into the account type's columns).
+    let mut result_line = line.clone();
+    merge(
+        &mut result_line["properties"],
+        &json!({ "user_email": { "type": "string" }, "account_address": { "type": "string" } }),
+    );
     let mut summary = json!({
         "type": "object",
         "properties": {
@@ -187,13 +194,15 @@ fn schemas() -> Value {
             "source": { "type": "string" },
             "fingerprint": { "type": "string", "description": "Pass to POST /api/imports to import exactly what was previewed." },
             "file_sha256": { "type": "string" },
+            "other_type": { "type": ["string", "null"], "enum": ["email", "exchange", null],
+                "description": "The other account type, when most lines have its number of columns: the file is probably of that type" },
             "columns": { "type": "array", "items": { "type": "object", "properties": {
                 "header": { "type": ["string", "null"] }, "column": { "type": ["string", "null"] } } } },
             "sample": { "type": "array", "items": { "type": "object", "properties": {
                 "line": { "type": "integer" }, "cells": { "type": "array", "items": { "type": "string" } } } },
                 "description": "The first records, passwords masked" },
-            "results": { "type": "array", "items": line, "maxItems": super::imports::RESULTS_PAGE_MAX,
-                "description": "With results_limit: that many lines' outcomes from results_offset on" },
+            "results": { "type": "array", "items": result_line, "maxItems": super::imports::RESULTS_PAGE_MAX,
+                "description": "With results_limit: that many outcomes of the lines results_outcome admits, from results_offset on" },
         }),
     );
     let push_queued = json!({ "type": "object", "description": "What push queued after the change (or why nothing)",
@@ -203,7 +212,11 @@ fn schemas() -> Value {
             "replacements": { "type": "integer", "description": "Devices whose profile is removed and installed anew (a Windows device whose set of accounts changed, unchanged accounts included; a changed profile identifier)" },
             "batch": { "type": ["string", "null"], "format": "uuid", "description": "The jobs' batch, for GET /api/push/jobs?batch=…; null when nothing was queued" },
             "error": { "type": "string" } } });
-    let mut committed = summary.clone();
+    // A commit answers what its preview does (but no page of results), and its id.
+    let mut committed = preview.clone();
+    if let Some(properties) = committed["properties"].as_object_mut() {
+        properties.remove("results");
+    }
     merge(
         &mut committed["properties"],
         &json!({ "id": { "type": "string", "format": "uuid" }, "push": push_queued }),
@@ -240,7 +253,8 @@ fn schemas() -> Value {
         .collect();
     json!({
         "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {
-            "code": { "type": "string" }, "message": { "type": "string" }, "details": {} } } } },
+            "code": { "type": "string" }, "message": { "type": "string" },
+            "details": { "description": "More structure: the summary of an import not committed, or, for a file whose header names the other account type's columns, `other_type`" } } } } },
         "CsvFile": { "type": "string", "format": "binary" },
         "Upload": { "type": "object", "required": ["file"], "properties": { "file": { "type": "string", "format": "binary" } } },
         "ImportPreview": preview,
@@ -248,7 +262,7 @@ fn schemas() -> Value {
         "ImportRecord": { "type": "object", "properties": {
             "id": { "type": "string" }, "type": { "type": "string" }, "source": { "type": "string" },
             "actor": { "type": "string" }, "created_at": { "type": "integer", "description": "unix ms" },
-            "counts": { "type": "object", "properties": counts }, "lines": { "type": "array", "items": line },
+            "counts": { "type": "object", "properties": counts }, "lines": { "type": "array", "items": result_line },
             "next": { "type": ["integer", "null"], "description": "Pass as `after` for the next page" } } },
         "ImportPage": { "type": "object", "properties": {
             "imports": { "type": "array", "items": { "type": "object", "properties": {

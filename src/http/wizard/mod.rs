@@ -4,6 +4,7 @@
 //! client, with the session cookie and its CSRF token. Styles and script are compiled into
 //! the binary and served from `/assets/`: nothing is fetched from elsewhere.
 
+mod device_push;
 mod pages;
 
 use axum::Router;

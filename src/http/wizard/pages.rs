@@ -74,17 +74,18 @@ fn layout(title: &str, session: Option<&Session>, main: &str) -> Html<String> {
     })
     .collect();
     Html(format!(
-        r#"<!doctype html>
+        r##"<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 {csrf_meta}
 <title>{title} · mdm-mail</title>
 <link rel="stylesheet" href="/assets/wizard.css">
 </head><body>
-<header class="top"><a class="brand" href="/">mdm-mail</a><nav>{nav}</nav>{account}</header>
-<main>{main}</main>
+<a class="skip-link" href="#main">Skip to content</a>
+<header class="top"><a class="brand" href="/">mdm-mail</a><nav aria-label="Sections">{nav}</nav>{account}</header>
+<main id="main" tabindex="-1">{main}</main>
 <script src="/assets/wizard.js"></script>
-</body></html>"#,
+</body></html>"##,
         title = escape(title),
     ))
 }
@@ -302,9 +303,9 @@ pub async fn users(
 <form method="get" action="/" class="search" role="search">
 <label for="q">Search users</label><input id="q" name="q" type="search" value="{q_value}" placeholder="Address or name">
 <button type="submit" class="button secondary">Search</button></form>
-<table class="grid" id="users"><thead><tr><th scope="col">User</th><th scope="col">Name</th><th scope="col" class="num">Mail accounts</th><th scope="col" class="num">Devices</th></tr></thead>
-<tbody>{rows}</tbody></table>
-<nav class="pager" aria-label="Pages">{first}{next}</nav>"#
+<div class="scroll" tabindex="0" role="region" aria-label="Users"><table class="grid" id="users"><thead><tr><th scope="col">User</th><th scope="col">Name</th><th scope="col" class="num">Mail accounts</th><th scope="col" class="num">Devices</th></tr></thead>
+<tbody>{rows}</tbody></table></div>
+<nav class="pager" aria-label="Pages of users">{first}{next}</nav>"#
     );
     layout("Users", Some(&session), &main).into_response()
 }
@@ -385,7 +386,7 @@ pub async fn user(
             "Email"
         };
         account_rows.push_str(&format!(
-            r#"<tr><td>{kind}</td><td>{address}</td><td>{username}</td><td>{password}</td><td><form method="post" action="/users/{user}/accounts/remove" data-confirm="Remove the {kind} account {address} from {email}? Its profile changes on every device of the user.">
+            r#"<tr><td data-label="Type">{kind}</td><td data-label="Address">{address}</td><td data-label="User name">{username}</td><td data-label="Password">{password}</td><td><form method="post" action="/users/{user}/accounts/remove" data-confirm="Remove the {kind} account {address} from {email}? Its profile changes on every device of the user.">
 <input type="hidden" name="{CSRF_FIELD}" value="{csrf}"><input type="hidden" name="type" value="{type_}"><input type="hidden" name="address" value="{address}">
 <button type="submit" class="button secondary" aria-label="Remove {address}">Remove</button></form></td></tr>"#,
             address = escape(&a.address),
@@ -413,27 +414,37 @@ pub async fn user(
             )
         })
         .unwrap_or_default();
+    let pushes = match state.store.device_push_states(&norm).await {
+        Ok(pushes) => pushes,
+        Err(e) => return crate::http::error::ApiError::from(e).into_response(),
+    };
     let mut device_rows = String::new();
     for d in &devices {
+        let push = pushes
+            .iter()
+            .find(|p| p.device_id == d.device_id)
+            .map(super::device_push::describe);
+        let (holds, queue, error) =
+            push.map_or_else(Default::default, |p| (p.holds, p.queue, p.error));
         device_rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            r#"<tr><td data-label="Device">{}</td><td data-label="Platform">{}</td><td data-label="Enrollment">{}</td><td data-label="Holds">{}</td><td data-label="Push">{}</td><td data-label="Last error">{}</td></tr>"#,
             escape(&d.device_id),
             escape(d.platform.as_str()),
             escape(&d.enrollment_id),
+            escape(&holds),
+            escape(&queue),
+            escape(&error),
         ));
     }
     if devices.is_empty() {
-        device_rows.push_str(r#"<tr><td colspan="3" class="empty">No enrolled devices: load them with <code>mdm-mail devices import FILE</code> or <code>POST /api/devices</code>; profiles are pushed once there are some.</td></tr>"#);
+        device_rows.push_str(r#"<tr><td colspan="6" class="empty">No enrolled devices: load them with <code>mdm-mail devices import FILE</code> or <code>POST /api/devices</code>; profiles are pushed once there are some.</td></tr>"#);
     }
     let preview = match crate::http::api::profile_preview(&state, &user.email, platform).await {
         Ok(text) => format!(
             r#"<pre class="profile" id="profile" tabindex="0">{}</pre>"#,
             escape(&text)
         ),
-        Err(message) => format!(
-            r#"<p class="alert" role="status" id="profile">{}</p>"#,
-            escape(&message)
-        ),
+        Err(message) => format!(r#"<p class="alert" id="profile">{}</p>"#, escape(&message)),
     };
     let options: String = [
         Platform::Ios,
@@ -452,15 +463,16 @@ pub async fn user(
         r#"<p><a href="/">← Users</a></p>
 <h1>{email} <span class="muted">{name}</span></h1>
 {removed}<h2>Mail accounts</h2>
-<table class="grid" id="accounts"><thead><tr><th scope="col">Type</th><th scope="col">Address</th><th scope="col">User name</th><th scope="col">Password</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>{account_rows}</tbody></table>
+<table class="grid cards" id="accounts"><thead><tr><th scope="col">Type</th><th scope="col">Address</th><th scope="col">User name</th><th scope="col">Password</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>{account_rows}</tbody></table>
 <h2>Devices</h2>
-<table class="grid"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col">Enrollment</th></tr></thead><tbody>{device_rows}</tbody></table>
+<table class="grid cards" id="devices"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col">Enrollment</th><th scope="col">Profile on the device</th><th scope="col">Push</th><th scope="col">Last error</th></tr></thead><tbody>{device_rows}</tbody></table>
 <h2>Profile preview</h2>
-<form method="get" class="inline"><label for="platform">Platform</label>
+<form method="get" class="inline" id="preview-form" data-user="{user_path}"><label for="platform">Platform</label>
 <select id="platform" name="platform">{options}</select>
-<button type="submit" class="button secondary">Show</button></form>
+<button type="submit" class="button secondary" id="preview-show">Show</button></form>
 <p class="muted">Passwords are shown as ********; devices receive the real profile.</p>
-{preview}"#,
+<div id="preview" aria-live="polite">{preview}</div>"#,
+        user_path = url_escape(&user.email),
         email = escape(&user.email),
         name = escape(&user.display_name),
     );
@@ -495,7 +507,7 @@ pub async fn push(
     ]
     .iter()
     .map(|(name, n)| {
-        format!(r#"<dt class="push-{name}">{name}</dt><dd data-count="{name}">{n}</dd>"#)
+        format!(r#"<div><dt class="push-{name}">{name}</dt><dd data-count="{name}">{n}</dd></div>"#)
     })
     .collect();
     let mut rows = String::new();
@@ -542,9 +554,9 @@ pub async fn push(
 <form method="post" action="/push/retry"><input type="hidden" name="{CSRF_FIELD}" value="{csrf}">
 <button type="submit" class="button primary" id="retry-failed"{disabled}>Retry failed jobs</button></form></div>
 {retried}<section class="card"><dl class="counts" id="push-counts">{counts}</dl></section>
-<table class="grid" id="push-devices"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col" class="num">Queued</th><th scope="col" class="num">Sending</th><th scope="col" class="num">Sent</th><th scope="col" class="num">Acknowledged</th><th scope="col" class="num">Failed</th><th scope="col">Last error or status</th></tr></thead>
-<tbody>{rows}</tbody></table>
-<nav class="pager" aria-label="Pages">{next}</nav>"#,
+<div class="scroll" tabindex="0" role="region" aria-label="Push jobs per device"><table class="grid" id="push-devices"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col" class="num">Queued</th><th scope="col" class="num">Sending</th><th scope="col" class="num">Sent</th><th scope="col" class="num">Acknowledged</th><th scope="col" class="num">Failed</th><th scope="col">Last error or status</th></tr></thead>
+<tbody>{rows}</tbody></table></div>
+<nav class="pager" aria-label="Pages of devices">{next}</nav>"#,
         csrf = escape(&session.csrf_token),
     );
     layout("Push jobs", Some(&session), &main).into_response()
@@ -602,7 +614,7 @@ pub async fn imports(
         r#"<div class="toolbar"><h1>Imports</h1><a class="button primary" href="/import">Import from CSV</a></div>
 <div class="scroll" tabindex="0" role="region" aria-label="Past imports"><table class="grid" id="imports"><thead><tr><th scope="col">When (UTC)</th><th scope="col">Type</th><th scope="col">File</th><th scope="col">By</th><th scope="col" class="num">Lines</th><th scope="col" class="num">Added</th><th scope="col" class="num">Updated</th><th scope="col" class="num">Unchanged</th><th scope="col" class="num">Discarded</th><th scope="col" class="num">Rejected</th><th scope="col" class="num">Duplicate</th><th scope="col">Every line's outcome</th></tr></thead>
 <tbody>{rows}</tbody></table></div>
-<nav class="pager" aria-label="Pages">{next}</nav>"#
+<nav class="pager" aria-label="Pages of imports">{next}</nav>"#
     );
     layout("Imports", Some(&session), &main).into_response()
 }

@@ -10,15 +10,64 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   });
 }
 
+// A user's profile preview follows the platform chosen, with no Show to press: the redacted
+// profile comes from the API the page's own form would reload it from.
+(function () {
+  const form = document.getElementById("preview-form");
+  if (!form) return;
+  const select = document.getElementById("platform");
+  document.getElementById("preview-show").hidden = true;
+  let asked = 0;
+  select.addEventListener("change", async () => {
+    const platform = select.value;
+    const ask = ++asked;
+    const response = await fetch("/api/users/" + form.dataset.user + "/profile?redact=true&platform=" +
+      encodeURIComponent(platform));
+    const body = await response.text();
+    // An answer to an earlier choice that arrives late is not shown.
+    if (ask !== asked) return;
+    let shown;
+    if (response.ok) {
+      shown = document.createElement("pre");
+      shown.className = "profile";
+      shown.tabIndex = 0;
+      shown.textContent = body;
+    } else {
+      shown = document.createElement("p");
+      shown.className = "alert";
+      let message = "The profile could not be shown (status " + response.status + ").";
+      try { message = JSON.parse(body).error.message; } catch (_) { /* not the API's error */ }
+      shown.textContent = message;
+    }
+    shown.id = "profile";
+    document.getElementById("profile").replaceWith(shown);
+    history.replaceState(null, "", "?platform=" + encodeURIComponent(platform));
+  });
+})();
+
 (function () {
   const wizard = document.getElementById("wizard");
   if (!wizard) return;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const $ = (id) => document.getElementById(id);
   const DELIMITERS = { ",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe" };
+  const TYPES = { email: "Email", exchange: "Mail for Exchange" };
   const PAGE = 50;
   const OUTCOMES = ["added", "updated", "unchanged", "discarded", "rejected", "duplicates"];
-  const state = { type: "email", file: null, bytes: null, delimiter: null, preview: null, page: 0 };
+  // The review's filters: the value the preview takes (results_outcome), its name, and the
+  // count of the summary it shows.
+  const problemCount = (p) => p.discarded + p.rejected + p.duplicates;
+  const FILTERS = [
+    ["problems", "Problems", problemCount],
+    ["all", "All lines", (p) => p.rows],
+    ["added", "Added", (p) => p.added],
+    ["updated", "Updated", (p) => p.updated],
+    ["unchanged", "Unchanged", (p) => p.unchanged],
+    ["discarded", "Discarded", (p) => p.discarded],
+    ["rejected", "Rejected", (p) => p.rejected],
+    ["duplicate", "Duplicate", (p) => p.duplicates],
+  ];
+  const state = { type: "email", file: null, bytes: null, delimiter: null, preview: null, page: 0, filter: "all" };
 
   function show(step) {
     wizard.dataset.step = String(step);
@@ -38,12 +87,17 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     button.addEventListener("click", () => show(Number(button.dataset.goto)));
   }
 
+  function chooseType(type) {
+    state.type = type;
+    $("type-" + type).checked = true;
+    for (const block of wizard.querySelectorAll(".columns")) {
+      block.hidden = block.dataset.type !== state.type;
+    }
+  }
+
   for (const radio of document.querySelectorAll('input[name="account-type"]')) {
     radio.addEventListener("change", () => {
-      state.type = radio.value;
-      for (const block of wizard.querySelectorAll(".columns")) {
-        block.hidden = block.dataset.type !== state.type;
-      }
+      chooseType(radio.value);
       if (state.bytes) preview(null);
     });
   }
@@ -61,11 +115,14 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     box.hidden = false;
   }
 
-  async function call(url, body) {
+  // Sends the file as a form's file field, so that the import is recorded under its name.
+  async function call(url) {
+    const form = new FormData();
+    form.append("file", new Blob([state.bytes]), state.file.name);
     const response = await fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/octet-stream", "X-CSRF-Token": csrf },
-      body: body,
+      headers: { "X-CSRF-Token": csrf },
+      body: form,
     });
     let json = null;
     try { json = await response.json(); } catch (_) { /* a body that is not JSON */ }
@@ -78,27 +135,56 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     return q;
   }
 
+  // One page of the review: the lines the filter admits, from the page's first on.
+  function reviewQuery(filter, page, limit) {
+    return "/api/imports/preview?results_outcome=" + filter + "&results_limit=" + limit +
+      "&results_offset=" + page * limit + "&" + query(state.delimiter);
+  }
+
+  // A file that reads as the other account type: the offer to switch to it.
+  function offerType(other) {
+    $("other-type").hidden = !other;
+    if (!other) return;
+    $("other-type-text").textContent = "This looks like a " + TYPES[other] +
+      " file, not " + (state.type === "email" ? "an " : "a ") + TYPES[state.type] + " one.";
+    $("switch-type").textContent = "Switch to " + TYPES[other] + " and preview again";
+    $("switch-type").dataset.type = other;
+  }
+
   async function preview(delimiter) {
     $("wizard-error").hidden = true;
-    const answer = await call("/api/imports/preview?results_limit=" + PAGE + "&" + query(delimiter), state.bytes);
+    state.delimiter = delimiter;
+    const answer = await call(reviewQuery("problems", 0, PAGE));
     if (answer.status !== 200) {
-      fail(answer.json && answer.json.error ? answer.json.error.message : "The preview failed (" + answer.status + ").");
+      const error = answer.json && answer.json.error;
+      fail(error ? error.message : "The preview failed (" + answer.status + ").");
+      offerType(error && error.details && error.details.other_type);
       $("next-3").disabled = true;
       return;
     }
-    state.preview = answer.json;
-    state.delimiter = DELIMITERS[answer.json.delimiter] || "comma";
+    let p = answer.json;
+    offerType(p.other_type);
+    state.delimiter = DELIMITERS[p.delimiter] || "comma";
     state.page = 0;
+    // Problems first, when there are any; else every line, which takes a second look at
+    // the file: which one the review starts with is known only once the file is read.
+    state.filter = problemCount(p) > 0 ? "problems" : "all";
+    if (state.filter === "all") {
+      const all = await call(reviewQuery("all", 0, PAGE));
+      if (all.status === 200) p = all.json;
+    }
+    state.preview = p;
     render();
   }
 
   // Lines the server found of the wrong width, among those it lists: most of them means the
   // file was split on the wrong delimiter, which is easier to fix here than in the review.
+  // A file of the other account type has its own offer instead.
   function warnWidth(p) {
     const wrong = (p.lines || []).filter((l) => /^expected \d+ columns, found \d+/.test(l.message));
     const listed = Math.min(p.rows, 100);
     const warning = $("delimiter-warning");
-    warning.hidden = !(listed > 0 && wrong.length * 2 > listed);
+    warning.hidden = !(listed > 0 && wrong.length * 2 > listed) || Boolean(p.other_type);
     if (!warning.hidden) {
       warning.textContent = "Most lines do not split into the columns this account type has (" +
         wrong[0].message + "): is the delimiter right?";
@@ -114,7 +200,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     $("header").textContent = p.header ? "yes" : "no";
     $("delimiter").value = state.delimiter;
     renderColumns(p);
-    renderCounts($("review-counts"), p);
+    renderFilters();
     renderReview();
     renderImport();
   }
@@ -129,15 +215,21 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     $("raw-preview").hidden = false;
   }
 
+  // What each column of the file is read as: its header (or its position) → the field.
+  function columnHeading(c, i) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.appendChild(text("span", c.header != null ? c.header : "column " + (i + 1), "file-header"));
+    th.appendChild(text("span", " →\u00a0" + (c.column || "ignored"), c.column ? "field" : "field ignored"));
+    return th;
+  }
+
   function renderColumns(p) {
     const table = $("columns-table");
     const head = document.createElement("tr");
     head.appendChild(text("th", "Line"));
-    p.columns.forEach((c, i) => {
-      const th = text("th", c.column || (c.header ? c.header + " (ignored)" : "column " + (i + 1) + " (ignored)"));
-      th.scope = "col";
-      head.appendChild(th);
-    });
+    head.firstChild.scope = "col";
+    p.columns.forEach((c, i) => head.appendChild(columnHeading(c, i)));
     table.tHead.replaceChildren(head);
     const rows = p.sample.map((row) => {
       const tr = document.createElement("tr");
@@ -148,13 +240,44 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     table.tBodies[0].replaceChildren(...rows);
   }
 
-  function renderCounts(list, summary) {
-    const items = [text("dt", "Lines"), text("dd", summary.rows)];
-    for (const name of OUTCOMES) {
-      const dd = text("dd", summary[name]);
-      dd.dataset.count = name;
-      items.push(text("dt", name, "outcome-" + name), dd);
+  // The counts, each a button that shows only its lines.
+  function renderFilters() {
+    const p = state.preview;
+    const buttons = FILTERS.map(([filter, name, count]) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "filter outcome-" + filter;
+      button.dataset.filter = filter;
+      button.setAttribute("aria-pressed", String(filter === state.filter));
+      button.appendChild(text("span", name, "name"));
+      const n = text("span", count(p).toLocaleString(), "n");
+      n.dataset.count = filter === "all" ? "rows" : filter === "duplicate" ? "duplicates" : filter;
+      button.appendChild(n);
+      button.addEventListener("click", () => filterBy(filter));
+      return button;
+    });
+    $("review-counts").replaceChildren(...buttons);
+    $("problems-box").hidden = problemCount(p) === 0;
+  }
+
+  function filterBy(filter) {
+    state.filter = filter;
+    for (const button of $("review-counts").querySelectorAll("button")) {
+      button.setAttribute("aria-pressed", String(button.dataset.filter === filter));
     }
+    turnPage(-state.page);
+  }
+
+  function renderCounts(list, summary) {
+    const pair = (name, value, className) => {
+      const div = document.createElement("div");
+      const dd = text("dd", value);
+      dd.dataset.count = name;
+      div.append(text("dt", name === "rows" ? "Lines" : name, className), dd);
+      return div;
+    };
+    const items = [pair("rows", summary.rows)];
+    for (const name of OUTCOMES) items.push(pair(name, summary[name], "outcome-" + name));
     list.replaceChildren(...items);
   }
 
@@ -165,8 +288,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     // One page at a time: a second click while this one loads would count from the old page.
     $("review-prev").disabled = true;
     $("review-next").disabled = true;
-    const answer = await call("/api/imports/preview?results_limit=" + PAGE + "&results_offset=" + page * PAGE +
-      "&" + query(state.delimiter), state.bytes);
+    const answer = await call(reviewQuery(state.filter, page, PAGE));
     if (answer.status !== 200) {
       fail(answer.json && answer.json.error ? answer.json.error.message : "The page could not be read (" + answer.status + ").");
       renderReview();
@@ -177,21 +299,43 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     renderReview();
   }
 
+  // The cells of a review line, by column; the field a rejected line is blamed on marks
+  // the cell that holds it.
+  const REVIEW_COLUMNS = [
+    ["Line", (l) => l.line],
+    ["User", (l) => l.user_email, ["user_email"]],
+    ["Account", (l) => l.account_address, ["email_address", "exchange_email"]],
+    ["Outcome", (l) => l.outcome],
+    ["Field", (l) => l.field || ""],
+    ["Reason", (l) => l.message],
+  ];
+
   function renderReview() {
     const results = state.preview.results || [];
-    const pages = Math.max(1, Math.ceil(state.preview.rows / PAGE));
+    const shown = FILTERS.find(([filter]) => filter === state.filter);
+    const total = shown[2](state.preview);
+    const pages = Math.max(1, Math.ceil(total / PAGE));
     const rows = results.map((line) => {
       const tr = document.createElement("tr");
       tr.className = "outcome-" + line.outcome;
-      tr.appendChild(text("td", line.line));
-      tr.appendChild(text("td", line.user_email));
-      tr.appendChild(text("td", line.account_address));
-      tr.appendChild(text("td", line.outcome));
-      tr.appendChild(text("td", line.field || ""));
-      tr.appendChild(text("td", line.message));
+      for (const [label, value, fields] of REVIEW_COLUMNS) {
+        const td = document.createElement("td");
+        td.dataset.label = label;
+        const atFault = fields && line.outcome === "rejected" && fields.includes(line.field);
+        td.appendChild(atFault ? text("span", value(line), "at-fault") : document.createTextNode(value(line)));
+        tr.appendChild(td);
+      }
       return tr;
     });
+    if (rows.length === 0) {
+      const td = text("td", "No lines to show here.", "empty");
+      td.colSpan = REVIEW_COLUMNS.length;
+      rows.push(document.createElement("tr"));
+      rows[0].appendChild(td);
+    }
     $("review").tBodies[0].replaceChildren(...rows);
+    $("review-shown").textContent = shown[1] + ": " + total.toLocaleString() +
+      (total === 1 ? " line" : " lines") + ".";
     $("review-page").textContent = "Page " + (state.page + 1) + " of " + pages;
     $("review-prev").disabled = state.page === 0;
     $("review-next").disabled = state.page >= pages - 1;
@@ -211,18 +355,117 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     $("import-button").disabled = rejected && !$("skip-rejected").checked;
   }
 
+  // The problem lines as a file to fix and import again: the file's own lines, cut out of
+  // the copy this browser holds, so the values are exactly as the admin wrote them, password
+  // cells included, without the server ever sending a password back. The server only says
+  // which lines they are (a page of line numbers at a time).
+  async function problemLineNumbers() {
+    const numbers = [];
+    for (let page = 0; ; page += 1) {
+      const answer = await call(reviewQuery("problems", page, 1000));
+      if (answer.status !== 200) throw new Error(answer.json && answer.json.error ? answer.json.error.message : "status " + answer.status);
+      for (const line of answer.json.results) numbers.push(line.line);
+      $("problems-status").textContent = "Found " + numbers.length.toLocaleString() + " problem lines…";
+      if (answer.json.results.length < 1000) return numbers;
+    }
+  }
+
+  // Where each physical line of `text` starts, counting a line break as the server does:
+  // CRLF, LF or a lone CR.
+  function lineStarts(text) {
+    const starts = [0];
+    for (let i = 0; i < text.length; i += 1) {
+      const c = text.charCodeAt(i);
+      if (c === 13 && text.charCodeAt(i + 1) === 10) i += 1;
+      if (c === 13 || c === 10) starts.push(i + 1);
+    }
+    return starts;
+  }
+
+  // Where the record that starts at `start` ends (before its line break): the first line
+  // break outside a quoted cell, a quote opening a cell only at the cell's start, as the
+  // server's CSV reader reads it.
+  function recordEnd(text, start, delimiter) {
+    let quoted = false;
+    let fieldStart = true;
+    for (let i = start; i < text.length; i += 1) {
+      const c = text[i];
+      if (quoted) {
+        if (c === '"') {
+          if (text[i + 1] === '"') i += 1;
+          else quoted = false;
+        }
+      } else if (c === "\r" || c === "\n") {
+        return i;
+      } else if (c === delimiter) {
+        fieldStart = true;
+        continue;
+      } else if (c === '"' && fieldStart) {
+        quoted = true;
+      }
+      fieldStart = false;
+    }
+    return text.length;
+  }
+
+  function encoded(text, encoding) {
+    // UTF-16 files stay UTF-16 (with the byte-order mark that says so); anything else is
+    // written as UTF-8 with a byte-order mark, which both Excel and the import read.
+    if (encoding.startsWith("utf-16")) {
+      const bytes = new DataView(new ArrayBuffer(2 + text.length * 2));
+      bytes.setUint16(0, 0xfeff, true);
+      for (let i = 0; i < text.length; i += 1) bytes.setUint16(2 + i * 2, text.charCodeAt(i), true);
+      return bytes.buffer;
+    }
+    return new Blob(["\ufeff" + text]);
+  }
+
+  async function downloadProblems() {
+    const button = $("problems-download");
+    button.disabled = true;
+    const p = state.preview;
+    try {
+      const numbers = await problemLineNumbers();
+      const text = new TextDecoder(p.encoding).decode(state.bytes);
+      const starts = lineStarts(text);
+      // What comes before the first record (a sep= line, the header) comes along, so the
+      // file reads as the original does.
+      const first = p.sample.length > 0 ? p.sample[0].line : 1;
+      const lines = [];
+      const before = text.slice(0, starts[first - 1]).replace(/[\r\n]+$/, "");
+      if (before.trim() !== "") lines.push(before);
+      for (const number of numbers) {
+        const start = starts[number - 1];
+        lines.push(text.slice(start, recordEnd(text, start, p.delimiter)));
+      }
+      const file = new Blob([encoded(lines.join("\r\n") + "\r\n", p.encoding)], { type: "text/csv" });
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(file);
+      link.download = state.file.name.replace(/\.[^.]*$/, "") + "-problem-lines.csv";
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+      $("problems-status").textContent = "Downloaded " + numbers.length.toLocaleString() +
+        (numbers.length === 1 ? " problem line" : " problem lines") + " as " + link.download + ".";
+    } catch (e) {
+      $("problems-status").textContent = "The problem lines could not be read: " + e.message;
+    }
+    button.disabled = false;
+  }
+
   $("review-prev").addEventListener("click", () => turnPage(-1));
   $("review-next").addEventListener("click", () => turnPage(1));
+  $("problems-download").addEventListener("click", downloadProblems);
   $("skip-rejected").addEventListener("change", renderImport);
   $("delimiter").addEventListener("change", () => preview($("delimiter").value));
-
-  const browse = $("browse");
-  browse.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") {
-      event.preventDefault();
-      $("file").click();
-    }
+  $("switch-type").addEventListener("click", async () => {
+    chooseType($("switch-type").dataset.type);
+    await preview(null);
   });
+
+  // The file input itself stays hidden (and out of the tab order): a button opens it.
+  $("browse").addEventListener("click", () => $("file").click());
   $("file").addEventListener("change", async () => {
     const file = $("file").files[0];
     if (!file) return;
@@ -290,7 +533,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     button.disabled = true;
     const url = "/api/imports?" + query(state.delimiter) +
       "&fingerprint=" + encodeURIComponent(state.preview.fingerprint);
-    const answer = await call(url, state.bytes);
+    const answer = await call(url);
     const note = $("notification");
     const link = $("results-csv");
     if (answer.status === 201) {
