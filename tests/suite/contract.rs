@@ -67,8 +67,11 @@ async fn schemathesis_finds_nothing_the_openapi_document_does_not_describe() {
             CHECKS,
             "--max-time",
             "90",
+            // One worker: with two threads, CPython before 3.11.8 (Debian's has 3.11.2) can
+            // raise "AST constructor recursion depth mismatch" inside hypothesis while it
+            // describes a lambda (python/cpython#106905), failing the run on no fault of ours.
             "--workers",
-            "2",
+            "1",
             "--seed",
             "7",
             "--no-color",
