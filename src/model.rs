@@ -583,7 +583,8 @@ pub fn validate_email(s: &str) -> Result<(), EmailError> {
     if s.is_empty() {
         return Err(EmailError::Empty);
     }
-    if s.chars().count() > MAX_EMAIL_LEN {
+    // Counting characters is needed only when the bytes could be too many.
+    if s.len() > MAX_EMAIL_LEN && s.chars().count() > MAX_EMAIL_LEN {
         return Err(EmailError::TooLong);
     }
     let (local, domain) = s.split_once('@').ok_or(EmailError::NoAt)?;
@@ -604,10 +605,16 @@ fn validate_local_part(local: &str) -> Result<(), EmailError> {
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err(EmailError::LocalPart("misplaced dot"));
     }
+    let allowed_ascii = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&c);
     let allowed = |c: char| {
         c.is_alphanumeric() || (c.is_ascii_punctuation() && "!#$%&'*+-/=?^_`{|}~.".contains(c))
     };
-    if !local.chars().all(allowed) {
+    let ok = if local.is_ascii() {
+        local.bytes().all(allowed_ascii)
+    } else {
+        local.chars().all(allowed)
+    };
+    if !ok {
         return Err(EmailError::LocalPart("character not allowed"));
     }
     Ok(())
@@ -622,11 +629,11 @@ pub fn validate_domain(domain: &str) -> Result<(), EmailError> {
     if domain.len() > 253 {
         return Err(EmailError::Domain("longer than 253 bytes"));
     }
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 {
+    if !domain.contains('.') {
         return Err(EmailError::Domain("no dot"));
     }
-    for label in labels {
+    let ascii = domain.is_ascii();
+    for label in domain.split('.') {
         if label.is_empty() {
             return Err(EmailError::Domain("empty label"));
         }
@@ -636,7 +643,14 @@ pub fn validate_domain(domain: &str) -> Result<(), EmailError> {
         if label.starts_with('-') || label.ends_with('-') {
             return Err(EmailError::Domain("label starts or ends with a hyphen"));
         }
-        if !label.chars().all(|c| c.is_alphanumeric() || c == '-') {
+        let ok = if ascii {
+            label
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        } else {
+            label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        };
+        if !ok {
             return Err(EmailError::Domain("character not allowed"));
         }
     }

@@ -77,6 +77,7 @@ pub async fn run(store: &Store, settings: &Settings, args: ImportArgs) -> anyhow
         header: args.header,
         strict: args.strict,
         progress: Some(Arc::clone(&progress)),
+        size_hint: size,
         ..ImportOptions::new(args.kind)
     };
     let mode = if args.dry_run {

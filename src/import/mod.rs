@@ -8,6 +8,7 @@
 
 pub mod directory;
 pub mod history;
+mod index;
 mod plan;
 mod read;
 pub mod report;
@@ -29,7 +30,8 @@ use crate::crypto::Keys;
 use crate::csv::{self, Delimiter, DelimiterChoice, Encoding, EncodingChoice};
 use crate::model::{AccountKind, Counts, Outcome};
 use crate::secrets::{self, KeySource, SecretsError};
-use crate::store::{Store, StoreError, Table};
+use crate::store::{ImportSnapshot, Store, StoreError, Table};
+use index::StoreIndex;
 use validate::{Checked, ParsedLine};
 
 pub use read::MASK;
@@ -84,6 +86,9 @@ pub struct ImportOptions {
     pub sample_rows: usize,
     /// Counters the caller may watch while the import runs.
     pub progress: Option<Arc<Progress>>,
+    /// The input's size in bytes, when known: a file large against the store is decided
+    /// against an index of the whole store rather than by a look-up per batch of lines.
+    pub size_hint: Option<u64>,
 }
 
 impl ImportOptions {
@@ -97,6 +102,7 @@ impl ImportOptions {
             strict: false,
             sample_rows: 10,
             progress: None,
+            size_hint: None,
         }
     }
 }
@@ -319,23 +325,26 @@ pub async fn run(
         Mode::Commit { .. } => Some(write::start(store, options.kind, keys.id()).await?),
         Mode::Preview => None,
     };
-    let (messages, reader) = read::spawn(input, options, keys.clone());
-    let mut snapshot = store.begin_read().await?;
-    let decided = decide_all(
-        &mut snapshot,
-        &keys,
-        options,
-        mode,
-        messages,
-        writer.as_ref(),
-        sink,
-    )
-    .await;
-    let _ = snapshot.rollback().await;
-    let digest = reader
-        .await
-        .map_err(|e| ImportError::Read(csv::ReadError::Io(std::io::Error::other(e))))
-        .and_then(|digest| digest);
+    let (messages, reader) = read::spawn(input, options, keys.clone())?;
+    let mut snapshot = store.import_snapshot().await?;
+    let decided = match against(&mut snapshot, options).await {
+        Ok(index) => {
+            decide_all(
+                &mut snapshot,
+                index.as_ref(),
+                &keys,
+                options,
+                mode,
+                messages,
+                writer.as_ref(),
+                sink,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    snapshot.end().await;
+    let digest = reader.await.unwrap_or(Err(ImportError::Stopped));
     let (decided, digest) = match (decided, digest) {
         (Ok(decided), Ok(digest)) => (decided, digest),
         (decided, digest) => {
@@ -365,26 +374,28 @@ pub async fn run(
     else {
         return Ok(result);
     };
-    let mut tx = writer.finish().await?;
+    let written = writer.finish().await?;
     if options.strict && !result.clean() {
-        tx.rollback().await?;
+        written.rollback().await?;
         return Err(ImportError::Strict(Box::new(result)));
     }
     if expected.is_some_and(|e| e != result.fingerprint) {
-        tx.rollback().await?;
+        written.rollback().await?;
         return Err(ImportError::Changed(Box::new(result)));
     }
     let id = result.id.unwrap_or_default();
-    tx.finish_import(id, &result.counts, &result.file_sha256)
+    written
+        .commit(write::Finish {
+            id,
+            counts: &result.counts,
+            file_sha256: &result.file_sha256,
+            actor,
+            source,
+            details: serde_json::json!({
+                "import": id, "type": result.kind, "counts": result.counts
+            }),
+        })
         .await?;
-    tx.audit(
-        actor,
-        "accounts.import",
-        source,
-        &serde_json::json!({ "import": id, "type": result.kind, "counts": result.counts }),
-    )
-    .await?;
-    tx.commit().await?;
     store.refresh_statistics(Table::Accounts).await?;
     Ok(result)
 }
@@ -424,6 +435,22 @@ impl Decided {
     }
 }
 
+/// Runs `work` on a thread of its own named `name` (so that `top -H` and profilers tell
+/// the stages of an import apart); its result, or why it gave none.
+fn on_thread<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<tokio::sync::oneshot::Receiver<T>, ImportError> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let _ = done.send(work());
+        })
+        .map_err(ImportError::Sink)?;
+    Ok(result)
+}
+
 /// The outcome of a line as sinks and results files see it.
 fn line_result<'a>(line: &'a ParsedLine, decision: &'a plan::Decision) -> LineResult<'a> {
     LineResult {
@@ -436,10 +463,44 @@ fn line_result<'a>(line: &'a ParsedLine, decision: &'a plan::Decision) -> LineRe
     }
 }
 
-/// Decides every line the reader sends, against `snapshot`, handing each decided chunk to
-/// the writer when there is one.
+/// Bytes of the shortest line worth counting, for telling how many lines a file of some size
+/// may hold.
+const MIN_LINE_BYTES: u64 = 32;
+/// Stored rows an index scan reads in the time it takes to look up one line.
+const SCAN_ROWS_PER_LINE: u64 = 8;
+/// A store this small is indexed whatever the file's size: its scan costs next to nothing.
+const SMALL_STORE_ROWS: i64 = 20_000;
+/// The most memory an index of the store may take; a larger store is looked up line by line.
+const INDEX_BUDGET: u64 = 96 << 20;
+
+/// The index of the store to decide against, when the file is large enough against the
+/// store for scanning it to cost less than looking its lines up, and the index fits its
+/// budget; else `None`, and each batch of lines is looked up.
+async fn against(
+    snapshot: &mut ImportSnapshot,
+    options: &ImportOptions,
+) -> Result<Option<StoreIndex>, ImportError> {
+    let counts = snapshot.counts(options.kind).await?;
+    let rows = counts.users.saturating_add(counts.accounts);
+    let large = match options.size_hint {
+        Some(bytes) => {
+            (bytes / MIN_LINE_BYTES).saturating_mul(SCAN_ROWS_PER_LINE) >= rows.unsigned_abs()
+        }
+        None => rows <= SMALL_STORE_ROWS,
+    };
+    if !large || index::index_bytes(counts.users, counts.accounts) > INDEX_BUDGET {
+        return Ok(None);
+    }
+    let index = StoreIndex::new(counts.users, counts.accounts);
+    Ok(Some(snapshot.scan(options.kind, index).await?.finish()))
+}
+
+/// Decides every line the reader sends, against `snapshot` (through `index` when there is
+/// one), handing each decided chunk to the writer when there is one.
+#[allow(clippy::too_many_arguments)]
 async fn decide_all(
-    snapshot: &mut crate::store::Tx,
+    snapshot: &mut ImportSnapshot,
+    index: Option<&StoreIndex>,
     keys: &Keys,
     options: &ImportOptions,
     mode: Mode<'_>,
@@ -465,7 +526,7 @@ async fn decide_all(
                             actor: actor.to_owned(),
                             options: options_json(options),
                             encoding: opened.detected.encoding,
-                            delimiter: opened.delimiter,
+                            delimiter: opened.delimiter.to_string(),
                             header: opened.header,
                         }))
                         .await?;
@@ -475,20 +536,7 @@ async fn decide_all(
             }
             read::Message::Lines(lines) => lines,
         };
-        let emails: BTreeSet<&str> = lines
-            .iter()
-            .filter_map(|l| match &l.check {
-                Checked::Valid(row) => Some(row.user_norm.as_str()),
-                _ => None,
-            })
-            .collect();
-        let emails: Vec<&str> = emails.into_iter().collect();
-        let users = if emails.is_empty() {
-            HashMap::new()
-        } else {
-            snapshot.users_with_accounts(kind, &emails).await?
-        };
-        let decisions = plan::decide(kind, &lines, &users);
+        let decisions = decide_chunk(snapshot, index, keys, kind, &lines).await?;
         for (line, d) in lines.iter().zip(&decisions) {
             counts.count(d.outcome);
             fingerprint.update(line.line.to_le_bytes());
@@ -510,12 +558,16 @@ async fn decide_all(
             // Passwords are sealed only for the accounts that will be written: sealing every
             // line would make an unchanged re-import cost as much as the first one.
             let sealed = plan::seal(kind, keys, &lines, &decisions);
+            let results =
+                report::deflate_run(lines.iter().zip(&decisions).map(|(l, d)| line_result(l, d)))
+                    .map_err(ImportError::Sink)?;
             writer
-                .send(write::Work::Lines {
+                .send(write::Work::Lines(write::Chunk {
                     lines,
                     decisions,
                     sealed,
-                })
+                    results,
+                }))
                 .await?;
         }
     }
@@ -527,6 +579,41 @@ async fn decide_all(
         not_applied,
         fingerprint,
     })
+}
+
+/// Decides one chunk: through the index where it can tell, else by looking the users of
+/// the lines up.
+async fn decide_chunk(
+    snapshot: &mut ImportSnapshot,
+    index: Option<&StoreIndex>,
+    keys: &Keys,
+    kind: AccountKind,
+    lines: &[ParsedLine],
+) -> Result<Vec<plan::Decision>, ImportError> {
+    let known = match index {
+        Some(index) => plan::decide_indexed(kind, lines, index),
+        None => lines.iter().map(|_| None).collect(),
+    };
+    let emails: BTreeSet<&str> = lines
+        .iter()
+        .zip(&known)
+        .filter(|(_, known)| known.is_none())
+        .filter_map(|(l, _)| match &l.check {
+            Checked::Valid(row) => Some(row.user_norm.as_str()),
+            _ => None,
+        })
+        .collect();
+    let users = if emails.is_empty() {
+        HashMap::new()
+    } else {
+        let emails = emails.into_iter().map(str::to_owned).collect();
+        snapshot.users_with_accounts(kind, emails).await?
+    };
+    Ok(lines
+        .iter()
+        .zip(known)
+        .map(|(line, known)| known.unwrap_or_else(|| plan::decide_line(kind, keys, line, &users)))
+        .collect())
 }
 
 fn options_json(options: &ImportOptions) -> String {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::index::{Known, StoreIndex};
 use super::schema;
 use super::validate::{Checked, GivenPassword, ParsedLine, ValidRow};
 use crate::crypto::{self, Keys, PasswordColumn};
@@ -21,6 +22,8 @@ pub struct Decision {
     pub message: String,
     /// The owner's store id, for the lines to write (added and updated).
     pub write_for: Option<i64>,
+    /// The stored account's id, for the lines that update one.
+    pub account: Option<i64>,
 }
 
 /// The ciphertexts of one line's passwords, sealed for storage.
@@ -30,80 +33,143 @@ pub struct Ciphertexts {
     outgoing_password: Option<Vec<u8>>,
 }
 
-/// Decides the lines of one chunk, one decision per line. `users` holds, for every user
-/// email of the chunk that exists, the user's stored accounts of `kind`.
-pub fn decide(
+/// Decides one line. `users` holds, for every user email of the line's chunk that exists,
+/// the user's stored accounts of `kind`; `keys` compares passwords with MACs stored by older
+/// versions.
+pub fn decide_line(
+    kind: AccountKind,
+    keys: &Keys,
+    line: &ParsedLine,
+    users: &HashMap<String, UserAccounts>,
+) -> Decision {
+    let row = match unmatched(line) {
+        Ok(row) => row,
+        Err(decision) => return decision,
+    };
+    let Some(user) = users.get(&row.user_norm) else {
+        return discarded(line);
+    };
+    let stored = user
+        .accounts
+        .iter()
+        .find(|a| a.address_norm == row.address_norm);
+    match stored {
+        None => applied(Outcome::Added, String::new(), user.user_id, None),
+        Some(stored) => applied_changes(
+            &changes(kind, keys, row, &line.address, stored),
+            user.user_id,
+            stored.id,
+        ),
+    }
+}
+
+/// Decides the lines `index` can settle without a look-up, in order; `None` for each line
+/// that needs one (decide those with [`decide_line`]).
+pub fn decide_indexed(
     kind: AccountKind,
     lines: &[ParsedLine],
-    users: &HashMap<String, UserAccounts>,
-) -> Vec<Decision> {
+    index: &StoreIndex,
+) -> Vec<Option<Decision>> {
     lines
         .iter()
         .map(|line| {
-            let decision = |outcome, field, message| Decision {
-                outcome,
-                field,
-                message,
-                write_for: None,
+            let row = match unmatched(line) {
+                Ok(row) => row,
+                Err(decision) => return Some(decision),
             };
-            match &line.check {
-                Checked::Rejected { field, message } => {
-                    decision(Outcome::Rejected, *field, message.clone())
+            let Some(user_id) = index.user(&row.user_norm) else {
+                return Some(discarded(line));
+            };
+            match index.account(user_id, line) {
+                Known::New => Some(applied(Outcome::Added, String::new(), user_id, None)),
+                Known::Stored { id, passwords } => {
+                    let names: Vec<&str> = passwords
+                        .into_iter()
+                        .map(|i| schema::password_column_name(kind, i))
+                        .collect();
+                    Some(applied_changes(&names, user_id, id))
                 }
-                Checked::Duplicate { first } => decision(
-                    Outcome::Duplicate,
-                    None,
-                    format!("same user, type and address as line {first}"),
-                ),
-                Checked::Valid(row) => match users.get(&row.user_norm) {
-                    None => decision(
-                        Outcome::Discarded,
-                        None,
-                        format!("no user with email {}", line.user_email),
-                    ),
-                    Some(user) => {
-                        let stored = user
-                            .accounts
-                            .iter()
-                            .find(|a| a.address_norm == row.address_norm);
-                        let (outcome, message) = match stored {
-                            None => (Outcome::Added, String::new()),
-                            Some(stored) => match changes(kind, row, &line.address, stored) {
-                                changed if changed.is_empty() => {
-                                    (Outcome::Unchanged, String::new())
-                                }
-                                changed => {
-                                    (Outcome::Updated, format!("changed {}", changed.join(", ")))
-                                }
-                            },
-                        };
-                        Decision {
-                            outcome,
-                            field: None,
-                            message,
-                            write_for: (outcome != Outcome::Unchanged).then_some(user.user_id),
-                        }
-                    }
-                },
+                Known::Unsure => None,
             }
         })
         .collect()
+}
+
+/// A valid line's row, or the decision of a line that is not valid.
+fn unmatched(line: &ParsedLine) -> Result<&ValidRow, Decision> {
+    let decision = |outcome, field, message| Decision {
+        outcome,
+        field,
+        message,
+        write_for: None,
+        account: None,
+    };
+    match &line.check {
+        Checked::Valid(row) => Ok(row),
+        Checked::Rejected { field, message } => {
+            Err(decision(Outcome::Rejected, *field, message.clone()))
+        }
+        Checked::Duplicate { first } => Err(decision(
+            Outcome::Duplicate,
+            None,
+            format!("same user, type and address as line {first}"),
+        )),
+    }
+}
+
+fn discarded(line: &ParsedLine) -> Decision {
+    Decision {
+        outcome: Outcome::Discarded,
+        field: None,
+        message: format!("no user with email {}", line.user_email),
+        write_for: None,
+        account: None,
+    }
+}
+
+/// The stored account `account` of user `user_id`: unchanged when nothing changed, else
+/// updated saying what.
+fn applied_changes(changed: &[&str], user_id: i64, account: i64) -> Decision {
+    if changed.is_empty() {
+        applied(Outcome::Unchanged, String::new(), user_id, Some(account))
+    } else {
+        applied(
+            Outcome::Updated,
+            format!("changed {}", changed.join(", ")),
+            user_id,
+            Some(account),
+        )
+    }
+}
+
+fn applied(outcome: Outcome, message: String, user_id: i64, account: Option<i64>) -> Decision {
+    Decision {
+        outcome,
+        field: None,
+        message,
+        write_for: (outcome != Outcome::Unchanged).then_some(user_id),
+        account,
+    }
 }
 
 /// The canonical names of the columns whose values differ from the stored account. A blank
 /// password (none given) never counts as a change: it keeps the stored one.
 fn changes(
     kind: AccountKind,
+    keys: &Keys,
     row: &ValidRow,
     address: &str,
     stored: &StoredAccount,
 ) -> Vec<&'static str> {
     let names = schema::columns(kind);
     let name = |i: usize| names[i].name;
-    let differs_mac = |given: &Option<GivenPassword>, stored: &Option<Vec<u8>>| {
-        given
-            .as_ref()
-            .is_some_and(|g| stored.as_deref() != Some(&g.mac[..]))
+    let differs_mac = |given: &Option<GivenPassword>, stored: &Option<Vec<u8>>, column| {
+        given.as_ref().is_some_and(|g| {
+            stored.as_deref().is_none_or(|stored| {
+                let aad = crypto::account_aad(kind, &row.user_norm, &row.address_norm, column);
+                !keys.mac_matches(stored, &g.mac, &aad, g.secret.expose())
+            })
+        })
     };
     let mut changed = Vec::new();
     match kind {
@@ -114,7 +180,7 @@ fn changes(
                 (stored.display_name != row.display_name, DISPLAY_NAME),
                 (stored.username != row.username, INCOMING_USERNAME),
                 (
-                    differs_mac(&row.password, &stored.password_mac),
+                    differs_mac(&row.password, &stored.password_mac, PasswordColumn::Primary),
                     INCOMING_PASSWORD,
                 ),
                 (
@@ -122,7 +188,11 @@ fn changes(
                     OUTGOING_USERNAME,
                 ),
                 (
-                    differs_mac(&row.outgoing_password, &stored.outgoing_password_mac),
+                    differs_mac(
+                        &row.outgoing_password,
+                        &stored.outgoing_password_mac,
+                        PasswordColumn::Outgoing,
+                    ),
                     OUTGOING_PASSWORD,
                 ),
             ];
@@ -134,7 +204,10 @@ fn changes(
                 (stored.address != address, ADDRESS),
                 (stored.username != row.username, USERNAME),
                 (stored.domain != row.domain, DOMAIN),
-                (differs_mac(&row.password, &stored.password_mac), PASSWORD),
+                (
+                    differs_mac(&row.password, &stored.password_mac, PasswordColumn::Primary),
+                    PASSWORD,
+                ),
             ];
             changed.extend(checks.iter().filter(|c| c.0).map(|c| name(c.1)));
         }
@@ -199,6 +272,7 @@ pub fn writes<'a>(
             Some((
                 d.outcome,
                 AccountWrite {
+                    id: d.account,
                     user_id,
                     address: &line.address,
                     address_norm: &row.address_norm,
@@ -219,6 +293,18 @@ mod tests {
     use crate::csv::{ColumnMap, Record};
     use crate::import::validate::Validator;
 
+    fn decide(
+        kind: AccountKind,
+        keys: &Keys,
+        lines: &[ParsedLine],
+        users: &HashMap<String, UserAccounts>,
+    ) -> Vec<Decision> {
+        lines
+            .iter()
+            .map(|line| decide_line(kind, keys, line, users))
+            .collect()
+    }
+
     fn parse(rows: &[[&str; 5]]) -> Vec<ParsedLine> {
         let columns = ColumnMap::positional(&schema::EXCHANGE);
         let mut v = Validator::new(AccountKind::Exchange, columns, Keys::from_master(&[3; 32]));
@@ -228,8 +314,9 @@ mod tests {
             .collect()
     }
 
-    fn stored(address: &str, mac: Option<[u8; 16]>) -> StoredAccount {
+    fn stored(address: &str, mac: Option<crate::crypto::PasswordMac>) -> StoredAccount {
         StoredAccount {
+            id: 1,
             address: address.into(),
             address_norm: address.to_lowercase(),
             display_name: None,
@@ -286,7 +373,8 @@ mod tests {
             },
         )]);
 
-        let decisions = decide(AccountKind::Exchange, &lines, &users);
+        let keys = Keys::from_master(&[3; 32]);
+        let decisions = decide(AccountKind::Exchange, &keys, &lines, &users);
         let outcomes: Vec<(Outcome, &str)> = decisions
             .iter()
             .map(|d| (d.outcome, d.message.as_str()))
@@ -307,7 +395,6 @@ mod tests {
             decisions[0].write_for.is_none(),
             "unchanged lines write nothing"
         );
-        let keys = Keys::from_master(&[3; 32]);
         let sealed = seal(AccountKind::Exchange, &keys, &lines, &decisions);
         let written: Vec<(Outcome, &str)> = writes(&lines, &decisions, &sealed)
             .map(|(outcome, w)| (outcome, w.address))
@@ -346,7 +433,7 @@ mod tests {
                 "CORP",
                 password,
             ]]);
-            let decisions = decide(AccountKind::Exchange, &lines, &users);
+            let decisions = decide(AccountKind::Exchange, &keys, &lines, &users);
             (decisions[0].outcome, decisions[0].message.clone())
         };
         assert_eq!(outcome(""), (Outcome::Unchanged, String::new()));

@@ -16,7 +16,12 @@ use super::validate::{ParsedLine, Validator};
 use super::{ColumnReport, HeaderChoice, ImportError, ImportOptions, Progress, SampleRow};
 use crate::crypto::Keys;
 use crate::csv::{self, ColumnMap, Delimiter, Detected, ReadOptions, Record};
-use crate::store::BATCH;
+
+/// Lines sent at a time.
+const CHUNK: usize = 2048;
+/// Chunks read ahead of the side that decides them: enough for reading to go on while that
+/// side scans the store before deciding the first line.
+const AHEAD: usize = 8;
 
 /// Cells of a sample row sent back at most.
 const SAMPLE_CELLS: usize = 64;
@@ -54,19 +59,20 @@ pub struct FileDigest {
 /// What a masked password looks like in previews: fixed, so it does not tell the length.
 pub const MASK: &str = "••••••••";
 
-/// Starts reading `input` on a blocking thread.
+/// The file's digest, once every line has been read.
+pub type Finished = tokio::sync::oneshot::Receiver<Result<FileDigest, ImportError>>;
+
+/// Starts reading `input` on a thread of its own: the lines come on the receiver, the
+/// file's digest once it has all been read.
 pub fn spawn(
     input: impl Read + Send + 'static,
     options: &ImportOptions,
     keys: Keys,
-) -> (
-    mpsc::Receiver<Message>,
-    tokio::task::JoinHandle<Result<FileDigest, ImportError>>,
-) {
-    let (sender, receiver) = mpsc::channel(4);
+) -> Result<(mpsc::Receiver<Message>, Finished), ImportError> {
+    let (sender, receiver) = mpsc::channel(AHEAD);
     let options = options.clone();
-    let handle = tokio::task::spawn_blocking(move || read(input, &options, keys, &sender));
-    (receiver, handle)
+    let digest = super::on_thread("import-read", move || read(input, &options, keys, &sender))?;
+    Ok((receiver, digest))
 }
 
 fn read(
@@ -139,7 +145,7 @@ fn read(
 
     let mut validator = Validator::new(options.kind, columns, keys);
     let mut sample = Vec::new();
-    let mut chunk = Vec::with_capacity(BATCH);
+    let mut chunk = Vec::with_capacity(CHUNK);
     let mut have_record = !header;
     loop {
         if !have_record && !csv.read(&mut record)? {
@@ -168,7 +174,7 @@ fn read(
         if let Some(progress) = &options.progress {
             progress.rows.fetch_add(1, Ordering::Relaxed);
         }
-        if chunk.len() == BATCH
+        if chunk.len() == CHUNK
             && sender
                 .blocking_send(Message::Lines(std::mem::take(&mut chunk)))
                 .is_err()

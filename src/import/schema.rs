@@ -127,6 +127,17 @@ pub fn columns(kind: AccountKind) -> &'static [Column] {
     }
 }
 
+/// The canonical name of a kind's password column: 0 the primary (incoming or Exchange)
+/// password, 1 the outgoing one.
+pub fn password_column_name(kind: AccountKind, which: usize) -> &'static str {
+    let position = match (kind, which) {
+        (AccountKind::Email, 0) => email::INCOMING_PASSWORD,
+        (AccountKind::Email, _) => email::OUTGOING_PASSWORD,
+        (AccountKind::Exchange, _) => exchange::PASSWORD,
+    };
+    columns(kind)[position].name
+}
+
 /// Whether a column holds a password (masked in previews, never echoed).
 pub fn is_password(name: &str) -> bool {
     name.ends_with("_password")

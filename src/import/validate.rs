@@ -4,7 +4,7 @@
 
 use super::schema::{self, email, exchange};
 use super::seen::FirstSeen;
-use crate::crypto::{self, Keys, MAC_LEN, PasswordColumn};
+use crate::crypto::{Keys, PasswordColumn, PasswordMac};
 use crate::csv::{Column, ColumnMap, Record};
 use crate::model::{
     AccountKind, EmailError, Secret, excerpt, normalize_email, quoted, unstorable_character,
@@ -78,7 +78,7 @@ pub struct GivenPassword {
     /// The password.
     pub secret: Secret,
     /// Its MAC, bound to the account and column.
-    pub mac: [u8; MAC_LEN],
+    pub mac: PasswordMac,
 }
 
 /// Checks the lines of one file.
@@ -307,10 +307,11 @@ impl Validator {
         if let Some(reason) = unstorable_character(cell) {
             return Err(reject(field, reason));
         }
-        let aad = crypto::account_aad(self.kind, user_norm, address_norm, column);
         Ok(Some(GivenPassword {
             secret: Secret::new(cell),
-            mac: self.keys.mac(&aad, cell),
+            mac: self
+                .keys
+                .account_mac(self.kind, user_norm, address_norm, column, cell),
         }))
     }
 }

@@ -1,17 +1,21 @@
-//! The writing side of a committed import: one transaction, in a task of its own, applying
-//! decided chunks as they come: the accounts to add or change, the lines not applied, and a
-//! deflated run of the results file.
+//! The writing side of a committed import: one transaction, applying decided chunks as they
+//! come (the accounts to add or change, the lines not applied, a deflated run of the results
+//! file), then the import's record and the commit. On SQLite it runs on a thread of its own
+//! over a connection of its own ([`SqliteBulk`]); on PostgreSQL, in a task on the import's
+//! sqlx transaction.
+
+use std::path::PathBuf;
 
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::ImportError;
 use super::plan::{self, Ciphertexts, Decision};
 use super::validate::ParsedLine;
-use super::{ImportError, line_result, report};
-use crate::csv::{Delimiter, Encoding};
-use crate::model::{AccountKind, Outcome};
+use crate::csv::Encoding;
+use crate::model::{AccountKind, Counts, Outcome};
 use crate::secrets::SecretsError;
-use crate::store::{LineRecord, NewImport, Store, Tx};
+use crate::store::{AccountWrite, LineRecord, NewImport, PgBulk, SqliteBulk, Store, StoreError};
 
 /// The import's record, sent once the file is open.
 pub struct Start {
@@ -25,10 +29,22 @@ pub struct Start {
     pub options: String,
     /// Encoding read.
     pub encoding: Encoding,
-    /// Delimiter split on.
-    pub delimiter: Delimiter,
+    /// Delimiter split on, as stored.
+    pub delimiter: String,
     /// Header row present.
     pub header: bool,
+}
+
+/// A decided chunk of lines, ready to write.
+pub struct Chunk {
+    /// The chunk's lines.
+    pub lines: Vec<ParsedLine>,
+    /// One decision per line.
+    pub decisions: Vec<Decision>,
+    /// One set of ciphertexts per line.
+    pub sealed: Vec<Ciphertexts>,
+    /// The chunk's rows of the results file, deflated.
+    pub results: Vec<u8>,
 }
 
 /// What the writer is given.
@@ -36,20 +52,42 @@ pub enum Work {
     /// Record the import.
     Start(Start),
     /// Apply a decided chunk.
-    Lines {
-        /// The chunk's lines.
-        lines: Vec<ParsedLine>,
-        /// One decision per line.
-        decisions: Vec<Decision>,
-        /// One set of ciphertexts per line.
-        sealed: Vec<Ciphertexts>,
-    },
+    Lines(Chunk),
+}
+
+/// What the import's record gets once every line is written, and the audit entry.
+pub struct Finish<'a> {
+    /// Import id.
+    pub id: Uuid,
+    /// Outcome counts.
+    pub counts: &'a Counts,
+    /// SHA-256 of the file, hex.
+    pub file_sha256: &'a str,
+    /// Who, for the audit log.
+    pub actor: &'a str,
+    /// What was imported, for the audit log.
+    pub source: &'a str,
+    /// Audit details.
+    pub details: serde_json::Value,
 }
 
 /// A running writer.
 pub struct Writer {
     work: mpsc::Sender<Work>,
-    task: tokio::task::JoinHandle<Result<Tx, ImportError>>,
+    running: Running,
+}
+
+enum Running {
+    Sqlite(tokio::sync::oneshot::Receiver<Result<SqliteBulk, ImportError>>),
+    Postgres(tokio::task::JoinHandle<Result<PgBulk, ImportError>>),
+}
+
+/// Every chunk written; the transaction still open, to be committed or rolled back.
+pub enum Written {
+    /// On SQLite's own connection.
+    Sqlite(SqliteBulk),
+    /// On PostgreSQL.
+    Postgres(PgBulk),
 }
 
 /// Starts a writer: its transaction has begun (and, on SQLite, holds the write lock) when
@@ -57,22 +95,164 @@ pub struct Writer {
 /// It also holds the store's key check, which must still name `key_id`, the key the
 /// import seals with: a rotation waits for the import, or the import writes nothing.
 pub async fn start(store: &Store, kind: AccountKind, key_id: &str) -> Result<Writer, ImportError> {
-    let mut tx = store.begin_bulk().await?;
-    if tx.hold_key_check(false).await?.as_deref() != Some(key_id) {
-        tx.rollback().await?;
-        return Err(SecretsError::Rotated.into());
-    }
     let (work, queue) = mpsc::channel(4);
-    let task = tokio::spawn(async move {
-        match apply(&mut tx, kind, queue).await {
-            Ok(()) => Ok(tx),
+    let running = match store.sqlite_file() {
+        Some(path) => Running::Sqlite(start_sqlite(path, kind, key_id, queue).await?),
+        None => {
+            let mut tx = PgBulk::begin(store).await?;
+            if tx.hold_key_check().await?.as_deref() != Some(key_id) {
+                tx.rollback().await?;
+                return Err(SecretsError::Rotated.into());
+            }
+            Running::Postgres(tokio::spawn(async move {
+                match apply_postgres(&mut tx, kind, queue).await {
+                    Ok(()) => Ok(tx),
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        Err(e)
+                    }
+                }
+            }))
+        }
+    };
+    Ok(Writer { work, running })
+}
+
+/// Begins the transaction on a thread of its own and returns once it holds the write lock.
+async fn start_sqlite(
+    path: PathBuf,
+    kind: AccountKind,
+    key_id: &str,
+    mut queue: mpsc::Receiver<Work>,
+) -> Result<tokio::sync::oneshot::Receiver<Result<SqliteBulk, ImportError>>, ImportError> {
+    let (begun, started) = tokio::sync::oneshot::channel();
+    let key_id = key_id.to_owned();
+    let thread = super::on_thread("import-write", move || {
+        let opened = SqliteBulk::begin(&path).and_then(|mut bulk| {
+            let held = bulk.hold_key_check()?;
+            Ok((bulk, held))
+        });
+        let mut bulk = match opened {
+            Ok((bulk, held)) if held.as_deref() == Some(key_id.as_str()) => {
+                let _ = begun.send(Ok(()));
+                bulk
+            }
+            Ok((bulk, _)) => {
+                let _ = bulk.rollback();
+                let _ = begun.send(Err(ImportError::Key(SecretsError::Rotated)));
+                return Err(ImportError::Stopped);
+            }
             Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
+                let _ = begun.send(Err(e.into()));
+                return Err(ImportError::Stopped);
+            }
+        };
+        let mut id = Uuid::nil();
+        while let Some(work) = queue.blocking_recv() {
+            let applied = match work {
+                Work::Start(start) => {
+                    id = start.id;
+                    bulk.insert_import(&new_import(&start, kind))
+                }
+                Work::Lines(chunk) => {
+                    let writes = writes(&chunk);
+                    bulk.insert_accounts(kind, &writes.added)
+                        .and_then(|()| bulk.update_accounts(&writes.updated))
+                        .and_then(|()| bulk.insert_import_lines(id, &writes.not_applied))
+                        .and_then(|()| {
+                            bulk.insert_import_results(id, writes.first_line, &chunk.results)
+                        })
+                }
+            };
+            if let Err(e) = applied {
+                let _ = bulk.rollback();
+                return Err(e.into());
             }
         }
+        Ok(bulk)
+    })?;
+    started.await.map_err(|_| ImportError::Stopped)??;
+    Ok(thread)
+}
+
+async fn apply_postgres(
+    tx: &mut PgBulk,
+    kind: AccountKind,
+    mut queue: mpsc::Receiver<Work>,
+) -> Result<(), ImportError> {
+    let mut id = Uuid::nil();
+    while let Some(work) = queue.recv().await {
+        match work {
+            Work::Start(start) => {
+                id = start.id;
+                tx.insert_import(&new_import(&start, kind)).await?;
+            }
+            Work::Lines(chunk) => {
+                let writes = writes(&chunk);
+                tx.insert_accounts(kind, &writes.added).await?;
+                tx.update_accounts(&writes.updated).await?;
+                tx.insert_import_lines(id, &writes.not_applied).await?;
+                tx.insert_import_results(id, writes.first_line, &chunk.results)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn new_import(start: &Start, kind: AccountKind) -> NewImport<'_> {
+    NewImport {
+        id: start.id,
+        kind,
+        source: &start.source,
+        file_sha256: "",
+        actor: &start.actor,
+        options: &start.options,
+        encoding: start.encoding.as_str(),
+        delimiter: &start.delimiter,
+        header: start.header,
+    }
+}
+
+/// What one chunk writes.
+struct Writes<'a> {
+    added: Vec<AccountWrite<'a>>,
+    updated: Vec<AccountWrite<'a>>,
+    not_applied: Vec<LineRecord<'a>>,
+    first_line: u64,
+}
+
+fn writes(chunk: &Chunk) -> Writes<'_> {
+    // New accounts go in with a plain insert, a quarter cheaper in SQLite than an upsert,
+    // and in key order: the key index is then filled page by page rather than at random.
+    let (mut added, mut updated): (Vec<_>, Vec<_>) =
+        plan::writes(&chunk.lines, &chunk.decisions, &chunk.sealed)
+            .partition(|(outcome, _)| *outcome == Outcome::Added);
+    added.sort_unstable_by(|(_, a), (_, b)| {
+        (a.user_id, a.address_norm).cmp(&(b.user_id, b.address_norm))
     });
-    Ok(Writer { work, task })
+    // Updates in storage order, for the same reason.
+    updated.sort_unstable_by_key(|(_, a)| a.id);
+    let not_applied = chunk
+        .lines
+        .iter()
+        .zip(&chunk.decisions)
+        .filter(|(_, d)| !d.outcome.applied())
+        .map(|(line, d)| LineRecord {
+            line: line.line,
+            outcome: d.outcome,
+            field: d.field,
+            message: &d.message,
+            user_email: &line.user_email,
+            account_address: &line.address,
+        })
+        .collect();
+    Writes {
+        added: added.into_iter().map(|(_, w)| w).collect(),
+        updated: updated.into_iter().map(|(_, w)| w).collect(),
+        not_applied,
+        first_line: chunk.lines.first().map_or(0, |l| l.line),
+    }
 }
 
 impl Writer {
@@ -87,79 +267,69 @@ impl Writer {
 
     /// Waits for every chunk to be written; the transaction is left open for the caller to
     /// commit or roll back.
-    pub async fn finish(self) -> Result<Tx, ImportError> {
+    pub async fn finish(self) -> Result<Written, ImportError> {
         drop(self.work);
-        self.task
-            .await
-            .map_err(|e| ImportError::Sink(std::io::Error::other(e)))?
+        let joined = |e: tokio::task::JoinError| ImportError::Sink(std::io::Error::other(e));
+        match self.running {
+            Running::Sqlite(thread) => Ok(Written::Sqlite(
+                thread.await.unwrap_or(Err(ImportError::Stopped))?,
+            )),
+            Running::Postgres(task) => Ok(Written::Postgres(task.await.map_err(joined)??)),
+        }
     }
 
     /// Ends the writer and undoes what it wrote; its error, if it had failed.
     pub async fn abandon(self) -> Result<(), ImportError> {
-        let tx = self.finish().await?;
-        tx.rollback().await?;
+        self.finish().await?.rollback().await
+    }
+}
+
+impl Written {
+    /// Undoes every write.
+    pub async fn rollback(self) -> Result<(), ImportError> {
+        match self {
+            Written::Sqlite(bulk) => blocking(move || bulk.rollback()).await?,
+            Written::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// Records the import's counts and the audit entry, and commits.
+    pub async fn commit(self, finish: Finish<'_>) -> Result<(), ImportError> {
+        match self {
+            Written::Sqlite(mut bulk) => {
+                bulk.finish_import(finish.id, finish.counts, finish.file_sha256)?;
+                bulk.audit(
+                    finish.actor,
+                    "accounts.import",
+                    finish.source,
+                    &finish.details,
+                )?;
+                // The commit may run a WAL checkpoint, which copies the whole import.
+                blocking(move || bulk.commit()).await?;
+            }
+            Written::Postgres(mut tx) => {
+                tx.finish_import(finish.id, finish.counts, finish.file_sha256)
+                    .await?;
+                tx.audit(
+                    finish.actor,
+                    "accounts.import",
+                    finish.source,
+                    &finish.details,
+                )
+                .await?;
+                tx.commit().await?;
+            }
+        }
         Ok(())
     }
 }
 
-async fn apply(
-    tx: &mut Tx,
-    kind: AccountKind,
-    mut queue: mpsc::Receiver<Work>,
+async fn blocking(
+    f: impl FnOnce() -> Result<(), StoreError> + Send + 'static,
 ) -> Result<(), ImportError> {
-    let mut id = Uuid::nil();
-    while let Some(work) = queue.recv().await {
-        match work {
-            Work::Start(start) => {
-                id = start.id;
-                tx.insert_import(&NewImport {
-                    id,
-                    kind,
-                    source: &start.source,
-                    file_sha256: "",
-                    actor: &start.actor,
-                    options: &start.options,
-                    encoding: start.encoding.as_str(),
-                    delimiter: &start.delimiter.to_string(),
-                    header: start.header,
-                })
-                .await?;
-            }
-            Work::Lines {
-                lines,
-                decisions,
-                sealed,
-            } => {
-                // New accounts go in with a plain insert, a quarter cheaper in SQLite than an
-                // upsert; only changed ones need the update.
-                let (added, updated): (Vec<_>, Vec<_>) = plan::writes(&lines, &decisions, &sealed)
-                    .partition(|(outcome, _)| *outcome == Outcome::Added);
-                let added: Vec<_> = added.into_iter().map(|(_, w)| w).collect();
-                let updated: Vec<_> = updated.into_iter().map(|(_, w)| w).collect();
-                tx.insert_accounts(kind, &added).await?;
-                tx.update_accounts(kind, &updated).await?;
-                let not_applied: Vec<LineRecord<'_>> = lines
-                    .iter()
-                    .zip(&decisions)
-                    .filter(|(_, d)| !d.outcome.applied())
-                    .map(|(line, d)| LineRecord {
-                        line: line.line,
-                        outcome: d.outcome,
-                        field: d.field,
-                        message: &d.message,
-                        user_email: &line.user_email,
-                        account_address: &line.address,
-                    })
-                    .collect();
-                tx.insert_import_lines(id, &not_applied).await?;
-                let run = report::deflate_run(
-                    lines.iter().zip(&decisions).map(|(l, d)| line_result(l, d)),
-                )
-                .map_err(ImportError::Sink)?;
-                let first = lines.first().map_or(0, |l| l.line);
-                tx.insert_import_results(id, first, &run).await?;
-            }
-        }
-    }
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ImportError::Sink(std::io::Error::other(e)))??;
     Ok(())
 }

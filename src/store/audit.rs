@@ -2,6 +2,10 @@
 
 use super::{StoreError, Tx, now_ms, on_tx};
 
+/// One entry of the audit log.
+pub(super) const INSERT_AUDIT: &str =
+    "INSERT INTO audit_log (at, actor, action, subject, details) VALUES ($1, $2, $3, $4, $5)";
+
 impl Tx {
     /// Records that `actor` did `action` to `subject`, with JSON `details`.
     pub async fn audit(
@@ -11,9 +15,8 @@ impl Tx {
         subject: &str,
         details: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        const SQL: &str = "INSERT INTO audit_log (at, actor, action, subject, details) VALUES ($1, $2, $3, $4, $5)";
         on_tx!(self, conn => {
-            sqlx::query(SQL)
+            sqlx::query(INSERT_AUDIT)
                 .bind(now_ms())
                 .bind(actor)
                 .bind(action)

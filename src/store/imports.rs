@@ -103,19 +103,35 @@ pub struct StoredLine {
     pub account_address: String,
 }
 
-fn int(n: u64) -> i64 {
+/// A count or line number as the stores keep it.
+pub(super) fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+/// The start of an import; its counts are filled in by [`FINISH_IMPORT`].
+pub(super) const INSERT_IMPORT: &str = "INSERT INTO imports (id, kind, source, file_sha256, \
+     actor, options, encoding, delimiter, header, rows, added, updated, unchanged, discarded, \
+     rejected, duplicates, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, 0, 0, 0, 0, 0, $10)";
+
+/// One line of an import that was not applied.
+pub(super) const INSERT_IMPORT_LINE: &str = "INSERT INTO import_lines (import_id, line, outcome, \
+     field, message, user_email, account_address) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// One run of an import's results file.
+pub(super) const INSERT_IMPORT_RESULTS: &str =
+    "INSERT INTO import_results (import_id, first_line, csv_deflated) VALUES ($1, $2, $3)";
+
+/// An import's counts and file digest, once it has read every line.
+pub(super) const FINISH_IMPORT: &str = "UPDATE imports SET rows = $1, added = $2, updated = $3, \
+     unchanged = $4, discarded = $5, rejected = $6, duplicates = $7, file_sha256 = $8 \
+     WHERE id = $9";
 
 impl Tx {
     /// Records the start of an import; [`Tx::finish_import`] fills in its counts.
     pub async fn insert_import(&mut self, import: &NewImport<'_>) -> Result<(), StoreError> {
-        const SQL: &str = "INSERT INTO imports (id, kind, source, file_sha256, actor, options, \
-             encoding, delimiter, header, rows, added, updated, unchanged, discarded, rejected, \
-             duplicates, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, 0, 0, 0, 0, 0, $10)";
         on_tx!(self, conn => {
-            sqlx::query(SQL)
+            sqlx::query(INSERT_IMPORT)
                 .bind(import.id)
                 .bind(import.kind.as_str())
                 .bind(import.source)
@@ -168,10 +184,8 @@ impl Tx {
         first_line: u64,
         csv_deflated: &[u8],
     ) -> Result<(), StoreError> {
-        const SQL: &str =
-            "INSERT INTO import_results (import_id, first_line, csv_deflated) VALUES ($1, $2, $3)";
         on_tx!(self, conn => {
-            sqlx::query(SQL)
+            sqlx::query(INSERT_IMPORT_RESULTS)
                 .bind(id)
                 .bind(int(first_line))
                 .bind(csv_deflated)
@@ -189,11 +203,8 @@ impl Tx {
         counts: &Counts,
         file_sha256: &str,
     ) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE imports SET rows = $2, added = $3, updated = $4, unchanged = $5, \
-             discarded = $6, rejected = $7, duplicates = $8, file_sha256 = $9 WHERE id = $1";
         on_tx!(self, conn => {
-            sqlx::query(SQL)
-                .bind(id)
+            sqlx::query(FINISH_IMPORT)
                 .bind(int(counts.rows))
                 .bind(int(counts.added))
                 .bind(int(counts.updated))
@@ -202,6 +213,7 @@ impl Tx {
                 .bind(int(counts.rejected))
                 .bind(int(counts.duplicates))
                 .bind(file_sha256)
+                .bind(id)
                 .execute(conn)
                 .await
                 .map(|r| r.rows_affected())

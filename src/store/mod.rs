@@ -8,6 +8,7 @@
 mod accounts;
 mod admins;
 mod audit;
+mod bulk;
 mod devices;
 mod export;
 mod imports;
@@ -15,6 +16,7 @@ mod manage;
 mod push;
 mod secrets;
 mod sign_in;
+mod snapshot;
 mod tokens;
 mod users;
 
@@ -29,6 +31,7 @@ use sqlx::{ConnectOptions, Postgres, QueryBuilder, Sqlite, Transaction};
 
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
 pub use admins::{AdminSet, ListedAdmin, StoredAdmin, StoredSession};
+pub use bulk::{PgBulk, SqliteBulk, SqliteRead};
 pub use devices::StoredDevice;
 pub use export::{AccountSnapshots, ExportPage, ExportRow, UserMappings, UserRange};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
@@ -40,6 +43,7 @@ pub use push::{
 };
 pub use secrets::{Resealed, SealedCounts, SealedRow};
 pub use sign_in::{AttemptCount, Counted, Counter};
+pub use snapshot::{ImportSnapshot, ScanSink, ScannedAccount, StoreCounts};
 pub use tokens::StoredToken;
 pub use users::{StoredUser, UserSummary};
 
@@ -151,6 +155,12 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// A statement of a bulk import on SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The thread running an import's statements stopped.
+    #[error("the import's database thread stopped: {0}")]
+    Thread(String),
 }
 
 #[derive(Clone)]
@@ -164,6 +174,8 @@ pub(crate) enum Pool {
 pub struct Store {
     pool: Pool,
     url: String,
+    /// The database file, on SQLite.
+    file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -315,9 +327,17 @@ impl Store {
             }
         };
         Ok(Store {
+            file: matches!(pool, Pool::Sqlite(_))
+                .then(|| sqlite_path(url))
+                .flatten(),
             pool,
             url: redact(url),
         })
+    }
+
+    /// The database file, when this is SQLite.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self.file.clone()
     }
 
     /// Which database this is.
@@ -378,42 +398,6 @@ impl Store {
             inner,
             own_pool: None,
         })
-    }
-
-    /// Starts the write transaction of a bulk import, holding from the start a lock under which
-    /// no user can be added, changed or removed until it ends: the users an import looks up
-    /// are then still there when its accounts, which refer to them, are committed. SQLite
-    /// takes its write lock at once, on a connection of its own (with a small page cache: the
-    /// import reads on another connection, so this one mostly appends, and a large cache here
-    /// only grew the process); PostgreSQL takes a SHARE lock on `users`, which other imports
-    /// share and readers do not notice.
-    pub async fn begin_bulk(&self) -> Result<Tx, StoreError> {
-        match &self.pool {
-            Pool::Sqlite(pool) => {
-                let options = (*pool.connect_options())
-                    .clone()
-                    .pragma("cache_size", "-16384");
-                let own = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(options)
-                    .await?;
-                let tx = own.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(Tx {
-                    inner: TxInner::Sqlite(tx),
-                    own_pool: Some(own),
-                })
-            }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("LOCK TABLE users IN SHARE MODE")
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(Tx {
-                    inner: TxInner::Postgres(tx),
-                    own_pool: None,
-                })
-            }
-        }
     }
 
     /// Starts a transaction that only reads, seeing one consistent state of the store

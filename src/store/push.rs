@@ -386,9 +386,11 @@ impl Store {
         after: i64,
         users: i64,
     ) -> Result<Vec<PushSource>, StoreError> {
-        const USERS: &str = "SELECT id, email, email_norm, display_name FROM users u \
-             WHERE id > $1 AND EXISTS (SELECT 1 FROM devices d WHERE d.user_id = u.id) \
-             ORDER BY id LIMIT $2";
+        // Driven from the devices, never by scanning users: a store without devices, or
+        // with few, is reconciled in time proportional to its devices, not its users.
+        const USERS: &str = "SELECT id, email, email_norm, display_name FROM users \
+             WHERE id IN (SELECT DISTINCT user_id FROM devices WHERE user_id > $1 \
+             ORDER BY user_id LIMIT $2) ORDER BY id";
         const ACCOUNTS: &str = "SELECT user_id, kind, address, address_norm, display_name, \
              username, domain, outgoing_username, password_mac, outgoing_password_mac \
              FROM email_accounts WHERE user_id BETWEEN $1 AND $2 \

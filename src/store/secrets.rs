@@ -50,7 +50,8 @@ macro_rules! check {
         )
     };
 }
-const CHECK: &str = check!("");
+/// The key the store's passwords are sealed with, by its identifier.
+pub(super) const CHECK: &str = check!("");
 
 /// The accounts holding a sealed password, with what binds each password, then `$tail`.
 macro_rules! sealed {

@@ -91,6 +91,22 @@ fn password(i: u64, round: u64) -> String {
     out
 }
 
+/// One line in this many names a user the store does not have (discarded).
+const UNMATCHED_EVERY: u64 = 50;
+
+/// Whether the line for user `i` names a user the store does not have.
+fn unmatched(i: u64) -> bool {
+    i % UNMATCHED_EVERY == UNMATCHED_EVERY - 1
+}
+
+/// Lines of an `n`-line file that match a stored user.
+fn matched(n: u64) -> u64 {
+    n - (0..n).filter(|&i| unmatched(i)).count() as u64
+}
+
+/// One device in this many users has an iPhone enrolled, for the runs with devices.
+const DEVICE_EVERY: u64 = 100;
+
 fn generate(dir: &Path, n: u64) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut users = BufWriter::new(std::fs::File::create(dir.join("users.csv"))?);
@@ -99,12 +115,22 @@ fn generate(dir: &Path, n: u64) -> std::io::Result<()> {
         writeln!(users, "{},{}", user_email(i), display_name(i))?;
     }
     users.flush()?;
+    let mut devices = BufWriter::new(std::fs::File::create(dir.join("devices.csv"))?);
+    writeln!(devices, "user_email,device_id,platform,enrollment_id")?;
+    for i in (0..n).step_by(DEVICE_EVERY as usize) {
+        writeln!(devices, "{},IPHONE-{i},ios,IPHONE-{i}", user_email(i))?;
+    }
+    devices.flush()?;
     for (name, round) in [("accounts.csv", 0), ("accounts-changed.csv", 1)] {
         let mut out = BufWriter::new(std::fs::File::create(dir.join(name))?);
         let mut line = String::new();
         for k in 0..n {
             let i = shuffled(k, n);
-            let email = user_email(i);
+            let email = if unmatched(i) {
+                format!("former.user{i}@gone.example")
+            } else {
+                user_email(i)
+            };
             let login = format!("{}{}", FIRST[(i % 16) as usize], i);
             line.clear();
             let _ = writeln!(
@@ -112,7 +138,7 @@ fn generate(dir: &Path, n: u64) -> std::io::Result<()> {
                 "{},{},{},{login},{},{login},{}",
                 as_written(&email, i),
                 display_name(i),
-                email,
+                user_email(i),
                 password(i, round),
                 password(i + n, round)
             );
@@ -129,17 +155,17 @@ struct Run {
     stdout: String,
 }
 
-/// Runs the binary, sampling its peak resident set from /proc while it runs.
-fn measure(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Run {
+/// Runs `program`, sampling its peak resident set from /proc while it runs.
+fn measure_program(program: &str, args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Run {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mdm-mail"))
+    let mut child = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
         .current_dir(cwd)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start mdm-mail");
+        .expect("start the program");
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     loop {
@@ -154,12 +180,12 @@ fn measure(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Run {
         if child.try_wait().expect("wait").is_some() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(5));
     }
     let output = child.wait_with_output().expect("output");
     assert!(
         output.status.success() || output.status.code() == Some(3),
-        "mdm-mail {args:?} failed: {:?}",
+        "{program} {args:?} failed: {:?}",
         output.status
     );
     Run {
@@ -169,86 +195,140 @@ fn measure(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Run {
     }
 }
 
+/// Runs the mdm-mail binary.
+fn measure(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Run {
+    measure_program(env!("CARGO_BIN_EXE_mdm-mail"), args, env, cwd)
+}
+
+/// Runs the reference script (tests/benches/reference_import.py) on its own database.
+fn script(command: &str, db: &Path, file: &Path) -> Run {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/benches/reference_import.py"
+    );
+    let (db, file) = (db.display().to_string(), file.display().to_string());
+    measure_program(
+        "python3",
+        &[script, command, &db, &file],
+        &[],
+        Path::new("."),
+    )
+}
+
 fn report(label: &str, lines: u64, run: &Run) {
     let rate = lines as f64 / run.elapsed.as_secs_f64();
     println!(
-        "{label:<42} {:>8.2} s {:>10.0} lines/s   peak RSS {:>5} MiB",
+        "{label:<48} {:>7.2} s {:>9.0} lines/s  peak RSS {:>4} MiB",
         run.elapsed.as_secs_f64(),
         rate,
         run.peak_rss_kib / 1024
     );
 }
 
-fn bench_store(name: &str, url: &str, data: &Path, n: u64) {
+/// One line of the side-by-side table: mdm-mail, the script, and how many times faster
+/// mdm-mail was.
+fn compare(label: &str, lines: u64, ours: &Run, theirs: &Run) {
+    println!(
+        "{label:<48} {:>7.2} s {:>9.0} lines/s  peak RSS {:>4} MiB | script {:>6.2} s | {:>5.2}x",
+        ours.elapsed.as_secs_f64(),
+        lines as f64 / ours.elapsed.as_secs_f64(),
+        ours.peak_rss_kib / 1024,
+        theirs.elapsed.as_secs_f64(),
+        theirs.elapsed.as_secs_f64() / ours.elapsed.as_secs_f64(),
+    );
+}
+
+/// Asserts that an `import --json` answer counts `count` lines as `outcome`.
+fn expect(run: &Run, outcome: &str, count: u64) {
+    assert!(
+        run.stdout.contains(&format!("\"{outcome}\":{count}")),
+        "expected {count} {outcome}: {}",
+        run.stdout
+    );
+}
+
+/// The files of a SQLite database (the main file and its WAL), copied from `from` to `to`.
+fn copy_database(from: &Path, to: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let source = PathBuf::from(format!("{}{suffix}", from.display()));
+        let target = PathBuf::from(format!("{}{suffix}", to.display()));
+        let _ = std::fs::remove_file(&target);
+        if source.exists() {
+            std::fs::copy(&source, &target).expect("copy the database");
+        }
+    }
+}
+
+const KEY: (&str, &str) = (
+    "MDM_MAIL_SECRET_KEY",
+    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+);
+
+/// The import runs on one store: dry runs, then the commit of every line new, unchanged
+/// and changed, each as `import --no-push` and, on SQLite, beside the reference script.
+fn bench_store(name: &str, url: &str, data: &Path, n: u64, reference: Option<&Path>) {
     let work = tempfile::tempdir().expect("scratch folder");
-    let key = "MDM_MAIL_SECRET_KEY";
-    let key_value = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    let env = [("MDM_MAIL_DATABASE_URL", url), (key, key_value)];
-    let path = |f: &str| data.join(f).display().to_string();
-    println!("-- {name}: {n} users, {n}-line Email file");
+    let env = [("MDM_MAIL_DATABASE_URL", url), KEY];
+    let file = |f: &str| data.join(f);
+    let path = |f: &str| file(f).display().to_string();
+    let hits = matched(n);
+    println!(
+        "-- {name}: {n} users, {n}-line Email file, {} lines match no user",
+        n - hits
+    );
     let users = measure(&["users", "import", &path("users.csv")], &env, work.path());
     report("users import (setup)", n, &users);
-    let accounts = path("accounts.csv");
-    let changed = path("accounts-changed.csv");
-    let dry = measure(
-        &[
-            "import",
-            &accounts,
-            "--type",
-            "email",
-            "--dry-run",
-            "--json",
-        ],
-        &env,
-        work.path(),
+    if let Some(db) = reference {
+        script("users", db, &file("users.csv"));
+    }
+    let seeded = |db: &Path| PathBuf::from(format!("{}.seed", db.display()));
+    let ours = sqlite_file(url);
+    if let Some(ours) = &ours {
+        copy_database(ours, &seeded(ours));
+    }
+    if let Some(db) = reference {
+        copy_database(db, &seeded(db));
+    }
+    let import = |file: &str, extra: &[&str]| {
+        let accounts = path(file);
+        let mut args = vec!["import", accounts.as_str(), "--type", "email", "--json"];
+        args.extend_from_slice(extra);
+        measure(&args, &env, work.path())
+    };
+    let side_by_side = |label: &str, file: &str, extra: &[&str], outcome: &str| {
+        let ours = import(file, extra);
+        expect(&ours, outcome, hits);
+        match reference {
+            Some(db) => compare(label, n, &ours, &script("import", db, &data.join(file))),
+            None => report(label, n, &ours),
+        }
+    };
+
+    let dry = import("accounts.csv", &["--dry-run"]);
+    expect(&dry, "added", hits);
+    report("import --dry-run, no account stored", n, &dry);
+    side_by_side(
+        "import --no-push, every line added",
+        "accounts.csv",
+        &["--no-push"],
+        "added",
     );
-    report("import --dry-run (all new)", n, &dry);
-    let new = measure(
-        &["import", &accounts, "--type", "email", "--json"],
-        &env,
-        work.path(),
+    let dry = import("accounts.csv", &["--dry-run"]);
+    expect(&dry, "unchanged", hits);
+    report("import --dry-run, every line stored", n, &dry);
+    side_by_side(
+        "import --no-push, every line unchanged",
+        "accounts.csv",
+        &["--no-push"],
+        "unchanged",
     );
-    assert!(
-        new.stdout.contains(&format!("\"added\":{n}")),
-        "{}",
-        new.stdout
+    side_by_side(
+        "import --no-push, every password changed",
+        "accounts-changed.csv",
+        &["--no-push"],
+        "updated",
     );
-    report("import, every line added", n, &new);
-    let same = measure(
-        &["import", &accounts, "--type", "email", "--json"],
-        &env,
-        work.path(),
-    );
-    assert!(
-        same.stdout.contains(&format!("\"unchanged\":{n}")),
-        "{}",
-        same.stdout
-    );
-    report("import again, every line unchanged", n, &same);
-    let updated = measure(
-        &["import", &changed, "--type", "email", "--json"],
-        &env,
-        work.path(),
-    );
-    assert!(
-        updated.stdout.contains(&format!("\"updated\":{n}")),
-        "{}",
-        updated.stdout
-    );
-    report("import, every password changed", n, &updated);
-    let dry = measure(
-        &[
-            "import",
-            &accounts,
-            "--type",
-            "email",
-            "--dry-run",
-            "--json",
-        ],
-        &env,
-        work.path(),
-    );
-    report("import --dry-run (all would update)", n, &dry);
+
     let new_key = [
         env[0],
         env[1],
@@ -261,11 +341,37 @@ fn bench_store(name: &str, url: &str, data: &Path, n: u64) {
     assert!(
         rotated
             .stdout
-            .contains(&format!("\"passwords\": {}", 2 * n)),
+            .contains(&format!("\"passwords\": {}", 2 * hits)),
         "{}",
         rotated.stdout
     );
     report("secrets rotate (2 passwords per line)", n, &rotated);
+
+    // As a user runs it: the push reconcile follows the commit.
+    let (Some(ours), Some(db)) = (ours, reference) else {
+        return;
+    };
+    copy_database(&seeded(&ours), &ours);
+    copy_database(&seeded(db), db);
+    side_by_side("import, no device enrolled", "accounts.csv", &[], "added");
+    copy_database(&seeded(&ours), &ours);
+    copy_database(&seeded(db), db);
+    let devices = measure(
+        &["devices", "import", &path("devices.csv")],
+        &env,
+        work.path(),
+    );
+    let enrolled = n.div_ceil(DEVICE_EVERY);
+    report("devices import (setup)", enrolled, &devices);
+    let label = format!("import, {enrolled} devices get their profile");
+    side_by_side(&label, "accounts.csv", &[], "added");
+    let label = format!("import again, {enrolled} devices unchanged");
+    side_by_side(&label, "accounts.csv", &[], "unchanged");
+}
+
+/// The database file a `sqlite://` URL names.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    url.strip_prefix("sqlite://").map(PathBuf::from)
 }
 
 fn main() {
@@ -281,13 +387,15 @@ fn main() {
         .unwrap_or(1_000_000);
     if let Some(dir) = value("--generate") {
         generate(Path::new(&dir), n).expect("generate");
-        println!("wrote users.csv, accounts.csv and accounts-changed.csv ({n} lines) to {dir}");
+        println!(
+            "wrote users.csv, devices.csv, accounts.csv and accounts-changed.csv ({n} lines) to {dir}"
+        );
         return;
     }
     if args.iter().any(|a| a == "--list") {
         return;
     }
-    let data = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("import-bench-{n}"));
+    let data = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("import-bench-{n}-v2"));
     if !data.join("accounts-changed.csv").exists() {
         let started = Instant::now();
         generate(&data, n).expect("generate");
@@ -298,7 +406,8 @@ fn main() {
     }
     let sqlite = tempfile::tempdir().expect("scratch folder");
     let url = format!("sqlite://{}", sqlite.path().join("bench.db").display());
-    bench_store("SQLite", &url, &data, n);
+    let reference = sqlite.path().join("reference.db");
+    bench_store("SQLite", &url, &data, n, Some(&reference));
     if let Ok(base) = std::env::var("MDM_MAIL_BENCH_POSTGRES_URL") {
         let schema = "mdm_mail_bench";
         let psql = |sql: &str| {
@@ -312,7 +421,7 @@ fn main() {
         psql(&format!("CREATE SCHEMA {schema}"));
         let separator = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-        bench_store("PostgreSQL", &url, &data, n);
+        bench_store("PostgreSQL", &url, &data, n, None);
         psql(&format!("DROP SCHEMA {schema} CASCADE"));
     }
 }

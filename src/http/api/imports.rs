@@ -185,13 +185,14 @@ pub async fn preview(
     params: Params,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let options = options(&params)?;
+    let mut options = options(&params)?;
     let offset = params.within("results_offset", 0, 0..=i64::MAX)?;
     let limit = params.within("results_limit", 0, 0..=RESULTS_PAGE_MAX)?;
     let filter = params
         .parse::<OutcomeFilter>("results_outcome")?
         .unwrap_or(OutcomeFilter::All);
     let upload = body::upload(request, state.settings.upload_limit).await?;
+    options.size_hint = Some(upload.bytes.len() as u64);
     let mut collect = Collect::page(filter, offset.unsigned_abs(), limit.unsigned_abs());
     let sink: Option<&mut dyn LineSink> = (limit > 0).then_some(&mut collect as &mut dyn LineSink);
     let result = import::run(
@@ -217,9 +218,10 @@ pub async fn commit(
     params: Params,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let options = options(&params)?;
+    let mut options = options(&params)?;
     let fingerprint = params.get("fingerprint").map(str::to_owned);
     let upload = body::upload(request, state.settings.upload_limit).await?;
+    options.size_hint = Some(upload.bytes.len() as u64);
     let mode = Mode::Commit {
         actor: &actor,
         source: &upload.name,

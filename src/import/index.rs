@@ -1,0 +1,323 @@
+//! What an import that is large against the store knows of it: every user by email and every
+//! stored account of the kind by owner and address, read in one scan of each table and kept
+//! as keyed digests, so that most lines are decided without a look-up of their own.
+//!
+//! A million lines looked up one by one cost a million random reads of the users' and the
+//! accounts' indexes; two sequential scans cost a fraction of that, and the digests hold a
+//! million users and a million accounts in about 64 MiB. Keys and digests are SipHash values
+//! under a key drawn at random for the import, so nobody can make two of them collide on
+//! purpose, and at 128 bits for keys (64 for each digest) an accidental collision is out of
+//! reach. A line the digests cannot settle (a field other than a password changed, or a
+//! password stored under the older MAC) is looked up as a small import's lines are.
+
+use std::hash::Hasher;
+
+use siphasher::sip128::{Hasher128, SipHasher13};
+
+use super::validate::ParsedLine;
+use crate::store::{ScanSink, ScannedAccount};
+
+/// The digest of a password that is not stored.
+const NONE: u64 = 0;
+/// The digest of a password whose MAC is of the older kind, which a digest cannot compare.
+const LEGACY: u64 = 1;
+/// Bytes of a MAC of the older kind.
+const LEGACY_MAC_LEN: usize = 16;
+
+/// A store's users and accounts of one kind, as digests.
+pub struct StoreIndex {
+    keys: (u64, u64),
+    users: Sorted<i64>,
+    accounts: Sorted<AccountDigest>,
+}
+
+/// What is compared of a stored account: its fields other than passwords, then each
+/// password's MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AccountDigest {
+    id: i64,
+    fields: u64,
+    password: u64,
+    outgoing_password: u64,
+}
+
+/// What the digests tell of a line whose user exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    /// No account of the user has the line's address.
+    New,
+    /// The account is stored with the line's fields, but for these passwords, as the
+    /// columns' indexes (0 the primary password, 1 the outgoing one): none when it is stored
+    /// exactly as the line has it.
+    Stored {
+        /// The account's store id.
+        id: i64,
+        /// The passwords that differ.
+        passwords: Vec<usize>,
+    },
+    /// Something the digests cannot tell apart changed: look the account up.
+    Unsure,
+}
+
+impl StoreIndex {
+    /// An empty index, to be filled by a scan of the store.
+    pub fn new(users: i64, accounts: i64) -> StoreIndex {
+        use rand::RngExt;
+        let mut rng = rand::rng();
+        let capacity = |n: i64| usize::try_from(n).unwrap_or(0);
+        StoreIndex {
+            keys: (rng.random(), rng.random()),
+            users: Sorted::with_capacity(capacity(users)),
+            accounts: Sorted::with_capacity(capacity(accounts)),
+        }
+    }
+
+    /// Sorts what the scan gathered, ready for look-ups.
+    pub fn finish(mut self) -> StoreIndex {
+        self.users.finish();
+        self.accounts.finish();
+        self
+    }
+
+    /// The store id of the user with normalised email `email_norm`.
+    pub fn user(&self, email_norm: &str) -> Option<i64> {
+        self.users.get(self.user_key(email_norm)).copied()
+    }
+
+    /// What the index tells of `line`, a valid line of user `user_id`.
+    pub fn account(&self, user_id: i64, line: &ParsedLine) -> Known {
+        let super::validate::Checked::Valid(row) = &line.check else {
+            return Known::Unsure;
+        };
+        let Some(stored) = self
+            .accounts
+            .get(self.account_key(user_id, &row.address_norm))
+        else {
+            return Known::New;
+        };
+        let fields = self.fields_digest(
+            &line.address,
+            row.display_name.as_deref(),
+            &row.username,
+            row.domain.as_deref(),
+            row.outgoing_username.as_deref(),
+        );
+        if fields != stored.fields {
+            return Known::Unsure;
+        }
+        let mut changed = Vec::new();
+        for (i, given, stored) in [
+            (0, &row.password, stored.password),
+            (1, &row.outgoing_password, stored.outgoing_password),
+        ] {
+            let Some(given) = given else { continue };
+            if stored == LEGACY {
+                return Known::Unsure;
+            }
+            if stored != self.mac_digest(Some(&given.mac[..])) {
+                changed.push(i);
+            }
+        }
+        Known::Stored {
+            id: stored.id,
+            passwords: changed,
+        }
+    }
+
+    fn user_key(&self, email_norm: &str) -> u128 {
+        let mut h = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        h.write_u8(b'u');
+        h.write(email_norm.as_bytes());
+        h.finish128().as_u128()
+    }
+
+    fn account_key(&self, user_id: i64, address_norm: &str) -> u128 {
+        let mut h = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        h.write_u8(b'a');
+        h.write_i64(user_id);
+        h.write(address_norm.as_bytes());
+        h.finish128().as_u128()
+    }
+
+    fn fields_digest(
+        &self,
+        address: &str,
+        display_name: Option<&str>,
+        username: &str,
+        domain: Option<&str>,
+        outgoing_username: Option<&str>,
+    ) -> u64 {
+        let mut h = SipHasher13::new_with_keys(self.keys.1, self.keys.0);
+        for field in [
+            Some(address),
+            display_name,
+            Some(username),
+            domain,
+            outgoing_username,
+        ] {
+            // The length first keeps ("ab", "c") apart from ("a", "bc"), and a missing field
+            // apart from an empty one.
+            match field {
+                None => h.write_u8(0),
+                Some(text) => {
+                    h.write_u8(1);
+                    h.write_usize(text.len());
+                    h.write(text.as_bytes());
+                }
+            }
+        }
+        h.finish()
+    }
+
+    fn mac_digest(&self, mac: Option<&[u8]>) -> u64 {
+        match mac {
+            None => NONE,
+            Some(mac) if mac.len() == LEGACY_MAC_LEN => LEGACY,
+            Some(mac) => {
+                let mut h = SipHasher13::new_with_keys(self.keys.0 ^ 1, self.keys.1);
+                h.write(mac);
+                h.finish().max(LEGACY + 1)
+            }
+        }
+    }
+}
+
+impl ScanSink for StoreIndex {
+    fn user(&mut self, id: i64, email_norm: &str) {
+        let key = self.user_key(email_norm);
+        self.users.push(key, id);
+    }
+
+    fn account(&mut self, a: &ScannedAccount<'_>) {
+        let key = self.account_key(a.user_id, a.address_norm);
+        let digest = AccountDigest {
+            id: a.id,
+            fields: self.fields_digest(
+                a.address,
+                a.display_name,
+                a.username,
+                a.domain,
+                a.outgoing_username,
+            ),
+            password: self.mac_digest(a.password_mac),
+            outgoing_password: self.mac_digest(a.outgoing_password_mac),
+        };
+        self.accounts.push(key, digest);
+    }
+}
+
+/// Bytes an index of `users` users and `accounts` accounts holds.
+pub fn index_bytes(users: i64, accounts: i64) -> u64 {
+    let size = |n: i64, entry: usize| u64::try_from(n).unwrap_or(0) * entry as u64;
+    size(users, std::mem::size_of::<(u128, i64)>())
+        + size(accounts, std::mem::size_of::<(u128, AccountDigest)>())
+}
+
+/// Key-value pairs sorted by key, with a directory of where each run of keys sharing their
+/// top bits starts: the keys are uniform hashes, so a run holds a handful of entries, and a
+/// look-up reads the directory and one or two cache lines of entries. Half the memory of a
+/// hash table of the same pairs.
+struct Sorted<V> {
+    entries: Vec<(u128, V)>,
+    /// `starts[b]` is the index of the first entry whose top `bits` bits are at least `b`.
+    starts: Vec<u32>,
+    bits: u32,
+}
+
+/// Entries per directory slot, on average.
+const PER_SLOT: usize = 4;
+
+impl<V> Sorted<V> {
+    fn with_capacity(n: usize) -> Sorted<V> {
+        Sorted {
+            entries: Vec::with_capacity(n),
+            starts: vec![0, 0],
+            bits: 0,
+        }
+    }
+
+    fn push(&mut self, key: u128, value: V) {
+        self.entries.push((key, value));
+    }
+
+    fn finish(&mut self) {
+        self.entries.sort_unstable_by_key(|(key, _)| *key);
+        self.entries.shrink_to_fit();
+        let slots = (self.entries.len() / PER_SLOT).max(1);
+        self.bits = usize::BITS - 1 - slots.leading_zeros();
+        let mut starts = Vec::with_capacity((1 << self.bits) + 1);
+        let mut next = 0;
+        for slot in 0..(1u128 << self.bits) {
+            while next < self.entries.len() && self.slot(self.entries[next].0) < slot {
+                next += 1;
+            }
+            starts.push(u32::try_from(next).unwrap_or(u32::MAX));
+        }
+        starts.push(u32::try_from(self.entries.len()).unwrap_or(u32::MAX));
+        self.starts = starts;
+    }
+
+    fn slot(&self, key: u128) -> u128 {
+        if self.bits == 0 {
+            0
+        } else {
+            key >> (128 - self.bits)
+        }
+    }
+
+    fn get(&self, key: u128) -> Option<&V> {
+        let slot = usize::try_from(self.slot(key)).ok()?;
+        let (start, end) = (*self.starts.get(slot)?, *self.starts.get(slot + 1)?);
+        let run = self.entries.get(start as usize..end as usize)?;
+        run.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_found_and_no_other() {
+        let mut sorted = Sorted::with_capacity(0);
+        let mut state = 7u64;
+        let mut keys = Vec::new();
+        for i in 0..10_000i64 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            let key = (u128::from(state) << 64) | u128::from(state.rotate_left(17));
+            keys.push(key);
+            sorted.push(key, i);
+        }
+        // Clustered keys as well as uniform ones.
+        for i in 0..100i64 {
+            let key = 1000 + i as u128;
+            keys.push(key);
+            sorted.push(key, 20_000 + i);
+        }
+        sorted.finish();
+        for (i, key) in keys.iter().enumerate() {
+            let expected = if i < 10_000 {
+                i as i64
+            } else {
+                20_000 + (i as i64 - 10_000)
+            };
+            assert_eq!(sorted.get(*key), Some(&expected));
+            assert_eq!(sorted.get(key ^ (1 << 70)), None);
+        }
+        assert_eq!(Sorted::<i64>::with_capacity(0).get(5), None);
+    }
+
+    #[test]
+    fn a_password_stored_under_the_older_mac_cannot_be_compared_by_digest() {
+        let index = StoreIndex::new(0, 0);
+        assert_eq!(index.mac_digest(None), NONE);
+        assert_eq!(index.mac_digest(Some(&[0; LEGACY_MAC_LEN])), LEGACY);
+        assert!(index.mac_digest(Some(&[2; 17])) > LEGACY);
+        assert_ne!(
+            index.mac_digest(Some(&[2; 17])),
+            index.mac_digest(Some(&[3; 17]))
+        );
+    }
+}

@@ -1,0 +1,443 @@
+//! On SQLite, connections of the import's own: the snapshot it decides its lines against
+//! ([`SqliteRead`]) and its write transaction ([`SqliteBulk`]).
+//!
+//! sqlx runs every SQLite statement on a worker thread and hands it over and back: a
+//! million-line import made of multi-row statements spent most of its time in those hand-offs
+//! and in binding thousands of parameters, and SQLite runs a multi-row `VALUES` at half the
+//! speed of a prepared one-row statement stepped again and again. Here the import's threads
+//! own rusqlite connections and step cached one-row statements in place, with the same SQL
+//! text as [`crate::store::Tx`] runs through sqlx and the same values in the same types.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, OpenFlags, Statement, params};
+use uuid::Uuid;
+
+use crate::model::{AccountKind, Counts};
+use crate::store::imports::{
+    FINISH_IMPORT, INSERT_IMPORT, INSERT_IMPORT_LINE, INSERT_IMPORT_RESULTS, int,
+};
+use crate::store::{
+    AccountWrite, LineRecord, NewImport, ScanSink, ScannedAccount, StoreCounts, StoreError,
+    StoredAccount, UserAccounts, now_ms,
+};
+
+/// Opens the database file at `path` for an import's statements.
+fn open(path: &Path, cache_kib: i64) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(16);
+    Ok(conn)
+}
+
+/// One consistent state of the store, read on SQLite: the snapshot an import decides its
+/// lines against. Its reads are index probes and whole-table scans, which a small page cache
+/// serves as well as a large one.
+pub struct SqliteRead {
+    conn: Connection,
+}
+
+/// A user and their accounts of one kind, one row per account (the account columns NULL for
+/// a user without any).
+const USER_ACCOUNTS: &str = "SELECT u.id, a.address, a.address_norm, a.display_name, \
+     a.username, a.domain, a.outgoing_username, a.password_mac, a.outgoing_password_mac, a.id \
+     FROM users u LEFT JOIN email_accounts a ON a.user_id = u.id AND a.kind = $1 \
+     WHERE u.email_norm = $2";
+
+impl SqliteRead {
+    /// Opens the database file at `path` and takes a snapshot of it.
+    pub fn begin(path: &Path) -> Result<SqliteRead, StoreError> {
+        let conn = open(path, 8192)?;
+        // A read transaction's snapshot starts at its first read, so one is made at once.
+        conn.execute_batch("BEGIN")?;
+        conn.query_row("SELECT count(*) FROM secret_key_check", [], |_| Ok(()))?;
+        Ok(SqliteRead { conn })
+    }
+
+    /// How many users and accounts of `kind` the store holds.
+    pub fn counts(&mut self, kind: AccountKind) -> Result<StoreCounts, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT (SELECT count(*) FROM users), \
+             (SELECT count(*) FROM email_accounts WHERE kind = $1)",
+            [kind.as_str()],
+            |row| {
+                Ok(StoreCounts {
+                    users: row.get(0)?,
+                    accounts: row.get(1)?,
+                })
+            },
+        )?)
+    }
+
+    /// Hands every user, then every account of `kind`, to `sink`, each table in storage
+    /// order: two sequential scans, never a probe per row.
+    pub fn scan(&mut self, kind: AccountKind, sink: &mut dyn ScanSink) -> Result<(), StoreError> {
+        let mut users = self.conn.prepare("SELECT id, email_norm FROM users")?;
+        let mut rows = users.query([])?;
+        while let Some(row) = rows.next()? {
+            sink.user(row.get(0)?, text(row, 1)?);
+        }
+        let mut accounts = self.conn.prepare(
+            "SELECT user_id, address, address_norm, display_name, username, domain, \
+             outgoing_username, password_mac, outgoing_password_mac, id \
+             FROM email_accounts WHERE kind = $1",
+        )?;
+        let mut rows = accounts.query([kind.as_str()])?;
+        while let Some(row) = rows.next()? {
+            sink.account(&ScannedAccount {
+                user_id: row.get(0)?,
+                address: text(row, 1)?,
+                address_norm: text(row, 2)?,
+                display_name: opt_text(row, 3)?,
+                username: text(row, 4)?,
+                domain: opt_text(row, 5)?,
+                outgoing_username: opt_text(row, 6)?,
+                password_mac: opt_blob(row, 7)?,
+                outgoing_password_mac: opt_blob(row, 8)?,
+                id: row.get(9)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// The users among `emails_norm`, keyed by normalised email, each with their stored
+    /// accounts of `kind`: one probe per user.
+    pub fn users_with_accounts(
+        &mut self,
+        kind: AccountKind,
+        emails_norm: &[String],
+    ) -> Result<HashMap<String, UserAccounts>, StoreError> {
+        let mut users = HashMap::new();
+        let mut statement = self.conn.prepare_cached(USER_ACCOUNTS)?;
+        for email in emails_norm {
+            let mut rows = statement.query(params![kind.as_str(), email])?;
+            while let Some(row) = rows.next()? {
+                let user = users.entry(email.clone()).or_insert_with(|| UserAccounts {
+                    user_id: 0,
+                    accounts: Vec::new(),
+                });
+                user.user_id = row.get(0)?;
+                let address: Option<String> = row.get(1)?;
+                if let Some(address) = address {
+                    user.accounts.push(StoredAccount {
+                        id: row.get(9)?,
+                        address,
+                        address_norm: row.get(2)?,
+                        display_name: row.get(3)?,
+                        username: row.get(4)?,
+                        domain: row.get(5)?,
+                        outgoing_username: row.get(6)?,
+                        password_mac: row.get(7)?,
+                        outgoing_password_mac: row.get(8)?,
+                    });
+                }
+            }
+        }
+        Ok(users)
+    }
+}
+
+/// An open import transaction on SQLite, holding the write lock from its start.
+pub struct SqliteBulk {
+    conn: Connection,
+    now: i64,
+}
+
+/// A new account, with every column as stored.
+const INSERT_ACCOUNT: &str = "INSERT INTO email_accounts (user_id, kind, address, \
+     address_norm, display_name, username, domain, outgoing_username, password, password_mac, \
+     outgoing_password, outgoing_password_mac, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
+
+/// A stored account changed in place, found by its id; a NULL password keeps the stored one.
+const UPDATE_ACCOUNT: &str = "UPDATE email_accounts SET address = $1, display_name = $2, \
+     username = $3, domain = $4, outgoing_username = $5, \
+     password = COALESCE($6, password), password_mac = COALESCE($7, password_mac), \
+     outgoing_password = COALESCE($8, outgoing_password), \
+     outgoing_password_mac = COALESCE($9, outgoing_password_mac), updated_at = $10 \
+     WHERE id = $11";
+
+impl SqliteBulk {
+    /// Opens the database file at `path` and begins the import's transaction, taking the
+    /// write lock at once (waiting, as the pool does, up to 30 s for another writer).
+    pub fn begin(path: &Path) -> Result<SqliteBulk, StoreError> {
+        // A cache large enough for much of the account key index of a million accounts, so
+        // that inserting in key order does not write the same pages out again and again.
+        let conn = open(path, 32768)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(SqliteBulk {
+            conn,
+            now: now_ms(),
+        })
+    }
+
+    /// The store's key check, read inside the transaction: a rotation, which needs the write
+    /// lock this transaction holds, cannot move it before the import ends.
+    pub fn hold_key_check(&mut self) -> Result<Option<String>, StoreError> {
+        let mut statement = self.conn.prepare_cached(crate::store::secrets::CHECK)?;
+        let mut rows = statement.query([])?;
+        Ok(match rows.next()? {
+            Some(row) => Some(row.get(0)?),
+            None => None,
+        })
+    }
+
+    /// Records the start of an import, as [`crate::store::Tx::insert_import`] does.
+    pub fn insert_import(&mut self, import: &NewImport<'_>) -> Result<(), StoreError> {
+        let mut statement = self.conn.prepare_cached(INSERT_IMPORT)?;
+        bind(
+            &mut statement,
+            &[
+                &import.id.as_bytes().as_slice(),
+                &import.kind.as_str(),
+                &import.source,
+                &import.file_sha256,
+                &import.actor,
+                &import.options,
+                &import.encoding,
+                &import.delimiter,
+                &import.header,
+                &self.now,
+            ],
+        )?;
+        statement.raw_execute()?;
+        Ok(())
+    }
+
+    /// Inserts new accounts of `kind` (keys not yet stored).
+    pub fn insert_accounts(
+        &mut self,
+        kind: AccountKind,
+        accounts: &[AccountWrite<'_>],
+    ) -> Result<(), StoreError> {
+        let mut statement = self.conn.prepare_cached(INSERT_ACCOUNT)?;
+        for a in accounts {
+            bind(
+                &mut statement,
+                &[
+                    &a.user_id,
+                    &kind.as_str(),
+                    &a.address,
+                    &a.address_norm,
+                    &a.display_name,
+                    &a.username,
+                    &a.domain,
+                    &a.outgoing_username,
+                    &a.password.map(|p| p.ciphertext),
+                    &a.password.map(|p| p.mac),
+                    &a.outgoing_password.map(|p| p.ciphertext),
+                    &a.outgoing_password.map(|p| p.mac),
+                    &self.now,
+                ],
+            )?;
+            statement.raw_execute()?;
+        }
+        Ok(())
+    }
+
+    /// Updates stored accounts in place, each found by its id; a `None` password keeps the
+    /// stored one.
+    pub fn update_accounts(&mut self, accounts: &[AccountWrite<'_>]) -> Result<(), StoreError> {
+        let mut statement = self.conn.prepare_cached(UPDATE_ACCOUNT)?;
+        for a in accounts {
+            bind(
+                &mut statement,
+                &[
+                    &a.address,
+                    &a.display_name,
+                    &a.username,
+                    &a.domain,
+                    &a.outgoing_username,
+                    &a.password.map(|p| p.ciphertext),
+                    &a.password.map(|p| p.mac),
+                    &a.outgoing_password.map(|p| p.ciphertext),
+                    &a.outgoing_password.map(|p| p.mac),
+                    &self.now,
+                    &a.id,
+                ],
+            )?;
+            statement.raw_execute()?;
+        }
+        Ok(())
+    }
+
+    /// Records lines of an import that were not applied.
+    pub fn insert_import_lines(
+        &mut self,
+        id: Uuid,
+        lines: &[LineRecord<'_>],
+    ) -> Result<(), StoreError> {
+        let mut statement = self.conn.prepare_cached(INSERT_IMPORT_LINE)?;
+        for l in lines {
+            bind(
+                &mut statement,
+                &[
+                    &id.as_bytes().as_slice(),
+                    &int(l.line),
+                    &l.outcome.as_str(),
+                    &l.field,
+                    &l.message,
+                    &l.user_email,
+                    &l.account_address,
+                ],
+            )?;
+            statement.raw_execute()?;
+        }
+        Ok(())
+    }
+
+    /// Stores a run of an import's results file that starts at `first_line`.
+    pub fn insert_import_results(
+        &mut self,
+        id: Uuid,
+        first_line: u64,
+        csv_deflated: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut statement = self.conn.prepare_cached(INSERT_IMPORT_RESULTS)?;
+        bind(
+            &mut statement,
+            &[&id.as_bytes().as_slice(), &int(first_line), &csv_deflated],
+        )?;
+        statement.raw_execute()?;
+        Ok(())
+    }
+
+    /// Stores an import's final counts and the digest of the file it read.
+    pub fn finish_import(
+        &mut self,
+        id: Uuid,
+        counts: &Counts,
+        file_sha256: &str,
+    ) -> Result<(), StoreError> {
+        let mut statement = self.conn.prepare_cached(FINISH_IMPORT)?;
+        bind(
+            &mut statement,
+            &[
+                &int(counts.rows),
+                &int(counts.added),
+                &int(counts.updated),
+                &int(counts.unchanged),
+                &int(counts.discarded),
+                &int(counts.rejected),
+                &int(counts.duplicates),
+                &file_sha256,
+                &id.as_bytes().as_slice(),
+            ],
+        )?;
+        statement.raw_execute()?;
+        Ok(())
+    }
+
+    /// Records `actor` doing `action` to `subject` in the audit log.
+    pub fn audit(
+        &mut self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            crate::store::audit::INSERT_AUDIT,
+            params![now_ms(), actor, action, subject, details.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Makes every write of the transaction durable.
+    pub fn commit(self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    /// Ends the transaction, undoing its writes.
+    pub fn rollback(self) -> Result<(), StoreError> {
+        self.conn.execute_batch("ROLLBACK")?;
+        Ok(())
+    }
+}
+
+/// Column `i` of `row` as text, borrowed from the row.
+fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, StoreError> {
+    Ok(row.get_ref(i)?.as_str().map_err(|e| conversion(i, e))?)
+}
+
+/// Column `i` of `row` as text or NULL, borrowed from the row.
+fn opt_text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, StoreError> {
+    Ok(row
+        .get_ref(i)?
+        .as_str_or_null()
+        .map_err(|e| conversion(i, e))?)
+}
+
+/// Column `i` of `row` as a blob or NULL, borrowed from the row.
+fn opt_blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r [u8]>, StoreError> {
+    Ok(row
+        .get_ref(i)?
+        .as_blob_or_null()
+        .map_err(|e| conversion(i, e))?)
+}
+
+fn conversion(i: usize, e: rusqlite::types::FromSqlError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+}
+
+/// Binds `values` to the parameters `$1`, `$2`, … of `statement`. SQLite numbers named
+/// parameters in the order they first appear, so every statement here names them in that
+/// order (which a test checks), and `$n` is the n-th.
+fn bind(statement: &mut Statement<'_>, values: &[&dyn ToSql]) -> Result<(), StoreError> {
+    for (i, value) in values.iter().enumerate() {
+        statement.raw_bind_parameter(i + 1, value)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every statement run here compiles against the schema and names its parameters in
+    /// the order they first appear, so that binding by position binds `$n` to the n-th value.
+    #[test]
+    fn every_statement_names_its_parameters_in_order() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut migrations: Vec<_> = std::fs::read_dir("migrations/sqlite")
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        migrations.sort();
+        for migration in migrations {
+            conn.execute_batch(&std::fs::read_to_string(migration).unwrap())
+                .unwrap();
+        }
+        for sql in [
+            INSERT_ACCOUNT,
+            UPDATE_ACCOUNT,
+            USER_ACCOUNTS,
+            INSERT_IMPORT,
+            INSERT_IMPORT_LINE,
+            INSERT_IMPORT_RESULTS,
+            FINISH_IMPORT,
+            crate::store::audit::INSERT_AUDIT,
+            crate::store::secrets::CHECK,
+        ] {
+            let statement = conn.prepare(sql).unwrap();
+            for i in 1..=statement.parameter_count() {
+                assert_eq!(
+                    statement.parameter_name(i),
+                    Some(format!("${i}").as_str()),
+                    "{sql}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The state an import decides its lines against: one consistent snapshot, read by probing
+//! the users a batch of lines names, or, for an import large against the store, by scanning
+//! the users and accounts once.
+
+use std::collections::HashMap;
+
+use futures_util::TryStreamExt;
+use sqlx::Row;
+
+use super::{SqliteRead, Store, StoreError, Tx, TxInner, UserAccounts};
+use crate::model::AccountKind;
+
+/// How many users and accounts a store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// Users.
+    pub users: i64,
+    /// Accounts of the kind asked for.
+    pub accounts: i64,
+}
+
+/// A stored account as a scan hands it over: borrowed from the row being read.
+#[derive(Debug, Clone, Copy)]
+pub struct ScannedAccount<'a> {
+    /// Owner's store id.
+    pub user_id: i64,
+    /// Address as last imported.
+    pub address: &'a str,
+    /// Lower-cased address.
+    pub address_norm: &'a str,
+    /// Email: name shown on sent mail.
+    pub display_name: Option<&'a str>,
+    /// Email: incoming user name; Exchange: user name.
+    pub username: &'a str,
+    /// Exchange: domain.
+    pub domain: Option<&'a str>,
+    /// Email: outgoing user name.
+    pub outgoing_username: Option<&'a str>,
+    /// MAC of the (incoming or Exchange) password.
+    pub password_mac: Option<&'a [u8]>,
+    /// MAC of the outgoing password.
+    pub outgoing_password_mac: Option<&'a [u8]>,
+    /// The account's store id.
+    pub id: i64,
+}
+
+/// Receives what a scan reads: every user, then every account of one kind.
+pub trait ScanSink: Send {
+    /// One user.
+    fn user(&mut self, id: i64, email_norm: &str);
+    /// One account.
+    fn account(&mut self, account: &ScannedAccount<'_>);
+}
+
+/// An import's snapshot of the store.
+pub enum ImportSnapshot {
+    /// SQLite: a connection of its own, lent to a blocking thread for each read.
+    Sqlite(Option<SqliteRead>),
+    /// PostgreSQL: a repeatable-read, read-only transaction.
+    Postgres(Tx),
+}
+
+impl Store {
+    /// Takes the snapshot an import decides against. Taken after the import's write
+    /// transaction has begun, it is the state that transaction will change.
+    pub async fn import_snapshot(&self) -> Result<ImportSnapshot, StoreError> {
+        match self.sqlite_file() {
+            Some(path) => {
+                let read = tokio::task::spawn_blocking(move || SqliteRead::begin(&path))
+                    .await
+                    .map_err(|e| joined(&e))??;
+                Ok(ImportSnapshot::Sqlite(Some(read)))
+            }
+            None => Ok(ImportSnapshot::Postgres(self.begin_read().await?)),
+        }
+    }
+}
+
+fn joined(e: &tokio::task::JoinError) -> StoreError {
+    StoreError::Thread(e.to_string())
+}
+
+impl ImportSnapshot {
+    /// Runs `read` on the SQLite connection, on a blocking thread.
+    async fn on_sqlite<T: Send + 'static>(
+        &mut self,
+        read: impl FnOnce(&mut SqliteRead) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let ImportSnapshot::Sqlite(slot) = self else {
+            unreachable!("only called on SQLite snapshots")
+        };
+        let mut conn = slot
+            .take()
+            .ok_or_else(|| StoreError::Thread("an earlier read failed".to_owned()))?;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = read(&mut conn);
+            (conn, result)
+        })
+        .await
+        .map_err(|e| joined(&e))?;
+        *slot = Some(conn);
+        result
+    }
+
+    /// How many users and accounts of `kind` the snapshot holds.
+    pub async fn counts(&mut self, kind: AccountKind) -> Result<StoreCounts, StoreError> {
+        match self {
+            ImportSnapshot::Sqlite(_) => self.on_sqlite(move |read| read.counts(kind)).await,
+            ImportSnapshot::Postgres(tx) => {
+                let TxInner::Postgres(tx) = &mut tx.inner else {
+                    unreachable!("a PostgreSQL snapshot")
+                };
+                let (users, accounts) = sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM users), \
+                     (SELECT count(*) FROM email_accounts WHERE kind = $1)",
+                )
+                .bind(kind.as_str())
+                .fetch_one(&mut **tx)
+                .await?;
+                Ok(StoreCounts { users, accounts })
+            }
+        }
+    }
+
+    /// Hands every user, then every account of `kind`, to `sink`, and gives it back.
+    pub async fn scan<S: ScanSink + 'static>(
+        &mut self,
+        kind: AccountKind,
+        mut sink: S,
+    ) -> Result<S, StoreError> {
+        match self {
+            ImportSnapshot::Sqlite(_) => {
+                self.on_sqlite(move |read| read.scan(kind, &mut sink).map(|()| sink))
+                    .await
+            }
+            ImportSnapshot::Postgres(tx) => {
+                let TxInner::Postgres(tx) = &mut tx.inner else {
+                    unreachable!("a PostgreSQL snapshot")
+                };
+                let mut users = sqlx::query("SELECT id, email_norm FROM users").fetch(&mut **tx);
+                while let Some(row) = users.try_next().await? {
+                    sink.user(row.try_get(0)?, row.try_get(1)?);
+                }
+                drop(users);
+                let mut accounts = sqlx::query(
+                    "SELECT user_id, address, address_norm, display_name, username, domain, \
+                     outgoing_username, password_mac, outgoing_password_mac, id \
+                     FROM email_accounts WHERE kind = $1",
+                )
+                .bind(kind.as_str())
+                .fetch(&mut **tx);
+                while let Some(row) = accounts.try_next().await? {
+                    sink.account(&ScannedAccount {
+                        user_id: row.try_get(0)?,
+                        address: row.try_get(1)?,
+                        address_norm: row.try_get(2)?,
+                        display_name: row.try_get(3)?,
+                        username: row.try_get(4)?,
+                        domain: row.try_get(5)?,
+                        outgoing_username: row.try_get(6)?,
+                        password_mac: row.try_get(7)?,
+                        outgoing_password_mac: row.try_get(8)?,
+                        id: row.try_get(9)?,
+                    });
+                }
+                Ok(sink)
+            }
+        }
+    }
+
+    /// The users among `emails_norm`, keyed by normalised email, each with their stored
+    /// accounts of `kind`.
+    pub async fn users_with_accounts(
+        &mut self,
+        kind: AccountKind,
+        emails_norm: Vec<String>,
+    ) -> Result<HashMap<String, UserAccounts>, StoreError> {
+        match self {
+            ImportSnapshot::Sqlite(_) => {
+                self.on_sqlite(move |read| read.users_with_accounts(kind, &emails_norm))
+                    .await
+            }
+            ImportSnapshot::Postgres(tx) => {
+                let mut users = HashMap::new();
+                for batch in emails_norm.chunks(super::BATCH) {
+                    let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+                    users.extend(tx.users_with_accounts(kind, &batch).await?);
+                }
+                Ok(users)
+            }
+        }
+    }
+
+    /// Ends the snapshot.
+    pub async fn end(self) {
+        match self {
+            ImportSnapshot::Sqlite(read) => drop(read),
+            ImportSnapshot::Postgres(tx) => {
+                let _ = tx.rollback().await;
+            }
+        }
+    }
+}
