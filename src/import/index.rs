@@ -79,6 +79,14 @@ impl StoreIndex {
         self
     }
 
+    /// Bytes the index holds.
+    pub fn bytes(&self) -> u64 {
+        index_bytes(
+            i64::try_from(self.users.entries.len()).unwrap_or(i64::MAX),
+            i64::try_from(self.accounts.entries.len()).unwrap_or(i64::MAX),
+        )
+    }
+
     /// The store id of the user with normalised email `email_norm`.
     pub fn user(&self, email_norm: &str) -> Option<i64> {
         self.users.get(self.user_key(email_norm)).copied()
@@ -124,19 +132,19 @@ impl StoreIndex {
         }
     }
 
-    fn user_key(&self, email_norm: &str) -> u128 {
+    fn user_key(&self, email_norm: &str) -> Key {
         let mut h = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
         h.write_u8(b'u');
         h.write(email_norm.as_bytes());
-        h.finish128().as_u128()
+        key(h.finish128().as_u128())
     }
 
-    fn account_key(&self, user_id: i64, address_norm: &str) -> u128 {
+    fn account_key(&self, user_id: i64, address_norm: &str) -> Key {
         let mut h = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
         h.write_u8(b'a');
         h.write_i64(user_id);
         h.write(address_norm.as_bytes());
-        h.finish128().as_u128()
+        key(h.finish128().as_u128())
     }
 
     fn fields_digest(
@@ -209,8 +217,8 @@ impl ScanSink for StoreIndex {
 /// Bytes an index of `users` users and `accounts` accounts holds.
 pub fn index_bytes(users: i64, accounts: i64) -> u64 {
     let size = |n: i64, entry: usize| u64::try_from(n).unwrap_or(0) * entry as u64;
-    size(users, std::mem::size_of::<(u128, i64)>())
-        + size(accounts, std::mem::size_of::<(u128, AccountDigest)>())
+    size(users, std::mem::size_of::<(Key, i64)>())
+        + size(accounts, std::mem::size_of::<(Key, AccountDigest)>())
 }
 
 /// Key-value pairs sorted by key, with a directory of where each run of keys sharing their
@@ -218,10 +226,19 @@ pub fn index_bytes(users: i64, accounts: i64) -> u64 {
 /// look-up reads the directory and one or two cache lines of entries. Half the memory of a
 /// hash table of the same pairs.
 struct Sorted<V> {
-    entries: Vec<(u128, V)>,
+    entries: Vec<(Key, V)>,
     /// `starts[b]` is the index of the first entry whose top `bits` bits are at least `b`.
     starts: Vec<u32>,
     bits: u32,
+}
+
+/// A 128-bit key as two words, top first: sorted as the number, but aligned to 8 bytes
+/// rather than 16, which saves a third of a user entry.
+type Key = [u64; 2];
+
+/// The words of a 128-bit hash.
+fn key(hash: u128) -> Key {
+    [(hash >> 64) as u64, hash as u64]
 }
 
 /// Entries per directory slot, on average.
@@ -236,7 +253,7 @@ impl<V> Sorted<V> {
         }
     }
 
-    fn push(&mut self, key: u128, value: V) {
+    fn push(&mut self, key: Key, value: V) {
         self.entries.push((key, value));
     }
 
@@ -247,7 +264,7 @@ impl<V> Sorted<V> {
         self.bits = usize::BITS - 1 - slots.leading_zeros();
         let mut starts = Vec::with_capacity((1 << self.bits) + 1);
         let mut next = 0;
-        for slot in 0..(1u128 << self.bits) {
+        for slot in 0..(1u64 << self.bits) {
             while next < self.entries.len() && self.slot(self.entries[next].0) < slot {
                 next += 1;
             }
@@ -257,15 +274,15 @@ impl<V> Sorted<V> {
         self.starts = starts;
     }
 
-    fn slot(&self, key: u128) -> u128 {
+    fn slot(&self, key: Key) -> u64 {
         if self.bits == 0 {
             0
         } else {
-            key >> (128 - self.bits)
+            key[0] >> (64 - self.bits)
         }
     }
 
-    fn get(&self, key: u128) -> Option<&V> {
+    fn get(&self, key: Key) -> Option<&V> {
         let slot = usize::try_from(self.slot(key)).ok()?;
         let (start, end) = (*self.starts.get(slot)?, *self.starts.get(slot + 1)?);
         let run = self.entries.get(start as usize..end as usize)?;
@@ -286,13 +303,13 @@ mod tests {
             state = state
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1);
-            let key = (u128::from(state) << 64) | u128::from(state.rotate_left(17));
+            let key = [state, state.rotate_left(17)];
             keys.push(key);
             sorted.push(key, i);
         }
         // Clustered keys as well as uniform ones.
         for i in 0..100i64 {
-            let key = 1000 + i as u128;
+            let key = [0, 1000 + i as u64];
             keys.push(key);
             sorted.push(key, 20_000 + i);
         }
@@ -304,9 +321,9 @@ mod tests {
                 20_000 + (i as i64 - 10_000)
             };
             assert_eq!(sorted.get(*key), Some(&expected));
-            assert_eq!(sorted.get(key ^ (1 << 70)), None);
+            assert_eq!(sorted.get([key[0] ^ (1 << 6), key[1]]), None);
         }
-        assert_eq!(Sorted::<i64>::with_capacity(0).get(5), None);
+        assert_eq!(Sorted::<i64>::with_capacity(0).get([0, 5]), None);
     }
 
     #[test]

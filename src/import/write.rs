@@ -33,6 +33,8 @@ pub struct Start {
     pub delimiter: String,
     /// Header row present.
     pub header: bool,
+    /// Bytes of pages the write connection may cache, where it has a cache of its own.
+    pub cache_bytes: u64,
 }
 
 /// A decided chunk of lines, ready to write.
@@ -152,7 +154,8 @@ async fn start_sqlite(
             let applied = match work {
                 Work::Start(start) => {
                     id = start.id;
-                    bulk.insert_import(&new_import(&start, kind))
+                    bulk.set_cache(start.cache_bytes)
+                        .and_then(|()| bulk.insert_import(&new_import(&start, kind)))
                 }
                 Work::Lines(chunk) => {
                     let writes = writes(&chunk);

@@ -57,7 +57,7 @@ const USER_ACCOUNTS: &str = "SELECT u.id, a.address, a.address_norm, a.display_n
 impl SqliteRead {
     /// Opens the database file at `path` and takes a snapshot of it.
     pub fn begin(path: &Path) -> Result<SqliteRead, StoreError> {
-        let conn = open(path, 8192)?;
+        let conn = open(path, 2048)?;
         // A read transaction's snapshot starts at its first read, so one is made at once.
         conn.execute_batch("BEGIN")?;
         conn.query_row("SELECT count(*) FROM secret_key_check", [], |_| Ok(()))?;
@@ -171,14 +171,21 @@ impl SqliteBulk {
     /// Opens the database file at `path` and begins the import's transaction, taking the
     /// write lock at once (waiting, as the pool does, up to 30 s for another writer).
     pub fn begin(path: &Path) -> Result<SqliteBulk, StoreError> {
-        // A cache large enough for much of the account key index of a million accounts, so
-        // that inserting in key order does not write the same pages out again and again.
-        let conn = open(path, 32768)?;
+        // The import sets the cache it can afford once it knows what else it holds.
+        let conn = open(path, 16384)?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(SqliteBulk {
             conn,
             now: now_ms(),
         })
+    }
+
+    /// Lets the connection cache up to `bytes` of pages.
+    pub fn set_cache(&mut self, bytes: u64) -> Result<(), StoreError> {
+        let kib = i64::try_from(bytes / 1024).unwrap_or(i64::MAX);
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = -{kib}"))?;
+        Ok(())
     }
 
     /// The store's key check, read inside the transaction: a rotation, which needs the write
