@@ -142,6 +142,12 @@ impl ColumnMap {
         self.positions[field].map_or("", |i| record.cell(i))
     }
 
+    /// The cell of `record` holding the schema's `field`-th column exactly as read (see
+    /// [`Record::literal`]); `""` when absent.
+    pub fn get_literal<'r>(&self, record: &'r Record, field: usize) -> &'r str {
+        self.positions[field].map_or("", |i| record.literal(i))
+    }
+
     /// The fewest cells a record needs to reach every required column.
     pub fn required_width(&self, schema: &[Column]) -> usize {
         schema

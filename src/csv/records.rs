@@ -1,5 +1,5 @@
 //! Records out of a decoded file: physical line numbers, blank lines skipped, cells trimmed,
-//! and spreadsheet formula neutralisation undone.
+//! and spreadsheet formula neutralisation undone (except where a cell is read literally).
 
 use std::collections::VecDeque;
 use std::io::{self, Chain, Cursor, Read};
@@ -324,6 +324,13 @@ impl Record {
         self.raw.get(index).map_or("", |c| unneutralize(c.trim()))
     }
 
+    /// The cell at `index` exactly as the file has it, white space and any leading `'`
+    /// included; `""` if absent. For values the export never writes (passwords), so that
+    /// nothing in them can have been added by it.
+    pub fn literal(&self, index: usize) -> &str {
+        self.raw.get(index).unwrap_or("")
+    }
+
     /// Every cell, as [`Record::cell`] gives them.
     pub fn cells(&self) -> impl Iterator<Item = &str> {
         self.raw.iter().map(|c| unneutralize(c.trim()))
@@ -460,6 +467,16 @@ mod tests {
             quotes.scan(part);
         }
         assert_eq!(quotes.unterminated(), Some((1, 1)));
+    }
+
+    #[test]
+    fn a_literal_cell_keeps_its_white_space_and_quote() {
+        let record = Record::from_cells(1, ["  '=x ", "'pw", "\u{a0}pw"]);
+        assert_eq!(record.cell(0), "=x");
+        assert_eq!(record.literal(0), "  '=x ");
+        assert_eq!(record.literal(1), "'pw");
+        assert_eq!(record.literal(2), "\u{a0}pw");
+        assert_eq!(record.literal(3), "");
     }
 
     #[test]

@@ -77,6 +77,11 @@ pub fn decide(
                                 }
                             },
                         };
+                        let message = match (message, &row.note) {
+                            (message, None) => message,
+                            (message, Some(note)) if message.is_empty() => note.clone(),
+                            (message, Some(note)) => format!("{message}; {note}"),
+                        };
                         Decision {
                             outcome,
                             field: None,

@@ -13,6 +13,7 @@ mod hardening;
 mod history;
 mod import;
 mod import_cli;
+mod literal_passwords;
 mod migrations;
 mod profile;
 mod properties;
