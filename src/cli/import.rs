@@ -20,7 +20,7 @@ use crate::store::Store;
 /// The arguments of `import`.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// The CSV file (`-` reads standard input).
+    /// The CSV, .xlsx or .ods file (`-` reads standard input); told apart by content.
     file: PathBuf,
     /// Account type of the rows: email (IMAP/POP + SMTP) or exchange (ActiveSync).
     #[arg(long = "type", value_name = "email|exchange")]
@@ -42,6 +42,9 @@ pub struct ImportArgs {
     /// Whether the first row is a header: auto, yes or no.
     #[arg(long, default_value = "auto", value_name = "auto|yes|no")]
     header: HeaderChoice,
+    /// The sheet of a spreadsheet file to read (default: its first).
+    #[arg(long, value_name = "NAME")]
+    sheet: Option<String>,
     /// Decide every line and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -75,6 +78,7 @@ pub async fn run(store: &Store, settings: &Settings, args: ImportArgs) -> anyhow
         encoding: args.encoding,
         delimiter: args.delimiter,
         header: args.header,
+        sheet: args.sheet,
         strict: args.strict,
         progress: Some(Arc::clone(&progress)),
         ..ImportOptions::new(args.kind)
@@ -248,12 +252,14 @@ fn print_result(source: &str, result: &ImportResult, json: bool) -> anyhow::Resu
         );
     }
     let c = &result.counts;
+    let layout = match &result.sheet {
+        Some(sheet) => format!("{}, sheet {:?}", sheet.format, sheet.name),
+        None => format!("{}, {:?}", result.encoding, result.delimiter.to_string()),
+    };
     println!(
-        "{source}: {} {} rows ({}, {:?}, {}): {c}",
+        "{source}: {} {} rows ({layout}, {}): {c}",
         c.rows,
         result.kind,
-        result.encoding,
-        result.delimiter.to_string(),
         if result.header { "header" } else { "no header" },
     );
     match (result.dry_run, result.id) {

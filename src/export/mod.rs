@@ -31,6 +31,10 @@ use crate::profile::{Profiles, RenderError, RenderOptions, render};
 use crate::store::{AccountSnapshots, ExportPage, Store, StoreError, Tx, UserRange};
 use rows::{CsvOut, DeviceCells, mapping_rows};
 
+/// The media type of an `.xlsx` workbook.
+pub const XLSX_CONTENT_TYPE: &str =
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
 /// Accounts read per page of an account export from PostgreSQL.
 const ACCOUNT_PAGE: i64 = 5_000;
 /// Users per page of an account export from SQLite (a page holds all their accounts).

@@ -162,7 +162,11 @@ impl From<ImportError> for ApiError {
             .result()
             .and_then(|r| serde_json::to_value(r.summary()).ok());
         let error = match &e {
-            ImportError::Read(_) | ImportError::Header(_) | ImportError::Empty => ApiError::new(
+            ImportError::Read(_)
+            | ImportError::Header(_)
+            | ImportError::Sheet(_)
+            | ImportError::NotSpreadsheet { .. }
+            | ImportError::Empty => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unreadable_file",
                 e.to_string(),

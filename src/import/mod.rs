@@ -32,7 +32,7 @@ use crate::secrets::{self, KeySource, SecretsError};
 use crate::store::{Store, StoreError, Table};
 use validate::{Checked, ParsedLine};
 
-pub use read::MASK;
+pub use read::{MASK, SheetInfo};
 
 /// How many lines not applied a result lists, the first in file order; the rest are counted.
 /// A file of a million rejected lines must not become a million messages in memory, nor one
@@ -78,6 +78,8 @@ pub struct ImportOptions {
     pub delimiter: DelimiterChoice,
     /// Whether it has a header row.
     pub header: HeaderChoice,
+    /// For a spreadsheet file, the sheet to read (else its first).
+    pub sheet: Option<String>,
     /// Write nothing unless every line is valid and unique.
     pub strict: bool,
     /// How many of the first records to return split into columns.
@@ -94,6 +96,7 @@ impl ImportOptions {
             encoding: EncodingChoice::Auto,
             delimiter: DelimiterChoice::Auto,
             header: HeaderChoice::Auto,
+            sheet: None,
             strict: false,
             sample_rows: 10,
             progress: None,
@@ -199,6 +202,9 @@ pub struct ImportResult {
     pub delimiter: Delimiter,
     /// Whether the first record was a header.
     pub header: bool,
+    /// For a spreadsheet file, its format and the sheet read (then `encoding`, `bom` and
+    /// `delimiter` describe nothing).
+    pub sheet: Option<SheetInfo>,
     /// Whether this was a preview.
     pub dry_run: bool,
     /// The first [`LINES_KEPT`] lines that were not applied.
@@ -240,6 +246,15 @@ pub enum ImportError {
     /// The header row is unusable.
     #[error(transparent)]
     Header(#[from] csv::HeaderError),
+    /// A spreadsheet file that cannot be read.
+    #[error(transparent)]
+    Sheet(#[from] crate::sheet::SheetError),
+    /// A sheet was asked for, but the file is CSV text.
+    #[error("a sheet ({sheet:?}) was asked for, but this is a CSV text file, which has no sheets")]
+    NotSpreadsheet {
+        /// The sheet asked for.
+        sheet: String,
+    },
     /// Nothing but blank lines.
     #[error("the file is empty")]
     Empty,
@@ -402,6 +417,7 @@ impl Decided {
             bom: self.info.detected.bom,
             delimiter: self.info.delimiter,
             header: self.info.header,
+            sheet: self.info.sheet,
             dry_run: !commit,
             lines: self.not_applied,
             columns: self.info.columns,
@@ -452,8 +468,14 @@ async fn decide_all(
                             source: source.to_owned(),
                             actor: actor.to_owned(),
                             options: options_json(options),
-                            encoding: opened.detected.encoding,
-                            delimiter: opened.delimiter,
+                            encoding: match &opened.sheet {
+                                Some(sheet) => sheet.format.as_str().to_owned(),
+                                None => opened.detected.encoding.as_str().to_owned(),
+                            },
+                            delimiter: match &opened.sheet {
+                                Some(_) => String::new(),
+                                None => opened.delimiter.to_string(),
+                            },
                             header: opened.header,
                         }))
                         .await?;
@@ -527,6 +549,7 @@ fn options_json(options: &ImportOptions) -> String {
         "encoding": format!("{:?}", options.encoding).to_lowercase(),
         "delimiter": delimiter,
         "header": format!("{:?}", options.header).to_lowercase(),
+        "sheet": options.sheet,
         "strict": options.strict,
     })
     .to_string()

@@ -1,9 +1,13 @@
 //! The reading side of an import, run on a blocking thread: bytes → records → checked lines,
 //! sent in chunks to the side that talks to the store, so parsing, validation and sealing
 //! overlap with database work and memory holds a few chunks, never the file.
+//!
+//! A CSV file is read as it arrives. A spreadsheet file (a ZIP archive, told by its first
+//! bytes) must be read out of order, so it is first copied to a temporary file, as it
+//! arrives, and its sheet then read row by row from there.
 
 use std::cell::RefCell;
-use std::io::Read;
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,7 +19,8 @@ use super::schema;
 use super::validate::{ParsedLine, Validator};
 use super::{ColumnReport, HeaderChoice, ImportError, ImportOptions, Progress, SampleRow};
 use crate::crypto::Keys;
-use crate::csv::{self, ColumnMap, Delimiter, Detected, ReadOptions, Record};
+use crate::csv::{self, ColumnMap, Delimiter, Detected, Encoding, ReadOptions, Record};
+use crate::sheet::{self, SheetReader};
 use crate::store::BATCH;
 
 /// Cells of a sample row sent back at most.
@@ -39,6 +44,71 @@ pub struct FileInfo {
     pub header: bool,
     /// Each cell position and the column it holds.
     pub columns: Vec<ColumnReport>,
+    /// For a spreadsheet file, its format and sheets (then `detected` and `delimiter`
+    /// describe nothing).
+    pub sheet: Option<SheetInfo>,
+}
+
+/// What a spreadsheet file is and which of its sheets is read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SheetInfo {
+    /// `.xlsx` or `.ods`.
+    pub format: sheet::Format,
+    /// The sheet read.
+    pub name: String,
+    /// Every sheet of the workbook, in order.
+    pub sheets: Vec<String>,
+}
+
+/// Where records come from: CSV text, or a sheet of a spreadsheet file copied aside.
+enum Source<R: Read> {
+    Text(Box<csv::CsvReader<std::io::Chain<Cursor<Vec<u8>>, R>>>),
+    Sheet(Box<SheetReader<BufReader<std::fs::File>>>),
+}
+
+impl<R: Read> Source<R> {
+    fn read(&mut self, record: &mut Record) -> Result<bool, ImportError> {
+        Ok(match self {
+            Source::Text(csv) => csv.read(record)?,
+            Source::Sheet(sheet) => sheet.read(record)?,
+        })
+    }
+}
+
+/// Opens `input` as a spreadsheet file or as CSV, by its first bytes.
+fn open<R: Read>(
+    mut input: R,
+    options: &ImportOptions,
+    widths: usize,
+) -> Result<Source<R>, ImportError> {
+    let mut head = Vec::with_capacity(4);
+    (&mut input)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(csv::ReadError::from)?;
+    let input = Cursor::new(head).chain(input);
+    if sheet::is_zip(input.get_ref().0.get_ref()) {
+        let mut copy = tempfile::tempfile().map_err(csv::ReadError::Io)?;
+        let mut input = input;
+        std::io::copy(&mut input, &mut copy).map_err(csv::ReadError::from)?;
+        copy.seek(SeekFrom::Start(0)).map_err(csv::ReadError::Io)?;
+        let reader = sheet::open(BufReader::new(copy), options.sheet.as_deref())?;
+        return Ok(Source::Sheet(Box::new(reader)));
+    }
+    if let Some(name) = &options.sheet {
+        return Err(ImportError::NotSpreadsheet {
+            sheet: name.clone(),
+        });
+    }
+    let csv = csv::open(
+        input,
+        &ReadOptions {
+            encoding: options.encoding,
+            delimiter: options.delimiter,
+            expected_widths: vec![widths],
+        },
+    )?;
+    Ok(Source::Text(Box::new(csv)))
 }
 
 /// What is known only once the whole file has been read.
@@ -80,16 +150,9 @@ fn read(
         progress: options.progress.clone(),
     };
     let schema = schema::columns(options.kind);
-    let mut csv = csv::open(
-        counted,
-        &ReadOptions {
-            encoding: options.encoding,
-            delimiter: options.delimiter,
-            expected_widths: vec![schema.len()],
-        },
-    )?;
+    let mut source = open(counted, options, schema.len())?;
     let mut record = Record::default();
-    if !csv.read(&mut record)? {
+    if !source.read(&mut record)? {
         return Err(ImportError::Empty);
     }
     let header = match options.header {
@@ -116,11 +179,29 @@ fn read(
             column: *name,
         })
         .collect();
-    let info = FileInfo {
-        detected: csv.detected(),
-        delimiter: csv.delimiter(),
-        header,
-        columns: column_reports,
+    let info = match &source {
+        Source::Text(csv) => FileInfo {
+            detected: csv.detected(),
+            delimiter: csv.delimiter(),
+            header,
+            columns: column_reports,
+            sheet: None,
+        },
+        Source::Sheet(reader) => FileInfo {
+            // A workbook's text is Unicode; there is no delimiter.
+            detected: Detected {
+                encoding: Encoding::Utf8,
+                bom: false,
+            },
+            delimiter: Delimiter::COMMA,
+            header,
+            columns: column_reports,
+            sheet: Some(SheetInfo {
+                format: reader.format(),
+                name: reader.sheet().to_owned(),
+                sheets: reader.sheets().to_vec(),
+            }),
+        },
     };
     if sender.blocking_send(Message::Opened(info)).is_err() {
         return Err(ImportError::Stopped);
@@ -131,7 +212,7 @@ fn read(
     let mut chunk = Vec::with_capacity(BATCH);
     let mut have_record = !header;
     loop {
-        if !have_record && !csv.read(&mut record)? {
+        if !have_record && !source.read(&mut record)? {
             break;
         }
         have_record = false;

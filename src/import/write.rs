@@ -8,7 +8,6 @@ use uuid::Uuid;
 use super::plan::{self, Ciphertexts, Decision};
 use super::validate::ParsedLine;
 use super::{ImportError, line_result, report};
-use crate::csv::{Delimiter, Encoding};
 use crate::model::{AccountKind, Outcome};
 use crate::secrets::SecretsError;
 use crate::store::{LineRecord, NewImport, Store, Tx};
@@ -23,10 +22,10 @@ pub struct Start {
     pub actor: String,
     /// Options as JSON.
     pub options: String,
-    /// Encoding read.
-    pub encoding: Encoding,
-    /// Delimiter split on.
-    pub delimiter: Delimiter,
+    /// Encoding read, or the spreadsheet format.
+    pub encoding: String,
+    /// Delimiter split on; empty for a spreadsheet.
+    pub delimiter: String,
     /// Header row present.
     pub header: bool,
 }
@@ -119,8 +118,8 @@ async fn apply(
                     file_sha256: "",
                     actor: &start.actor,
                     options: &start.options,
-                    encoding: start.encoding.as_str(),
-                    delimiter: &start.delimiter.to_string(),
+                    encoding: &start.encoding,
+                    delimiter: &start.delimiter,
                     header: start.header,
                 })
                 .await?;

@@ -24,5 +24,6 @@ mod scopes;
 mod secrets;
 mod server;
 mod sign_in;
+mod spreadsheets;
 mod wizard;
 mod wizard_browser;

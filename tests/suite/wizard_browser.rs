@@ -601,3 +601,88 @@ async fn a_stale_preview_is_refused_and_previewed_again_in_one_click() {
         .await;
     browser.screenshot("previewed-again").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workbook_is_imported_from_the_sheet_chosen_in_chromium() {
+    let Some((db, app)) = app_with_an_admin().await else {
+        return;
+    };
+    use crate::spreadsheets::Cell::Text;
+    let header = [
+        "user_email",
+        "display_name",
+        "email_address",
+        "incoming_username",
+        "incoming_password",
+        "outgoing_username",
+        "outgoing_password",
+    ]
+    .map(Text);
+    let alice = [
+        "alice@example.com",
+        "Alice Adams",
+        "alice@mail.example.com",
+        "alice",
+        "imap-secret-1",
+        "alice",
+        "",
+    ]
+    .map(Text);
+    let file = db.dir.path().join("accounts.xlsx");
+    std::fs::write(
+        &file,
+        crate::spreadsheets::xlsx(&[
+            ("Notes", &[Some(&[Text("read me first")])]),
+            ("Accounts", &[Some(&header), Some(&alice)]),
+        ]),
+    )
+    .unwrap();
+    let mut browser = Browser::signed_in(&app, "wizard-screenshots-sheets").await;
+    browser.goto(&format!("{}/import", app.base)).await;
+    browser.click("#next-1").await;
+    browser.click("#type-email").await;
+    browser.click("#next-2").await;
+    browser.type_into("#file", file.to_str().unwrap()).await;
+    browser
+        .wait_for("!document.getElementById('next-3').disabled")
+        .await;
+    browser.click("#next-3").await;
+    assert_eq!(browser.text("#encoding").await, "xlsx spreadsheet");
+    assert_eq!(
+        browser
+            .eval(
+                "return [document.getElementById('sheet-choice').hidden, document.getElementById('delimiter-choice').hidden, document.getElementById('sheet').value];",
+                json!([])
+            )
+            .await,
+        json!([false, true, "Notes"])
+    );
+    browser.screenshot("first-sheet").await;
+    browser.click("#sheet option[value=Accounts]").await;
+    browser
+        .wait_for("document.getElementById('columns-table').textContent.includes('alice@mail.example.com')")
+        .await;
+    assert!(
+        !browser.text("#wizard").await.contains("imap-secret-1"),
+        "a password reached the page"
+    );
+    browser.screenshot("sheet-chosen").await;
+    browser.click("#next-4").await;
+    browser
+        .wait_for(
+            "document.querySelector('#review-counts dd[data-count=added]').textContent === '1'",
+        )
+        .await;
+    browser.click("#next-5").await;
+    browser.click("#import-button").await;
+    browser
+        .wait_for(
+            "document.getElementById('notification').textContent.startsWith('Import complete')",
+        )
+        .await;
+    browser.screenshot("sheet-imported").await;
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
+        1
+    );
+}

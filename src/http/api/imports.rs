@@ -103,6 +103,7 @@ fn options(params: &Params) -> Result<ImportOptions, ApiError> {
         .parse::<EncodingChoice>("encoding")?
         .unwrap_or_default();
     options.header = params.parse::<HeaderChoice>("header")?.unwrap_or_default();
+    options.sheet = params.given("sheet")?.map(str::to_owned);
     options.strict = params.parse::<bool>("strict")?.unwrap_or(false);
     options.sample_rows = SAMPLE_ROWS;
     Ok(options)
@@ -130,6 +131,9 @@ fn described(result: &ImportResult, source: &str) -> Value {
         })
         .collect();
     value["sample"] = json!(sample);
+    if let Some(sheet) = &result.sheet {
+        value["sheets"] = json!(sheet.sheets);
+    }
     value["fingerprint"] = json!(result.fingerprint);
     value["file_sha256"] = json!(result.file_sha256);
     value

@@ -266,7 +266,7 @@ const IMPORT_TYPE: Param = Param {
     values: &["email", "exchange"],
     ..param("type", Q, true, "string", "Account type of the rows.")
 };
-const IMPORT_OPTIONS: [Param; 4] = [
+const IMPORT_OPTIONS: [Param; 5] = [
     IMPORT_TYPE,
     Param {
         values: &["auto", "comma", "semicolon", "tab", "pipe"],
@@ -298,12 +298,20 @@ const IMPORT_OPTIONS: [Param; 4] = [
             "Whether the first row is a header.",
         )
     },
+    param(
+        "sheet",
+        Q,
+        false,
+        "string",
+        "For an .xlsx or .ods file, the sheet to read (default: the first); refused for CSV.",
+    ),
 ];
-const PREVIEW_PARAMS: [Param; 6] = [
+const PREVIEW_PARAMS: [Param; 7] = [
     IMPORT_OPTIONS[0],
     IMPORT_OPTIONS[1],
     IMPORT_OPTIONS[2],
     IMPORT_OPTIONS[3],
+    IMPORT_OPTIONS[4],
     Param {
         range: Some((0, i64::MAX)),
         ..param(
@@ -325,11 +333,12 @@ const PREVIEW_PARAMS: [Param; 6] = [
         )
     },
 ];
-const COMMIT_PARAMS: [Param; 6] = [
+const COMMIT_PARAMS: [Param; 7] = [
     IMPORT_OPTIONS[0],
     IMPORT_OPTIONS[1],
     IMPORT_OPTIONS[2],
     IMPORT_OPTIONS[3],
+    IMPORT_OPTIONS[4],
     param(
         "fingerprint",
         Q,
@@ -345,7 +354,12 @@ const COMMIT_PARAMS: [Param; 6] = [
         "Write nothing unless every line is valid and unique.",
     ),
 ];
-const CSV_BODY: [(&str, &str); 2] = [("text/csv", "CsvFile"), ("multipart/form-data", "Upload")];
+const CSV_BODY: [(&str, &str); 4] = [
+    ("text/csv", "CsvFile"),
+    (crate::export::XLSX_CONTENT_TYPE, "CsvFile"),
+    ("application/vnd.oasis.opendocument.spreadsheet", "CsvFile"),
+    ("multipart/form-data", "Upload"),
+];
 const PAGING: [Param; 2] = [
     param(
         "after",
@@ -377,7 +391,7 @@ pub fn api() -> Api {
                 path: "/api/imports/preview",
                 id: "previewImport",
                 tag: "imports",
-                summary: "Decide every line of a CSV file against the store, writing nothing",
+                summary: "Decide every line of a CSV, .xlsx or .ods file against the store, writing nothing",
                 needs: READ,
                 params: PREVIEW_PARAMS.to_vec(),
                 body: CSV_BODY.to_vec(),
@@ -385,7 +399,7 @@ pub fn api() -> Api {
                     json(200, "What the import would do", "ImportPreview"),
                     error(400, "A parameter is invalid"),
                     error(413, "The file is over the upload limit"),
-                    error(422, "The file cannot be read as CSV"),
+                    error(422, "The file cannot be read as CSV or as a spreadsheet"),
                 ],
             },
             imports::preview,
@@ -396,7 +410,7 @@ pub fn api() -> Api {
                 path: "/api/imports",
                 id: "commitImport",
                 tag: "imports",
-                summary: "Import a CSV file in one transaction",
+                summary: "Import a CSV, .xlsx or .ods file in one transaction",
                 needs: WRITE,
                 params: COMMIT_PARAMS.to_vec(),
                 body: CSV_BODY.to_vec(),

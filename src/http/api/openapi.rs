@@ -169,8 +169,10 @@ fn schemas() -> Value {
         "type": "object",
         "properties": {
             "type": { "type": "string", "enum": ["email", "exchange"] },
-            "encoding": { "type": "string" },
-            "delimiter": { "type": "string" },
+            "encoding": { "type": "string", "description": "CSV files only" },
+            "delimiter": { "type": "string", "description": "CSV files only" },
+            "format": { "type": "string", "enum": ["xlsx", "ods"], "description": "Spreadsheet files only" },
+            "sheet": { "type": "string", "description": "Spreadsheet files only: the sheet read" },
             "header": { "type": "boolean" },
             "dry_run": { "type": "boolean" },
             "lines": { "type": "array", "items": line, "maxItems": crate::import::LINES_KEPT,
@@ -184,6 +186,7 @@ fn schemas() -> Value {
         &mut preview["properties"],
         &json!({
             "bom": { "type": "boolean" },
+            "sheets": { "type": "array", "items": { "type": "string" }, "description": "Spreadsheet files only: every sheet of the workbook" },
             "source": { "type": "string" },
             "fingerprint": { "type": "string", "description": "Pass to POST /api/imports to import exactly what was previewed." },
             "file_sha256": { "type": "string" },

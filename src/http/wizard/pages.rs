@@ -290,7 +290,7 @@ pub async fn users(
     let main = format!(
         r#"<div class="toolbar"><h1>Users <span class="muted">({total})</span></h1>
 <details class="menu"><summary class="button primary" id="import-menu">Import</summary>
-<ul><li><a href="/import" id="import-csv">Import from CSV</a></li></ul></details>
+<ul><li><a href="/import" id="import-csv">Import from CSV or a spreadsheet</a></li></ul></details>
 <a class="button secondary" id="export-email" href="/api/export?type=email" download>Export CSV (Email)</a>
 <a class="button secondary" id="export-exchange" href="/api/export?type=exchange" download>Export CSV (Exchange)</a>
 <details class="menu" id="export-options"><summary class="button secondary">Export as…</summary>

@@ -18,7 +18,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   const DELIMITERS = { ",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe" };
   const PAGE = 50;
   const OUTCOMES = ["added", "updated", "unchanged", "discarded", "rejected", "duplicates"];
-  const state = { type: "email", file: null, bytes: null, delimiter: null, preview: null, page: 0 };
+  const state = { type: "email", file: null, bytes: null, delimiter: null, sheet: null, preview: null, page: 0 };
 
   function show(step) {
     wizard.dataset.step = String(step);
@@ -74,7 +74,8 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
 
   function query(delimiter) {
     let q = "type=" + encodeURIComponent(state.type);
-    if (delimiter) q += "&delimiter=" + encodeURIComponent(delimiter);
+    if (state.sheet) q += "&sheet=" + encodeURIComponent(state.sheet);
+    else if (delimiter) q += "&delimiter=" + encodeURIComponent(delimiter);
     return q;
   }
 
@@ -88,6 +89,8 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     }
     state.preview = answer.json;
     state.delimiter = DELIMITERS[answer.json.delimiter] || "comma";
+    // A spreadsheet file: the sheet read is the one every later request names.
+    state.sheet = answer.json.sheet || null;
     state.page = 0;
     render();
   }
@@ -110,9 +113,22 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     showRaw(p);
     warnWidth(p);
     $("next-3").disabled = false;
-    $("encoding").textContent = p.encoding + (p.bom ? " (with byte-order mark)" : "");
+    const sheet = Boolean(p.format);
+    $("encoding-label").textContent = sheet ? "format" : "encoding";
+    $("encoding").textContent = sheet ? p.format + " spreadsheet" : p.encoding + (p.bom ? " (with byte-order mark)" : "");
     $("header").textContent = p.header ? "yes" : "no";
-    $("delimiter").value = state.delimiter;
+    $("delimiter-choice").hidden = sheet;
+    $("sheet-choice").hidden = !sheet;
+    if (sheet) {
+      $("sheet").replaceChildren(...p.sheets.map((name) => {
+        const option = text("option", name);
+        option.value = name;
+        return option;
+      }));
+      $("sheet").value = p.sheet;
+    } else {
+      $("delimiter").value = state.delimiter;
+    }
     renderColumns(p);
     renderCounts($("review-counts"), p);
     renderReview();
@@ -123,8 +139,10 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   // password cells show masked: the page never displays a password.
   function showRaw(p) {
     const lines = [];
-    if (p.header) lines.push(p.columns.map((c) => c.header || "").join(p.delimiter));
-    for (const row of p.sample.slice(0, 12)) lines.push(row.cells.join(p.delimiter));
+    // A sheet's cells have no delimiter: they are shown separated by tabs.
+    const separator = p.delimiter || "\t";
+    if (p.header) lines.push(p.columns.map((c) => c.header || "").join(separator));
+    for (const row of p.sample.slice(0, 12)) lines.push(row.cells.join(separator));
     $("raw").textContent = lines.join("\n");
     $("raw-preview").hidden = false;
   }
@@ -215,6 +233,10 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   $("review-next").addEventListener("click", () => turnPage(1));
   $("skip-rejected").addEventListener("change", renderImport);
   $("delimiter").addEventListener("change", () => preview($("delimiter").value));
+  $("sheet").addEventListener("change", () => {
+    state.sheet = $("sheet").value;
+    preview(null);
+  });
 
   const browse = $("browse");
   browse.addEventListener("keydown", (event) => {
@@ -229,6 +251,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     state.file = file;
     $("file-name").textContent = file.name + " (" + file.size.toLocaleString() + " bytes)";
     state.bytes = new Uint8Array(await file.arrayBuffer());
+    state.sheet = null;
     await preview(null);
   });
 
