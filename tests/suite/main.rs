@@ -9,6 +9,7 @@ mod cli;
 mod contract;
 mod directory;
 mod export;
+mod export_xlsx;
 mod hardening;
 mod history;
 mod import;

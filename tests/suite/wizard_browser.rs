@@ -685,4 +685,24 @@ async fn a_workbook_is_imported_from_the_sheet_chosen_in_chromium() {
         db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
         1
     );
+
+    // The Users view downloads the same accounts as a workbook.
+    browser.goto(&format!("{}/", app.base)).await;
+    browser.find("#export-email-xlsx").await;
+    let script = "const done = arguments[arguments.length - 1];
+        fetch(document.getElementById('export-email-xlsx').href)
+          .then(r => r.arrayBuffer().then(b => done([r.headers.get('content-type'),
+            String.fromCharCode(...new Uint8Array(b).slice(0, 2))])));";
+    let answer = browser
+        .command(
+            Method::POST,
+            "/execute/async",
+            json!({ "script": script, "args": [] }),
+        )
+        .await;
+    assert_eq!(
+        answer,
+        json!([mdm_mail::export::XLSX_CONTENT_TYPE, "PK"]),
+        "a workbook"
+    );
 }

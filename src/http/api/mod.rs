@@ -698,6 +698,10 @@ pub fn api() -> Api {
                         ..param("type", Q, true, "string", "Email or Exchange accounts, or each device's expected profiles.")
                     },
                     Param {
+                        values: &["csv", "xlsx"],
+                        ..param("format", Q, false, "string", "File format (default csv); xlsx is a workbook whose cells are all text.")
+                    },
+                    Param {
                         values: &["comma", "semicolon", "tab"],
                         ..param("delimiter", Q, false, "string", "Field delimiter (default comma).")
                     },
@@ -710,8 +714,8 @@ pub fn api() -> Api {
                 replies: vec![
                     Reply {
                         status: 200,
-                        description: "The CSV file, streamed",
-                        media: &["text/csv"],
+                        description: "The CSV file, streamed, or the .xlsx workbook",
+                        media: &["text/csv", crate::export::XLSX_CONTENT_TYPE],
                         schema: None,
                     },
                     error(400, "A parameter is invalid"),
