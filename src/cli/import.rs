@@ -45,6 +45,16 @@ pub struct ImportArgs {
     /// The sheet of a spreadsheet file to read (default: its first).
     #[arg(long, value_name = "NAME")]
     sheet: Option<String>,
+    /// Read FIELD from another column: SOURCE is a column's header, or a template of
+    /// columns such as {username}@{domain}. Repeatable; over --mapping.
+    #[arg(long = "map", value_name = "FIELD=SOURCE")]
+    map: Vec<String>,
+    /// Use the column mapping saved under NAME (`mdm-mail mappings list`).
+    #[arg(long, value_name = "NAME")]
+    mapping: Option<String>,
+    /// Save the column mapping used (--mapping and --map) under NAME, for --mapping NAME.
+    #[arg(long, value_name = "NAME")]
+    save_mapping: Option<String>,
     /// Decide every line and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -73,8 +83,11 @@ pub async fn run(store: &Store, settings: &Settings, args: ImportArgs) -> anyhow
         let size = file.metadata().ok().map(|m| m.len());
         (Box::new(file), size)
     };
+    let mapping =
+        import::mapping::resolve(store, args.kind, args.mapping.as_deref(), &args.map).await?;
     let progress = Arc::new(Progress::default());
     let options = ImportOptions {
+        mapping,
         encoding: args.encoding,
         delimiter: args.delimiter,
         header: args.header,
@@ -131,6 +144,10 @@ pub async fn run(store: &Store, settings: &Settings, args: ImportArgs) -> anyhow
     };
     if let Some(results) = results {
         results.keep()?;
+    }
+    if let Some(name) = &args.save_mapping {
+        import::mapping::save(store, name, args.kind, &options.mapping, &actor()).await?;
+        eprintln!("{source}: saved the column mapping as {name:?}");
     }
     print_result(&source, &result, args.json)?;
     let changed = result.counts.added + result.counts.updated > 0;
@@ -220,6 +237,13 @@ fn print_result(source: &str, result: &ImportResult, json: bool) -> anyhow::Resu
     if json {
         println!("{}", serde_json::to_string(&result.summary())?);
         return Ok(());
+    }
+    for field in result.fields.iter().filter(|f| f.mapped) {
+        eprintln!(
+            "{source}: {} from {}",
+            field.field,
+            field.source.as_deref().unwrap_or("nothing")
+        );
     }
     let ignored: Vec<String> = result
         .columns

@@ -166,6 +166,7 @@ impl From<ImportError> for ApiError {
             | ImportError::Header(_)
             | ImportError::Sheet(_)
             | ImportError::NotSpreadsheet { .. }
+            | ImportError::MappingWithoutHeader
             | ImportError::Empty => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unreadable_file",

@@ -8,6 +8,7 @@
 
 pub mod directory;
 pub mod history;
+pub mod mapping;
 mod plan;
 mod read;
 pub mod report;
@@ -80,6 +81,12 @@ pub struct ImportOptions {
     pub header: HeaderChoice,
     /// For a spreadsheet file, the sheet to read (else its first).
     pub sheet: Option<String>,
+    /// Fields read from the columns or templates the admin gave, not found by header name.
+    pub mapping: mapping::Mapping,
+    /// A header without a required field is read anyway, every line rejected for the
+    /// missing field, instead of being an error: a preview then still shows the file's
+    /// columns for the admin to map (the wizard's Columns step).
+    pub missing_columns: bool,
     /// Write nothing unless every line is valid and unique.
     pub strict: bool,
     /// How many of the first records to return split into columns.
@@ -97,6 +104,8 @@ impl ImportOptions {
             delimiter: DelimiterChoice::Auto,
             header: HeaderChoice::Auto,
             sheet: None,
+            mapping: mapping::Mapping::default(),
+            missing_columns: false,
             strict: false,
             sample_rows: 10,
             progress: None,
@@ -176,6 +185,20 @@ pub struct ColumnReport {
     pub column: Option<&'static str>,
 }
 
+/// A field of the account type and where the file gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldReport {
+    /// The canonical field name.
+    pub field: &'static str,
+    /// Whether a line must have it.
+    pub required: bool,
+    /// The header of the column it is read from, or its template, or `column N` without a
+    /// header; `None` when the file does not have it.
+    pub source: Option<String>,
+    /// Whether the admin mapped it (else it was found by its header or position).
+    pub mapped: bool,
+}
+
 /// One of the first records, split into cells, passwords masked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SampleRow {
@@ -211,6 +234,8 @@ pub struct ImportResult {
     pub lines: Vec<LineReport>,
     /// The file's columns as read.
     pub columns: Vec<ColumnReport>,
+    /// Each field and where it is read from.
+    pub fields: Vec<FieldReport>,
     /// The first records.
     pub sample: Vec<SampleRow>,
     /// SHA-256 of the file, hex.
@@ -249,6 +274,11 @@ pub enum ImportError {
     /// A spreadsheet file that cannot be read.
     #[error(transparent)]
     Sheet(#[from] crate::sheet::SheetError),
+    /// Columns were mapped, but the file is read without a header row.
+    #[error(
+        "columns can only be mapped by their headers, and this file is read without a header row"
+    )]
+    MappingWithoutHeader,
     /// A sheet was asked for, but the file is CSV text.
     #[error("a sheet ({sheet:?}) was asked for, but this is a CSV text file, which has no sheets")]
     NotSpreadsheet {
@@ -421,6 +451,7 @@ impl Decided {
             dry_run: !commit,
             lines: self.not_applied,
             columns: self.info.columns,
+            fields: self.info.fields,
             sample: digest.sample,
             file_sha256: digest.sha256,
             fingerprint: crate::crypto::to_hex(&self.fingerprint.finalize()),
@@ -550,6 +581,7 @@ fn options_json(options: &ImportOptions) -> String {
         "delimiter": delimiter,
         "header": format!("{:?}", options.header).to_lowercase(),
         "sheet": options.sheet,
+        "mapping": serde_json::from_str::<serde_json::Value>(&options.mapping.to_json()).unwrap_or_default(),
         "strict": options.strict,
     })
     .to_string()

@@ -17,7 +17,9 @@ use tokio::sync::mpsc;
 
 use super::schema;
 use super::validate::{ParsedLine, Validator};
-use super::{ColumnReport, HeaderChoice, ImportError, ImportOptions, Progress, SampleRow};
+use super::{
+    ColumnReport, FieldReport, HeaderChoice, ImportError, ImportOptions, Progress, SampleRow,
+};
 use crate::crypto::Keys;
 use crate::csv::{self, ColumnMap, Delimiter, Detected, Encoding, ReadOptions, Record};
 use crate::sheet::{self, SheetReader};
@@ -44,6 +46,8 @@ pub struct FileInfo {
     pub header: bool,
     /// Each cell position and the column it holds.
     pub columns: Vec<ColumnReport>,
+    /// Each field and where it is read from.
+    pub fields: Vec<FieldReport>,
     /// For a spreadsheet file, its format and sheets (then `detected` and `delimiter`
     /// describe nothing).
     pub sheet: Option<SheetInfo>,
@@ -155,16 +159,45 @@ fn read(
     if !source.read(&mut record)? {
         return Err(ImportError::Empty);
     }
+    let mapped = !options.mapping.is_empty();
     let header = match options.header {
         HeaderChoice::Yes => true,
+        HeaderChoice::No if mapped => return Err(ImportError::MappingWithoutHeader),
         HeaderChoice::No => false,
-        HeaderChoice::Auto => ColumnMap::is_header(schema, &record),
+        // Columns are mapped by the headers of a file that is not ours: the first row is
+        // its header, whatever it says.
+        // So is it when read for mapping (`missing_columns`) unless it starts like a line
+        // of accounts, with a user's address (a mail host's headers name none of our
+        // fields), or is one cell (split on the wrong delimiter).
+        HeaderChoice::Auto => {
+            mapped
+                || ColumnMap::is_header(schema, &record)
+                || (options.missing_columns
+                    && record.width() >= 2
+                    && crate::model::validate_email(record.cell(0)).is_err())
+        }
     };
     let columns = if header {
-        ColumnMap::from_header(schema, &record)?
+        ColumnMap::from_header_mapped(
+            schema,
+            &record,
+            &options.mapping.specs(options.kind),
+            !options.missing_columns,
+        )?
     } else {
         ColumnMap::positional(schema)
     };
+    let fields: Vec<FieldReport> = schema
+        .iter()
+        .zip(columns.sources(&record))
+        .enumerate()
+        .map(|(i, (column, source))| FieldReport {
+            field: column.name,
+            required: column.required,
+            source,
+            mapped: columns.mapped(i).is_some(),
+        })
+        .collect();
     let header_cells: Vec<String> = if header {
         record.cells().map(str::to_owned).collect()
     } else {
@@ -185,6 +218,7 @@ fn read(
             delimiter: csv.delimiter(),
             header,
             columns: column_reports,
+            fields,
             sheet: None,
         },
         Source::Sheet(reader) => FileInfo {
@@ -196,6 +230,7 @@ fn read(
             delimiter: Delimiter::COMMA,
             header,
             columns: column_reports,
+            fields,
             sheet: Some(SheetInfo {
                 format: reader.format(),
                 name: reader.sheet().to_owned(),
@@ -229,6 +264,9 @@ fn read(
                         Some(name) if schema::is_password(name) && !cell.is_empty() => {
                             MASK.to_owned()
                         }
+                        None if secret_header(header_cells.get(i)) && !cell.is_empty() => {
+                            MASK.to_owned()
+                        }
                         _ => crate::model::excerpt(cell).into_owned(),
                     })
                     .collect(),
@@ -251,6 +289,25 @@ fn read(
     }
     let sha256 = crate::crypto::to_hex(&hasher.borrow_mut().finalize_reset());
     Ok(FileDigest { sha256, sample })
+}
+
+/// Whether a column no field is read from looks, by its header, like it holds passwords
+/// (a mail host's `password`, `Passwort`, `pwd`, `secret`): its cells are masked in samples
+/// all the same, before the admin maps it.
+fn secret_header(header: Option<&String>) -> bool {
+    let key = header
+        .map(|h| crate::csv::columns::header_key(h))
+        .unwrap_or_default();
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "kennwort",
+        "motdepasse",
+        "contrase",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
 }
 
 /// Hashes and counts the raw bytes as they are read.

@@ -126,15 +126,18 @@ impl Validator {
         // first cell may be the whole line, passwords included, so none of it is echoed.
         let (user_email, address) = match self.shape(record) {
             Ok(()) => (
-                self.columns.get(record, 0).to_owned(),
+                self.columns.get(record, 0).into_owned(),
                 self.columns
                     .get(record, 1 + usize::from(self.kind == AccountKind::Email))
-                    .to_owned(),
+                    .into_owned(),
             ),
             Err(_) => (String::new(), String::new()),
         };
         let check = match self.fields(record) {
-            Err((field, message)) => Checked::Rejected { field, message },
+            Err((field, message)) => Checked::Rejected {
+                message: self.naming_the_source(field, message),
+                field,
+            },
             Ok(row) => match self
                 .seen
                 .check(&[&row.user_norm, &row.address_norm], record.line())
@@ -159,6 +162,21 @@ impl Validator {
             user_email,
             address,
             check,
+        }
+    }
+
+    /// `message` about `field`, naming the source the admin mapped the field to, if they did:
+    /// the value checked is then not the cell of a column of that name.
+    fn naming_the_source(&self, field: Option<&'static str>, message: String) -> String {
+        let Some(index) = field.and_then(|f| self.schema.iter().position(|c| c.name == f)) else {
+            return message;
+        };
+        if !self.columns.has(index) {
+            return "is not in the file: map a column to it".to_owned();
+        }
+        match self.columns.mapped(index) {
+            Some(source) => format!("{message} (read from {})", quoted(source)),
+            None => message,
         }
     }
 
@@ -191,15 +209,32 @@ impl Validator {
 
     fn fields(&self, record: &Record) -> Result<ValidRow, Rejection> {
         self.shape(record)?;
-        let cell = |field: usize| self.columns.get(record, field);
         // Passwords are read as given: the export never writes one, so neither a leading
         // `'` nor white space around it can have come from the export.
-        let literal = |field: usize| self.columns.get_literal(record, field);
+        let values: Vec<std::borrow::Cow<'_, str>> = self
+            .schema
+            .iter()
+            .enumerate()
+            .map(|(field, column)| {
+                if schema::is_password(column.name) {
+                    self.columns.get_literal(record, field)
+                } else {
+                    self.columns.get(record, field)
+                }
+            })
+            .collect();
+        let cell = |field: usize| values[field].as_ref();
+        let literal = cell;
         let name = |field: usize| self.schema[field].name;
         match self.kind {
             AccountKind::Email => {
                 let user = address(cell(email::USER_EMAIL), name(email::USER_EMAIL))?;
-                let display_name = text(cell(email::DISPLAY_NAME), name(email::DISPLAY_NAME))?;
+                // Without the column, the profile shows the user's own display name.
+                let display_name = if self.columns.has(email::DISPLAY_NAME) {
+                    Some(text(cell(email::DISPLAY_NAME), name(email::DISPLAY_NAME))?)
+                } else {
+                    None
+                };
                 let address = address(cell(email::ADDRESS), name(email::ADDRESS))?;
                 let incoming = text(
                     cell(email::INCOMING_USERNAME),
@@ -228,7 +263,7 @@ impl Validator {
                 Ok(ValidRow {
                     user_norm,
                     address_norm,
-                    display_name: Some(display_name.to_owned()),
+                    display_name: display_name.map(str::to_owned),
                     username: incoming.to_owned(),
                     domain: None,
                     outgoing_username: Some(outgoing.to_owned()),

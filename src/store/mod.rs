@@ -12,6 +12,7 @@ mod devices;
 mod export;
 mod imports;
 mod manage;
+mod mappings;
 mod push;
 mod secrets;
 mod sign_in;
@@ -32,6 +33,7 @@ pub use admins::{AdminSet, ListedAdmin, StoredAdmin, StoredSession};
 pub use devices::StoredDevice;
 pub use export::{AccountSnapshots, ExportPage, ExportRow, UserMappings, UserRange};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
+pub use mappings::SavedMapping;
 pub use push::{
     ClaimedJob, DeviceJobs, JobAnswer, JobDevice, JobResult, NewJob, Pending, PushSource,
     SourceAccount, StateCounts, TargetDevice, TargetWrite,

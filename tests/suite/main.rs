@@ -15,6 +15,7 @@ mod history;
 mod import;
 mod import_cli;
 mod literal_passwords;
+mod mapping;
 mod migrations;
 mod profile;
 mod properties;

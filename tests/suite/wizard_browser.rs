@@ -63,6 +63,7 @@ impl Browser {
             .await;
         self.click("#next-3").await;
         self.click("#next-4").await;
+        self.click("#next-5").await;
     }
 
     async fn start(shots: PathBuf) -> Browser {
@@ -370,6 +371,7 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         .wait_for("document.getElementById('delimiter-warning').hidden")
         .await;
     browser.click("#next-4").await;
+    browser.click("#next-5").await;
 
     browser
         .wait_for(
@@ -395,7 +397,7 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         "a password reached the page"
     );
     browser.screenshot("step-5-review").await;
-    browser.click("#next-5").await;
+    browser.click("#next-6").await;
 
     let disabled = "document.getElementById('import-button').disabled";
     assert_eq!(
@@ -569,7 +571,7 @@ async fn a_stale_preview_is_refused_and_previewed_again_in_one_click() {
     .unwrap();
     let mut browser = Browser::signed_in(&app, "wizard-screenshots-stale").await;
     browser.review_email_file(&app, &file).await;
-    browser.click("#next-5").await;
+    browser.click("#next-6").await;
     // Meanwhile someone else imports the same account: the preview no longer holds.
     let other = app
         .call(reqwest::Method::POST, "/api/imports?type=email")
@@ -668,12 +670,13 @@ async fn a_workbook_is_imported_from_the_sheet_chosen_in_chromium() {
     );
     browser.screenshot("sheet-chosen").await;
     browser.click("#next-4").await;
+    browser.click("#next-5").await;
     browser
         .wait_for(
             "document.querySelector('#review-counts dd[data-count=added]').textContent === '1'",
         )
         .await;
-    browser.click("#next-5").await;
+    browser.click("#next-6").await;
     browser.click("#import-button").await;
     browser
         .wait_for(
@@ -705,4 +708,162 @@ async fn a_workbook_is_imported_from_the_sheet_chosen_in_chromium() {
         json!([mdm_mail::export::XLSX_CONTENT_TYPE, "PK"]),
         "a workbook"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_columns_are_mapped_in_the_columns_step_and_the_mapping_saved() {
+    let Some((db, app)) = app_with_an_admin().await else {
+        return;
+    };
+    let file = db.dir.path().join("webmail.csv");
+    std::fs::write(
+        &file,
+        "E-mail;Name;Mailbox;Login;Password;SMTP login;SMTP password\n\
+         alice@example.com;Alice;alice@mail.example.com;alice;imap-secret-1;alice-out;smtp-secret-1\n\
+         bob@example.com;Bob;bob@mail.example.com;bob;imap-secret-2;bob-out;\n",
+    )
+    .unwrap();
+    let mut browser = Browser::signed_in(&app, "wizard-screenshots-columns").await;
+    browser.goto(&format!("{}/import", app.base)).await;
+    browser.click("#next-1").await;
+    browser.click("#type-email").await;
+    browser.click("#next-2").await;
+    browser.type_into("#file", file.to_str().unwrap()).await;
+    browser
+        .wait_for("!document.getElementById('next-3').disabled")
+        .await;
+    browser.click("#next-3").await;
+    browser.click("#next-4").await;
+
+    // Recognised by their headers: the address (E-mail), the name, the SMTP password; three
+    // required fields still need a column, so the step cannot be left yet.
+    let value = |field: &str| format!("document.getElementById('map-{field}').value");
+    browser
+        .wait_for(&format!("{} === 'E-mail'", value("email_address")))
+        .await;
+    assert_eq!(
+        browser
+            .eval(
+                &format!(
+                    "return [{}, {}, document.getElementById('next-5').disabled];",
+                    value("user_email"),
+                    value("outgoing_password")
+                ),
+                json!([])
+            )
+            .await,
+        json!(["", "SMTP password", true])
+    );
+    assert!(
+        browser
+            .text("#columns-missing")
+            .await
+            .contains("user_email, incoming_username, outgoing_username"),
+        "{}",
+        browser.text("#columns-missing").await
+    );
+    assert!(
+        browser.text("#columns-map").await.contains("(required)"),
+        "required fields are marked"
+    );
+    browser.screenshot("columns-recognised").await;
+    for (field, column) in [
+        ("user_email", "E-mail"),
+        ("email_address", "Mailbox"),
+        ("incoming_username", "Login"),
+        ("incoming_password", "Password"),
+        ("outgoing_username", "SMTP login"),
+    ] {
+        browser
+            .click(&format!("#map-{field} option[value='{column}']"))
+            .await;
+        browser
+            .wait_for(&format!("{} === '{column}'", value(field)))
+            .await;
+    }
+    browser
+        .wait_for("!document.getElementById('next-5').disabled")
+        .await;
+    let columns = browser.text("#columns-map").await;
+    assert!(
+        columns.contains("alice@mail.example.com, bob@mail.example.com"),
+        "sample values beside each field: {columns}"
+    );
+    assert!(
+        !browser.text("#wizard").await.contains("imap-secret-1"),
+        "a password reached the page"
+    );
+    browser.type_into("#save-mapping", "webmail").await;
+    browser.screenshot("columns-mapped").await;
+    browser.click("#next-5").await;
+    browser
+        .wait_for(
+            "document.querySelector('#review-counts dd[data-count=added]').textContent === '2'",
+        )
+        .await;
+    assert!(
+        browser
+            .text("#review-fields")
+            .await
+            .contains("email_address ← Mailbox"),
+        "{}",
+        browser.text("#review-fields").await
+    );
+    browser.screenshot("columns-review").await;
+    browser.click("#next-6").await;
+    browser.click("#import-button").await;
+    browser
+        .wait_for(
+            "document.getElementById('notification').textContent.startsWith('Import complete')",
+        )
+        .await;
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
+        2
+    );
+    let saved = db.open().await.mapping("webmail").await.unwrap().unwrap();
+    assert!(
+        saved.fields.contains(r#""email_address":"Mailbox""#),
+        "{}",
+        saved.fields
+    );
+
+    // MXroute's export, read with the saved mapping shipped for it.
+    let mxroute = db.dir.path().join("mxroute.csv");
+    std::fs::write(
+        &mxroute,
+        "username,password,quota,limit,recovery_email,domain\nchloe,Abcd1234!,1024,9600,,example.com\n",
+    )
+    .unwrap();
+    browser.goto(&format!("{}/import", app.base)).await;
+    browser.click("#next-1").await;
+    browser.click("#type-email").await;
+    browser.click("#next-2").await;
+    browser.type_into("#file", mxroute.to_str().unwrap()).await;
+    browser
+        .wait_for("!document.getElementById('next-3').disabled")
+        .await;
+    browser.click("#next-3").await;
+    browser.click("#next-4").await;
+    browser.click("#saved-mapping option[value=mxroute]").await;
+    browser
+        .wait_for(&format!(
+            "{} === '{{username}}@{{domain}}'",
+            value("user_email")
+        ))
+        .await;
+    assert!(
+        browser
+            .text("#columns-map")
+            .await
+            .contains("chloe@example.com"),
+        "the template filled in from the first row"
+    );
+    browser.screenshot("columns-saved-mapping").await;
+    browser.click("#next-5").await;
+    browser
+        .wait_for(
+            "document.querySelector('#review-counts dd[data-count=added]').textContent === '1'",
+        )
+        .await;
 }

@@ -13,7 +13,7 @@ pub mod push;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Query};
+use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, on};
@@ -127,16 +127,32 @@ impl Api {
 }
 
 /// Query parameters, parsed with errors that name the parameter.
-pub struct Params(HashMap<String, String>);
+pub struct Params {
+    map: HashMap<String, String>,
+    /// Every pair in order, for parameters that repeat (`map=…&map=…`).
+    pairs: Vec<(String, String)>,
+}
 
 impl Params {
-    fn of(Query(map): Query<HashMap<String, String>>) -> Params {
-        Params(map)
+    fn of(pairs: Vec<(String, String)>) -> Params {
+        Params {
+            map: pairs.iter().cloned().collect(),
+            pairs,
+        }
+    }
+
+    /// Every value of a parameter given once or more, in order.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .collect()
     }
 
     /// The raw value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.map
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
@@ -145,7 +161,7 @@ impl Params {
     /// The value of `name`, which must not be given empty (`name=`): an empty choice or
     /// number is a mistake, not a request for the default.
     pub fn given(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        match self.0.get(name) {
+        match self.map.get(name) {
             Some(value) if value.is_empty() => Err(ApiError::parameter(name, "is empty")),
             value => Ok(value.map(String::as_str)),
         }
@@ -200,12 +216,13 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &S,
+        _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Query::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
+        serde_urlencoded::from_str::<Vec<(String, String)>>(parts.uri.query().unwrap_or(""))
             .map(Params::of)
-            .map_err(|e| ApiError::parameter("query", e.body_text()))
+            .map_err(|e| {
+                ApiError::parameter("query", format!("Failed to deserialize query string: {e}"))
+            })
     }
 }
 
@@ -266,7 +283,7 @@ const IMPORT_TYPE: Param = Param {
     values: &["email", "exchange"],
     ..param("type", Q, true, "string", "Account type of the rows.")
 };
-const IMPORT_OPTIONS: [Param; 5] = [
+const IMPORT_OPTIONS: [Param; 7] = [
     IMPORT_TYPE,
     Param {
         values: &["auto", "comma", "semicolon", "tab", "pipe"],
@@ -305,13 +322,39 @@ const IMPORT_OPTIONS: [Param; 5] = [
         "string",
         "For an .xlsx or .ods file, the sheet to read (default: the first); refused for CSV.",
     ),
+    param(
+        "map",
+        Q,
+        false,
+        "array",
+        "FIELD=SOURCE, repeatable: read FIELD from the column with header SOURCE, or from a template such as {username}@{domain}; over `mapping`.",
+    ),
+    param(
+        "mapping",
+        Q,
+        false,
+        "string",
+        "The name of a saved column mapping (GET /api/mappings) to read the file with.",
+    ),
 ];
-const PREVIEW_PARAMS: [Param; 7] = [
+const PREVIEW_PARAMS: [Param; 10] = [
     IMPORT_OPTIONS[0],
     IMPORT_OPTIONS[1],
     IMPORT_OPTIONS[2],
     IMPORT_OPTIONS[3],
     IMPORT_OPTIONS[4],
+    IMPORT_OPTIONS[5],
+    IMPORT_OPTIONS[6],
+    Param {
+        values: &["refuse", "reject"],
+        ..param(
+            "missing_columns",
+            Q,
+            false,
+            "string",
+            "A header without a required field: refuse the file (default), or reject every line naming the field, so that the preview still shows the file's columns and fields to map.",
+        )
+    },
     Param {
         range: Some((0, i64::MAX)),
         ..param(
@@ -333,12 +376,21 @@ const PREVIEW_PARAMS: [Param; 7] = [
         )
     },
 ];
-const COMMIT_PARAMS: [Param; 7] = [
+const COMMIT_PARAMS: [Param; 10] = [
     IMPORT_OPTIONS[0],
     IMPORT_OPTIONS[1],
     IMPORT_OPTIONS[2],
     IMPORT_OPTIONS[3],
     IMPORT_OPTIONS[4],
+    IMPORT_OPTIONS[5],
+    IMPORT_OPTIONS[6],
+    param(
+        "save_mapping",
+        Q,
+        false,
+        "string",
+        "Once committed, save the column mapping used (`mapping` and `map`) under this name.",
+    ),
     param(
         "fingerprint",
         Q,
@@ -487,6 +539,20 @@ pub fn api() -> Api {
                 ],
             },
             imports::results_csv,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
+                path: "/api/mappings",
+                id: "listMappings",
+                tag: "imports",
+                summary: "The saved column mappings: name, account type, each field's source",
+                needs: READ,
+                params: vec![],
+                body: vec![],
+                replies: vec![json(200, "The saved mappings", "Mappings")],
+            },
+            imports::mappings,
         )
         .route(
             Operation {

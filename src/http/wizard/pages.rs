@@ -339,7 +339,7 @@ pub async fn import(State(state): State<AppState>, headers: HeaderMap) -> Respon
         email_columns = columns(AccountKind::Email),
         exchange_columns = columns(AccountKind::Exchange),
     );
-    layout("Import from CSV", Some(&session), &main).into_response()
+    layout("Import from CSV or a spreadsheet", Some(&session), &main).into_response()
 }
 
 /// `GET /users/{email}`: a user's accounts and devices, and their profile previewed per

@@ -18,7 +18,8 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   const DELIMITERS = { ",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe" };
   const PAGE = 50;
   const OUTCOMES = ["added", "updated", "unchanged", "discarded", "rejected", "duplicates"];
-  const state = { type: "email", file: null, bytes: null, delimiter: null, sheet: null, preview: null, page: 0 };
+  const state = { type: "email", file: null, bytes: null, delimiter: null, sheet: null, preview: null, page: 0,
+    map: {}, mapping: "", mappings: [] };
 
   function show(step) {
     wizard.dataset.step = String(step);
@@ -44,9 +45,32 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
       for (const block of wizard.querySelectorAll(".columns")) {
         block.hidden = block.dataset.type !== state.type;
       }
+      offerMappings();
+      state.map = {};
+      state.mapping = "";
       if (state.bytes) preview(null);
     });
   }
+
+  // The saved column mappings of the chosen account type, offered in the Columns step.
+  function offerMappings() {
+    const options = [text("option", "None")];
+    options[0].value = "";
+    for (const saved of state.mappings.filter((m) => m.type === state.type)) {
+      const option = text("option", saved.name + " (saved by " + saved.created_by + ")");
+      option.value = saved.name;
+      options.push(option);
+    }
+    $("saved-mapping").replaceChildren(...options);
+    $("saved-mapping").value = state.mapping;
+  }
+
+  fetch("/api/mappings", { headers: { "Accept": "application/json" } })
+    .then((r) => (r.ok ? r.json() : { mappings: [] }))
+    .then((answer) => {
+      state.mappings = answer.mappings || [];
+      offerMappings();
+    });
 
   function text(tag, content, className) {
     const element = document.createElement(tag);
@@ -76,12 +100,22 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     let q = "type=" + encodeURIComponent(state.type);
     if (state.sheet) q += "&sheet=" + encodeURIComponent(state.sheet);
     else if (delimiter) q += "&delimiter=" + encodeURIComponent(delimiter);
+    if (state.mapping) q += "&mapping=" + encodeURIComponent(state.mapping);
+    for (const [field, source] of Object.entries(state.map)) {
+      q += "&map=" + encodeURIComponent(field + "=" + source);
+    }
     return q;
+  }
+
+  // A preview of a file whose headers are not ours still answers, every line rejected for
+  // the fields it lacks, so that the Columns step can offer its columns.
+  function previewQuery(delimiter) {
+    return query(delimiter) + "&missing_columns=reject";
   }
 
   async function preview(delimiter) {
     $("wizard-error").hidden = true;
-    const answer = await call("/api/imports/preview?results_limit=" + PAGE + "&" + query(delimiter), state.bytes);
+    const answer = await call("/api/imports/preview?results_limit=" + PAGE + "&" + previewQuery(delimiter), state.bytes);
     if (answer.status !== 200) {
       fail(answer.json && answer.json.error ? answer.json.error.message : "The preview failed (" + answer.status + ").");
       $("next-3").disabled = true;
@@ -130,6 +164,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
       $("delimiter").value = state.delimiter;
     }
     renderColumns(p);
+    renderFields(p);
     renderCounts($("review-counts"), p);
     renderReview();
     renderImport();
@@ -166,6 +201,84 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     table.tBodies[0].replaceChildren(...rows);
   }
 
+  // The first values a field takes in the sample: its column's cells, or its template
+  // filled in from them (password cells arrive masked).
+  function firstValues(p, source) {
+    if (!source) return "";
+    const headers = p.columns.map((c) => c.header || "");
+    const cell = (row, name) => {
+      const i = headers.indexOf(name);
+      return i < 0 ? "" : (row.cells[i] || "");
+    };
+    return p.sample.slice(0, 3).map((row) => {
+      if (headers.includes(source)) return cell(row, source);
+      return source.replace(/\{([^{}]+)\}/g, (_, name) => cell(row, name.trim()));
+    }).filter((v) => v !== "").join(", ");
+  }
+
+  function renderFields(p) {
+    const headers = p.columns.map((c) => c.header).filter((h) => h);
+    const rows = (p.fields || []).map((f) => {
+      const tr = document.createElement("tr");
+      const th = text("th", f.field);
+      th.scope = "row";
+      if (f.required) th.appendChild(text("span", " (required)", "required"));
+      tr.appendChild(th);
+      const select = document.createElement("select");
+      select.id = "map-" + f.field;
+      select.setAttribute("aria-label", "Column for " + f.field);
+      const none = text("option", f.required ? "Choose a column" : "Not in the file");
+      none.value = "";
+      const choices = [none, ...headers.map((h) => {
+        const option = text("option", h);
+        option.value = h;
+        return option;
+      })];
+      if (f.source && !headers.includes(f.source)) {
+        const template = text("option", f.source);
+        template.value = f.source;
+        choices.push(template);
+      }
+      select.replaceChildren(...choices);
+      select.value = f.source || "";
+      select.addEventListener("change", () => {
+        if (select.value) state.map[f.field] = select.value;
+        else delete state.map[f.field];
+        preview(state.delimiter);
+      });
+      const cell = document.createElement("td");
+      cell.appendChild(select);
+      tr.appendChild(cell);
+      const input = document.createElement("input");
+      input.type = "text";
+      input.id = "template-" + f.field;
+      input.setAttribute("aria-label", "Template for " + f.field);
+      input.placeholder = "{column} text {column}";
+      input.addEventListener("change", () => {
+        if (input.value.trim()) {
+          state.map[f.field] = input.value.trim();
+          preview(state.delimiter);
+        }
+      });
+      const templateCell = document.createElement("td");
+      templateCell.appendChild(input);
+      tr.appendChild(templateCell);
+      tr.appendChild(text("td", firstValues(p, f.source), "muted"));
+      if (f.required && !f.source) tr.className = "outcome-rejected";
+      return tr;
+    });
+    $("columns-map").tBodies[0].replaceChildren(...rows);
+    const missing = (p.fields || []).filter((f) => f.required && !f.source).map((f) => f.field);
+    $("columns-missing").hidden = missing.length === 0;
+    $("columns-missing").textContent = "Choose a column for " + missing.join(", ") + ": every line needs it.";
+    $("next-5").disabled = missing.length > 0;
+    $("saved-mapping").value = state.mapping;
+    $("review-fields").textContent = "Fields read from: " + (p.fields || [])
+      .filter((f) => f.source)
+      .map((f) => f.field + " ← " + f.source)
+      .join("; ") + ".";
+  }
+
   function renderCounts(list, summary) {
     const items = [text("dt", "Lines"), text("dd", summary.rows)];
     for (const name of OUTCOMES) {
@@ -184,7 +297,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     $("review-prev").disabled = true;
     $("review-next").disabled = true;
     const answer = await call("/api/imports/preview?results_limit=" + PAGE + "&results_offset=" + page * PAGE +
-      "&" + query(state.delimiter), state.bytes);
+      "&" + previewQuery(state.delimiter), state.bytes);
     if (answer.status !== 200) {
       fail(answer.json && answer.json.error ? answer.json.error.message : "The page could not be read (" + answer.status + ").");
       renderReview();
@@ -233,6 +346,11 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   $("review-next").addEventListener("click", () => turnPage(1));
   $("skip-rejected").addEventListener("change", renderImport);
   $("delimiter").addEventListener("change", () => preview($("delimiter").value));
+  $("saved-mapping").addEventListener("change", () => {
+    state.mapping = $("saved-mapping").value;
+    state.map = {};
+    preview(state.delimiter);
+  });
   $("sheet").addEventListener("change", () => {
     state.sheet = $("sheet").value;
     preview(null);
@@ -252,6 +370,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     $("file-name").textContent = file.name + " (" + file.size.toLocaleString() + " bytes)";
     state.bytes = new Uint8Array(await file.arrayBuffer());
     state.sheet = null;
+    state.map = {};
     await preview(null);
   });
 
@@ -302,8 +421,10 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   $("import-button").addEventListener("click", async () => {
     const button = $("import-button");
     button.disabled = true;
-    const url = "/api/imports?" + query(state.delimiter) +
+    let url = "/api/imports?" + query(state.delimiter) +
       "&fingerprint=" + encodeURIComponent(state.preview.fingerprint);
+    const saveAs = $("save-mapping").value.trim();
+    if (saveAs) url += "&save_mapping=" + encodeURIComponent(saveAs);
     const answer = await call(url, state.bytes);
     const note = $("notification");
     const link = $("results-csv");
@@ -328,7 +449,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
       // The store moved on since the preview: the way forward is a fresh one.
       $("preview-again").hidden = !(error && error.code === "store_changed");
     }
-    show(7);
+    show(8);
   });
 
   $("preview-again").addEventListener("click", async () => {
@@ -336,6 +457,6 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     await preview(state.delimiter);
     $("import-button").disabled = false;
     renderImport();
-    show(5);
+    show(6);
   });
 })();
