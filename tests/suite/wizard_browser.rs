@@ -777,8 +777,12 @@ async fn foreign_columns_are_mapped_in_the_columns_step_and_the_mapping_saved() 
         browser
             .click(&format!("#map-{field} option[value='{column}']"))
             .await;
+        // The step is drawn again from the server's answer before the next choice.
         browser
-            .wait_for(&format!("{} === '{column}'", value(field)))
+            .wait_for(&format!(
+                "!document.getElementById('wizard').dataset.previewing && {} === '{column}'",
+                value(field)
+            ))
             .await;
     }
     browser

@@ -19,7 +19,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   const PAGE = 50;
   const OUTCOMES = ["added", "updated", "unchanged", "discarded", "rejected", "duplicates"];
   const state = { type: "email", file: null, bytes: null, delimiter: null, sheet: null, preview: null, page: 0,
-    map: {}, mapping: "", mappings: [] };
+    map: {}, mapping: "", mappings: [], previews: 0 };
 
   function show(step) {
     wizard.dataset.step = String(step);
@@ -113,9 +113,16 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     return query(delimiter) + "&missing_columns=reject";
   }
 
+  // Each choice previews anew; only the answer to the latest request is shown, so that
+  // quick choices never leave an older answer on the page. While one is awaited the wizard
+  // is marked busy (data-previewing).
   async function preview(delimiter) {
     $("wizard-error").hidden = true;
+    const ticket = ++state.previews;
+    wizard.dataset.previewing = "true";
     const answer = await call("/api/imports/preview?results_limit=" + PAGE + "&" + previewQuery(delimiter), state.bytes);
+    if (ticket !== state.previews) return;
+    delete wizard.dataset.previewing;
     if (answer.status !== 200) {
       fail(answer.json && answer.json.error ? answer.json.error.message : "The preview failed (" + answer.status + ").");
       $("next-3").disabled = true;
