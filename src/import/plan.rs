@@ -72,9 +72,7 @@ pub fn decide(
                                 changed if changed.is_empty() => {
                                     (Outcome::Unchanged, String::new())
                                 }
-                                changed => {
-                                    (Outcome::Updated, format!("changed {}", changed.join(", ")))
-                                }
+                                changed => (Outcome::Updated, changed_fields(kind, &changed, line)),
                             },
                         };
                         let message = match (message, &row.note) {
@@ -93,6 +91,26 @@ pub fn decide(
             }
         })
         .collect()
+}
+
+/// "changed a, b", each field the admin mapped followed by what it was read from.
+fn changed_fields(kind: AccountKind, changed: &[&'static str], line: &ParsedLine) -> String {
+    let names = schema::columns(kind);
+    let named: Vec<String> = changed
+        .iter()
+        .map(|field| {
+            let source = line
+                .mapped
+                .as_deref()
+                .zip(names.iter().position(|c| c.name == *field))
+                .and_then(|(mapped, i)| mapped.get(i).cloned().flatten());
+            match source {
+                Some(source) => format!("{field} (read from {source:?})"),
+                None => (*field).to_owned(),
+            }
+        })
+        .collect();
+    format!("changed {}", named.join(", "))
 }
 
 /// The canonical names of the columns whose values differ from the stored account. A blank

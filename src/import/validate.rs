@@ -2,6 +2,8 @@
 //! fields, addresses, lengths, Exchange user names and domains, repeats of an earlier line.
 //! Valid lines leave with their keys normalised and their passwords sealed.
 
+use std::sync::Arc;
+
 use super::schema::{self, email, exchange};
 use super::seen::FirstSeen;
 use crate::crypto::{self, Keys, MAC_LEN, PasswordColumn};
@@ -29,6 +31,10 @@ pub struct ParsedLine {
     pub address: String,
     /// The verdict.
     pub check: Checked,
+    /// When the admin mapped columns: for each field (in schema order), the source it was
+    /// mapped to, so that outcomes can name what a changed field was read from. Shared by
+    /// every line of the file; `None` without a mapping.
+    pub mapped: Option<Arc<[Option<String>]>>,
 }
 
 /// What checking a line found.
@@ -92,6 +98,7 @@ pub struct Validator {
     required_width: usize,
     keys: Keys,
     seen: FirstSeen,
+    mapped: Option<Arc<[Option<String>]>>,
 }
 
 type Rejection = (Option<&'static str>, String);
@@ -105,7 +112,11 @@ impl Validator {
     /// computes the password MACs.
     pub fn new(kind: AccountKind, columns: ColumnMap, keys: Keys) -> Validator {
         let schema = schema::columns(kind);
+        let sources: Vec<Option<String>> = (0..schema.len())
+            .map(|i| columns.mapped(i).map(str::to_owned))
+            .collect();
         Validator {
+            mapped: sources.iter().any(Option::is_some).then(|| sources.into()),
             kind,
             schema,
             required_width: columns.required_width(schema),
@@ -162,6 +173,7 @@ impl Validator {
             user_email,
             address,
             check,
+            mapped: self.mapped.clone(),
         }
     }
 

@@ -95,6 +95,17 @@ store_test! {
         // The same map ships as the saved mapping "mxroute".
         let again = db.run(&["import", file.to_str().unwrap(), "--type", "email", "--mapping", "mxroute", "--json"]);
         assert_eq!(summary(&again)["unchanged"].as_u64(), Some(2), "{}", stderr(&again));
+
+        // A changed password is named with the column it was read from.
+        std::fs::write(&file, MXROUTE.replace("Abcd1234!", "New-5678")).unwrap();
+        let results = db.dir.path().join("results.csv");
+        let changed = db.run(&["import", file.to_str().unwrap(), "--type", "email", "--mapping", "mxroute", "--results", results.to_str().unwrap()]);
+        assert_eq!(changed.status.code(), Some(0), "{}", stderr(&changed));
+        let results = std::fs::read_to_string(&results).unwrap();
+        assert!(
+            results.contains("2,alice@example.com,alice@example.com,updated,\"changed incoming_password (read from \"\"password\"\"), outgoing_password (read from \"\"password\"\")\""),
+            "{results}"
+        );
     }
 }
 
