@@ -21,4 +21,5 @@ pub mod model;
 pub mod profile;
 pub mod push;
 pub mod secrets;
+pub mod sheet;
 pub mod store;

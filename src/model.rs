@@ -536,7 +536,8 @@ pub fn quoted(value: &str) -> String {
 
 /// Why `value` cannot be stored as text, if it cannot: a control character (which a terminal
 /// would act on, and which XML profiles cannot carry) or one of the noncharacters U+FFFE and
-/// U+FFFF (which XML cannot carry either), named by its code point.
+/// U+FFFF (which XML cannot carry either), named by its code point. Every character an XML
+/// profile cannot carry is among them, so nothing accepted at import fails to render later.
 pub fn unstorable_character(value: &str) -> Option<String> {
     value
         .chars()
@@ -686,6 +687,19 @@ mod tests {
             unstorable_character("\u{85}").as_deref(),
             Some("contains a control character (U+0085)")
         );
+    }
+
+    #[test]
+    fn every_character_xml_profiles_cannot_carry_is_unstorable() {
+        for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+            if !crate::profile::definition::xml_char(c) {
+                assert!(
+                    unstorable_character(&c.to_string()).is_some(),
+                    "U+{:04X}",
+                    u32::from(c)
+                );
+            }
+        }
     }
 
     #[test]

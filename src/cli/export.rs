@@ -10,7 +10,9 @@ use anyhow::Context;
 
 use crate::config::Settings;
 use crate::csv::Delimiter;
-use crate::export::{ExportOptions, ExportType, Exporter, OutputEncoding, parse_delimiter};
+use crate::export::{
+    ExportFormat, ExportOptions, ExportType, Exporter, OutputEncoding, parse_delimiter,
+};
 use crate::store::Store;
 
 /// The arguments of `export`.
@@ -23,10 +25,14 @@ pub struct ExportArgs {
     /// Write to this file instead of standard output (`-` is standard output).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Field delimiter.
+    /// File format: csv, or xlsx (a workbook whose cells are all text: the lossless way to
+    /// edit the accounts in a spreadsheet).
+    #[arg(long, default_value = "csv", value_name = "csv|xlsx")]
+    format: ExportFormat,
+    /// Field delimiter (CSV).
     #[arg(long, default_value = "comma", value_name = "comma|semicolon|tab", value_parser = parse_delimiter)]
     delimiter: Delimiter,
-    /// Text encoding: utf-8, utf-8-bom (what Excel needs to show accents) or utf-16
+    /// Text encoding (CSV): utf-8, utf-8-bom (what Excel needs to show accents) or utf-16
     /// (little-endian with a byte-order mark).
     #[arg(long, default_value = "utf-8", value_name = "utf-8|utf-8-bom|utf-16")]
     encoding: OutputEncoding,
@@ -35,6 +41,7 @@ pub struct ExportArgs {
 /// Runs `export`.
 pub async fn run(store: &Store, settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let options = ExportOptions {
+        format: args.format,
         delimiter: args.delimiter,
         encoding: args.encoding,
     };

@@ -20,7 +20,7 @@ use crate::store::Store;
 /// The arguments of `import`.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// The CSV file (`-` reads standard input).
+    /// The CSV, .xlsx or .ods file (`-` reads standard input); told apart by content.
     file: PathBuf,
     /// Account type of the rows: email (IMAP/POP + SMTP) or exchange (ActiveSync).
     #[arg(long = "type", value_name = "email|exchange")]
@@ -42,6 +42,19 @@ pub struct ImportArgs {
     /// Whether the first row is a header: auto, yes or no.
     #[arg(long, default_value = "auto", value_name = "auto|yes|no")]
     header: HeaderChoice,
+    /// The sheet of a spreadsheet file to read (default: its first).
+    #[arg(long, value_name = "NAME")]
+    sheet: Option<String>,
+    /// Read FIELD from another column: SOURCE is a column's header, or a template of
+    /// columns such as {username}@{domain}. Repeatable; over --mapping.
+    #[arg(long = "map", value_name = "FIELD=SOURCE")]
+    map: Vec<String>,
+    /// Use the column mapping saved under NAME (`mdm-mail mappings list`).
+    #[arg(long, value_name = "NAME")]
+    mapping: Option<String>,
+    /// Save the column mapping used (--mapping and --map) under NAME, for --mapping NAME.
+    #[arg(long, value_name = "NAME")]
+    save_mapping: Option<String>,
     /// Decide every line and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -70,11 +83,15 @@ pub async fn run(store: &Store, settings: &Settings, args: ImportArgs) -> anyhow
         let size = file.metadata().ok().map(|m| m.len());
         (Box::new(file), size)
     };
+    let mapping =
+        import::mapping::resolve(store, args.kind, args.mapping.as_deref(), &args.map).await?;
     let progress = Arc::new(Progress::default());
     let options = ImportOptions {
+        mapping,
         encoding: args.encoding,
         delimiter: args.delimiter,
         header: args.header,
+        sheet: args.sheet,
         strict: args.strict,
         progress: Some(Arc::clone(&progress)),
         size_hint: size,
@@ -128,6 +145,10 @@ pub async fn run(store: &Store, settings: &Settings, args: ImportArgs) -> anyhow
     };
     if let Some(results) = results {
         results.keep()?;
+    }
+    if let Some(name) = &args.save_mapping {
+        import::mapping::save(store, name, args.kind, &options.mapping, &actor()).await?;
+        eprintln!("{source}: saved the column mapping as {name:?}");
     }
     print_result(&source, &result, args.json)?;
     let changed = result.counts.added + result.counts.updated > 0;
@@ -218,6 +239,13 @@ fn print_result(source: &str, result: &ImportResult, json: bool) -> anyhow::Resu
         println!("{}", serde_json::to_string(&result.summary())?);
         return Ok(());
     }
+    for field in result.fields.iter().filter(|f| f.mapped) {
+        eprintln!(
+            "{source}: {} from {}",
+            field.field,
+            field.source.as_deref().unwrap_or("nothing")
+        );
+    }
     let ignored: Vec<String> = result
         .columns
         .iter()
@@ -249,12 +277,14 @@ fn print_result(source: &str, result: &ImportResult, json: bool) -> anyhow::Resu
         );
     }
     let c = &result.counts;
+    let layout = match &result.sheet {
+        Some(sheet) => format!("{}, sheet {:?}", sheet.format, sheet.name),
+        None => format!("{}, {:?}", result.encoding, result.delimiter.to_string()),
+    };
     println!(
-        "{source}: {} {} rows ({}, {:?}, {}): {c}",
+        "{source}: {} {} rows ({layout}, {}): {c}",
         c.rows,
         result.kind,
-        result.encoding,
-        result.delimiter.to_string(),
         if result.header { "header" } else { "no header" },
     );
     match (result.dry_run, result.id) {

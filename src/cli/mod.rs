@@ -6,6 +6,7 @@ mod admin;
 mod export;
 mod history;
 mod import;
+mod mappings;
 mod output;
 mod profile;
 mod push;
@@ -67,12 +68,17 @@ enum Command {
     /// Set up the working folder: example profile definitions in ./profiles (kept if there),
     /// the database and its secret key.
     Init,
-    /// Import email accounts from CSV onto existing users.
+    /// Import email accounts from CSV, .xlsx or .ods onto existing users.
     Import(import::ImportArgs),
     /// Past imports: list them, show one, get its results file.
     Imports {
         #[command(subcommand)]
         command: history::ImportsCommand,
+    },
+    /// Saved column mappings: list them, remove one.
+    Mappings {
+        #[command(subcommand)]
+        command: mappings::MappingsCommand,
     },
     /// Export accounts as CSV in the import format (passwords blank), or device mappings.
     Export(export::ExportArgs),
@@ -228,6 +234,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init => init(&store, &settings).await?,
         Command::Import(args) => import::run(&store, &settings, args).await?,
         Command::Imports { command } => history::run(&store, command).await?,
+        Command::Mappings { command } => mappings::run(&store, command).await?,
         Command::Export(args) => export::run(&store, &settings, args).await?,
         Command::Profile(args) => profile::run(&store, &settings, args).await?,
         Command::Accounts { command } => accounts::run(&store, &settings, command).await?,

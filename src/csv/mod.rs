@@ -7,7 +7,7 @@ pub mod decode;
 pub mod dialect;
 pub mod records;
 
-pub use columns::{Column, ColumnMap, HeaderError};
+pub use columns::{Column, ColumnMap, FieldSource, HeaderError, TemplatePart};
 pub use decode::{DecodeError, Detected, Encoding, EncodingChoice};
 pub use dialect::{Delimiter, DelimiterChoice};
 pub use records::{CsvReader, ReadError, ReadOptions, Record, neutralize, open, unneutralize};

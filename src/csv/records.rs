@@ -1,5 +1,5 @@
 //! Records out of a decoded file: physical line numbers, blank lines skipped, cells trimmed,
-//! and spreadsheet formula neutralisation undone.
+//! and spreadsheet formula neutralisation undone (except where a cell is read literally).
 
 use std::collections::VecDeque;
 use std::io::{self, Chain, Cursor, Read};
@@ -147,6 +147,7 @@ impl<R: Read> CsvReader<R> {
             }
             let reported = record.raw.position().map_or(0, |p| p.byte());
             record.line = self.line_at(reported);
+            record.from_sheet = false;
             return Ok(true);
         }
     }
@@ -285,6 +286,9 @@ impl Quotes {
 pub struct Record {
     raw: ::csv::StringRecord,
     line: u64,
+    /// Read from a spreadsheet file, whose cells are text as they are: no `'` in them was
+    /// added by an export (the `.xlsx` export writes values as they are), so none is removed.
+    from_sheet: bool,
 }
 
 impl Record {
@@ -293,7 +297,19 @@ impl Record {
         Record {
             raw: cells.into_iter().collect(),
             line,
+            from_sheet: false,
         }
+    }
+
+    /// Refills the record with the cells of a spreadsheet row at `line`, reusing its memory;
+    /// its cells are then taken as they are, with no `'` removed.
+    pub fn fill<'a>(&mut self, line: u64, cells: impl IntoIterator<Item = &'a str>) {
+        self.raw.clear();
+        for cell in cells {
+            self.raw.push_field(cell);
+        }
+        self.line = line;
+        self.from_sheet = true;
     }
 
     /// The 1-based physical line the record starts on (a quoted line break moves later ones).
@@ -319,14 +335,30 @@ impl Record {
             .map_or(0, |last| last + 1)
     }
 
-    /// The cell at `index`, trimmed and with formula neutralisation undone; `""` if absent.
+    /// The cell at `index`, trimmed and, in CSV, with formula neutralisation undone; `""`
+    /// if absent.
     pub fn cell(&self, index: usize) -> &str {
-        self.raw.get(index).map_or("", |c| unneutralize(c.trim()))
+        self.raw.get(index).map_or("", |c| self.shown(c))
+    }
+
+    fn shown<'c>(&self, cell: &'c str) -> &'c str {
+        if self.from_sheet {
+            cell.trim()
+        } else {
+            unneutralize(cell.trim())
+        }
+    }
+
+    /// The cell at `index` exactly as the file has it, white space and any leading `'`
+    /// included; `""` if absent. For values the export never writes (passwords), so that
+    /// nothing in them can have been added by it.
+    pub fn literal(&self, index: usize) -> &str {
+        self.raw.get(index).unwrap_or("")
     }
 
     /// Every cell, as [`Record::cell`] gives them.
     pub fn cells(&self) -> impl Iterator<Item = &str> {
-        self.raw.iter().map(|c| unneutralize(c.trim()))
+        self.raw.iter().map(|c| self.shown(c))
     }
 }
 
@@ -460,6 +492,16 @@ mod tests {
             quotes.scan(part);
         }
         assert_eq!(quotes.unterminated(), Some((1, 1)));
+    }
+
+    #[test]
+    fn a_literal_cell_keeps_its_white_space_and_quote() {
+        let record = Record::from_cells(1, ["  '=x ", "'pw", "\u{a0}pw"]);
+        assert_eq!(record.cell(0), "=x");
+        assert_eq!(record.literal(0), "  '=x ");
+        assert_eq!(record.literal(1), "'pw");
+        assert_eq!(record.literal(2), "\u{a0}pw");
+        assert_eq!(record.literal(3), "");
     }
 
     #[test]

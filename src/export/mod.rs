@@ -11,9 +11,12 @@
 //! per account, sorted by user email then account address. Passwords are always blank (they
 //! are not even read), which an import takes as "keep the stored one", and cells a
 //! spreadsheet would run as formulas are neutralised the way the import undoes: exporting
-//! and importing the file again changes nothing.
+//! and importing the file again changes nothing. The same rows can be written as an `.xlsx`
+//! workbook instead ([`ExportFormat::Xlsx`]), every cell text and nothing neutralised, which
+//! a spreadsheet opens and saves again without turning `007123` into a number.
 
 mod rows;
+mod xlsx;
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,6 +33,11 @@ use crate::model::{AccountKind, Platform};
 use crate::profile::{Profiles, RenderError, RenderOptions, render};
 use crate::store::{AccountSnapshots, ExportPage, Store, StoreError, Tx, UserRange};
 use rows::{CsvOut, DeviceCells, mapping_rows};
+use xlsx::XlsxOut;
+
+/// The media type of an `.xlsx` workbook.
+pub const XLSX_CONTENT_TYPE: &str =
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// Accounts read per page of an account export from PostgreSQL.
 const ACCOUNT_PAGE: i64 = 5_000;
@@ -56,11 +64,12 @@ impl ExportType {
         }
     }
 
-    /// A file name for a download of this export.
-    pub fn file_name(self) -> String {
+    /// A file name for a download of this export in `format`.
+    pub fn file_name(self, format: ExportFormat) -> String {
+        let extension = format.as_str();
         match self {
-            ExportType::Accounts(kind) => format!("{kind}-accounts.csv"),
-            ExportType::Mappings => "device-mappings.csv".to_owned(),
+            ExportType::Accounts(kind) => format!("{kind}-accounts.{extension}"),
+            ExportType::Mappings => format!("device-mappings.{extension}"),
         }
     }
 }
@@ -81,6 +90,40 @@ impl FromStr for ExportType {
             "mappings" => Ok(ExportType::Mappings),
             other => Err(format!(
                 "unknown export type {other:?} (expected email, exchange or mappings)"
+            )),
+        }
+    }
+}
+
+/// The kind of file an export is written as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// CSV text, its delimiter and encoding chosen.
+    #[default]
+    Csv,
+    /// An `.xlsx` workbook: every cell text, so it opens in a spreadsheet losslessly.
+    Xlsx,
+}
+
+impl ExportFormat {
+    /// The name used on the command line and in the API, which is also the file extension.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Xlsx => "xlsx",
+        }
+    }
+}
+
+impl FromStr for ExportFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "csv" => Ok(ExportFormat::Csv),
+            "xlsx" => Ok(ExportFormat::Xlsx),
+            other => Err(format!(
+                "unknown export format {other:?} (expected csv or xlsx)"
             )),
         }
     }
@@ -155,18 +198,71 @@ pub fn parse_delimiter(s: &str) -> Result<Delimiter, String> {
 /// How to write an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExportOptions {
-    /// Field delimiter.
+    /// CSV or `.xlsx`.
+    pub format: ExportFormat,
+    /// Field delimiter (CSV).
     pub delimiter: Delimiter,
-    /// Text encoding.
+    /// Text encoding (CSV).
     pub encoding: OutputEncoding,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
+            format: ExportFormat::Csv,
             delimiter: Delimiter::COMMA,
             encoding: OutputEncoding::Utf8,
         }
+    }
+}
+
+/// Where an export's rows are written: CSV text handed out as it grows, or a workbook
+/// handed out once it is complete.
+enum Out {
+    Csv(Box<CsvOut>),
+    Xlsx(Box<XlsxOut>),
+}
+
+impl Out {
+    fn new(options: ExportOptions, what: ExportType) -> std::io::Result<Out> {
+        Ok(match options.format {
+            ExportFormat::Csv => {
+                Out::Csv(Box::new(CsvOut::new(options.delimiter, options.encoding)))
+            }
+            ExportFormat::Xlsx => Out::Xlsx(Box::new(XlsxOut::new(what.as_str())?)),
+        })
+    }
+
+    fn row<'c>(&mut self, cells: impl IntoIterator<Item = &'c str>) -> std::io::Result<()> {
+        match self {
+            Out::Csv(csv) => csv.row(cells),
+            Out::Xlsx(xlsx) => xlsx.row(cells),
+        }
+    }
+
+    fn take(&mut self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Out::Csv(csv) => csv.take(),
+            Out::Xlsx(xlsx) => xlsx.take(),
+        }
+    }
+
+    /// After the last row: a workbook is written out (on a blocking thread: compressing a
+    /// large sheet takes a while).
+    async fn finish(&mut self) -> std::io::Result<()> {
+        let Out::Xlsx(xlsx) = self else {
+            return Ok(());
+        };
+        if xlsx.finished() {
+            return Ok(());
+        }
+        let placeholder = Box::new(XlsxOut::new("placeholder")?);
+        let mut workbook = std::mem::replace(xlsx, placeholder);
+        let workbook = tokio::task::spawn_blocking(move || workbook.finish().map(|()| workbook))
+            .await
+            .map_err(std::io::Error::other)??;
+        *xlsx = workbook;
+        Ok(())
     }
 }
 
@@ -226,7 +322,7 @@ pub struct Exporter {
     what: ExportType,
     options: ExportOptions,
     source: Source,
-    out: CsvOut,
+    out: Out,
     rows: u64,
 }
 
@@ -344,7 +440,7 @@ impl Exporter {
         kind: AccountKind,
         options: ExportOptions,
     ) -> Result<Exporter, ExportError> {
-        let mut out = CsvOut::new(options.delimiter, options.encoding);
+        let mut out = Out::new(options, ExportType::Accounts(kind))?;
         out.row(account_header(kind))?;
         let snapshots = store.begin_account_export(readers()).await?;
         Ok(Exporter {
@@ -367,7 +463,7 @@ impl Exporter {
         profiles: Arc<Profiles>,
         options: ExportOptions,
     ) -> Result<Exporter, ExportError> {
-        let mut out = CsvOut::new(options.delimiter, options.encoding);
+        let mut out = Out::new(options, ExportType::Mappings)?;
         out.row(MAPPINGS_HEADER)?;
         Ok(Exporter {
             what: ExportType::Mappings,
@@ -390,7 +486,15 @@ impl Exporter {
 
     /// The `Content-Type` of the file.
     pub fn content_type(&self) -> &'static str {
-        self.options.encoding.content_type()
+        match self.options.format {
+            ExportFormat::Csv => self.options.encoding.content_type(),
+            ExportFormat::Xlsx => XLSX_CONTENT_TYPE,
+        }
+    }
+
+    /// A file name for a download of this export.
+    pub fn file_name(&self) -> String {
+        self.what.file_name(self.options.format)
     }
 
     /// Data rows written so far (the header not counted).
@@ -402,6 +506,9 @@ impl Exporter {
     pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ExportError> {
         loop {
             let finished = self.read_page().await?;
+            if finished {
+                self.out.finish().await?;
+            }
             let chunk = self.out.take()?;
             if !chunk.is_empty() {
                 return Ok(Some(chunk));
@@ -456,7 +563,7 @@ impl Exporter {
 
 /// Writes one user's mappings rows and returns how many.
 fn write_mappings(
-    out: &mut CsvOut,
+    out: &mut Out,
     profiles: &Profiles,
     keys: &Keys,
     mappings: &crate::store::UserMappings,

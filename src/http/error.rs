@@ -168,7 +168,12 @@ impl From<ImportError> for ApiError {
                 e.to_string(),
             )
             .with_details(serde_json::json!({ "other_type": other })),
-            ImportError::Read(_) | ImportError::Header(_) | ImportError::Empty => ApiError::new(
+            ImportError::Read(_)
+            | ImportError::Header(_)
+            | ImportError::Sheet(_)
+            | ImportError::NotSpreadsheet { .. }
+            | ImportError::MappingWithoutHeader
+            | ImportError::Empty => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unreadable_file",
                 e.to_string(),

@@ -374,8 +374,10 @@ fn email<'r>(
 }
 
 fn parse_user(columns: &ColumnMap, record: &Record) -> Result<NewUser, LineError> {
-    let email = email(record, columns.get(record, 0), "email")?;
-    let display_name = bounded(record, columns.get(record, 1), "display_name")?;
+    let email_cell = columns.get(record, 0);
+    let email = email(record, &email_cell, "email")?;
+    let display_name_cell = columns.get(record, 1);
+    let display_name = bounded(record, &display_name_cell, "display_name")?;
     Ok(NewUser {
         email: email.to_owned(),
         display_name: display_name.to_owned(),
@@ -383,8 +385,10 @@ fn parse_user(columns: &ColumnMap, record: &Record) -> Result<NewUser, LineError
 }
 
 fn parse_device(columns: &ColumnMap, record: &Record) -> Result<NewDevice, LineError> {
-    let user_email = email(record, columns.get(record, 0), "user_email")?;
-    let device_id = required(record, columns.get(record, 1), "device_id")?;
+    let user_email_cell = columns.get(record, 0);
+    let user_email = email(record, &user_email_cell, "user_email")?;
+    let device_id_cell = columns.get(record, 1);
+    let device_id = required(record, &device_id_cell, "device_id")?;
     let platform: Platform =
         columns
             .get(record, 2)
@@ -392,8 +396,10 @@ fn parse_device(columns: &ColumnMap, record: &Record) -> Result<NewDevice, LineE
             .map_err(|e: crate::model::UnknownPlatform| {
                 field_error(record, "platform", e.to_string())
             })?;
-    let enrollment_id = required(record, columns.get(record, 3), "enrollment_id")?;
-    let user_channel_id = bounded(record, columns.get(record, 4), "user_channel_id")?;
+    let enrollment_id_cell = columns.get(record, 3);
+    let enrollment_id = required(record, &enrollment_id_cell, "enrollment_id")?;
+    let user_channel_id_cell = columns.get(record, 4);
+    let user_channel_id = bounded(record, &user_channel_id_cell, "user_channel_id")?;
     if !user_channel_id.is_empty() && platform != Platform::Macos {
         return Err(field_error(
             record,

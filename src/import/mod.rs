@@ -9,6 +9,7 @@
 pub mod directory;
 pub mod history;
 mod index;
+pub mod mapping;
 mod plan;
 mod read;
 pub mod report;
@@ -34,7 +35,7 @@ use crate::store::{ImportSnapshot, Store, StoreError, Table};
 use index::StoreIndex;
 use validate::{Checked, ParsedLine};
 
-pub use read::MASK;
+pub use read::{MASK, SheetInfo};
 
 /// How many lines not applied a result lists, the first in file order; the rest are counted.
 /// A file of a million rejected lines must not become a million messages in memory, nor one
@@ -80,6 +81,14 @@ pub struct ImportOptions {
     pub delimiter: DelimiterChoice,
     /// Whether it has a header row.
     pub header: HeaderChoice,
+    /// For a spreadsheet file, the sheet to read (else its first).
+    pub sheet: Option<String>,
+    /// Fields read from the columns or templates the admin gave, not found by header name.
+    pub mapping: mapping::Mapping,
+    /// A header without a required field is read anyway, every line rejected for the
+    /// missing field, instead of being an error: a preview then still shows the file's
+    /// columns for the admin to map (the wizard's Columns step).
+    pub missing_columns: bool,
     /// Write nothing unless every line is valid and unique.
     pub strict: bool,
     /// How many of the first records to return split into columns.
@@ -99,6 +108,9 @@ impl ImportOptions {
             encoding: EncodingChoice::Auto,
             delimiter: DelimiterChoice::Auto,
             header: HeaderChoice::Auto,
+            sheet: None,
+            mapping: mapping::Mapping::default(),
+            missing_columns: false,
             strict: false,
             sample_rows: 10,
             progress: None,
@@ -179,6 +191,20 @@ pub struct ColumnReport {
     pub column: Option<&'static str>,
 }
 
+/// A field of the account type and where the file gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldReport {
+    /// The canonical field name.
+    pub field: &'static str,
+    /// Whether a line must have it.
+    pub required: bool,
+    /// The header of the column it is read from, or its template, or `column N` without a
+    /// header; `None` when the file does not have it.
+    pub source: Option<String>,
+    /// Whether the admin mapped it (else it was found by its header or position).
+    pub mapped: bool,
+}
+
 /// One of the first records, split into cells, passwords masked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SampleRow {
@@ -205,12 +231,17 @@ pub struct ImportResult {
     pub delimiter: Delimiter,
     /// Whether the first record was a header.
     pub header: bool,
+    /// For a spreadsheet file, its format and the sheet read (then `encoding`, `bom` and
+    /// `delimiter` describe nothing).
+    pub sheet: Option<SheetInfo>,
     /// Whether this was a preview.
     pub dry_run: bool,
     /// The first [`LINES_KEPT`] lines that were not applied.
     pub lines: Vec<LineReport>,
     /// The file's columns as read.
     pub columns: Vec<ColumnReport>,
+    /// Each field and where it is read from.
+    pub fields: Vec<FieldReport>,
     /// The first records.
     pub sample: Vec<SampleRow>,
     /// SHA-256 of the file, hex.
@@ -256,6 +287,20 @@ pub enum ImportError {
         header: csv::HeaderError,
         /// The account type whose columns the header names.
         other: AccountKind,
+    },
+    /// A spreadsheet file that cannot be read.
+    #[error(transparent)]
+    Sheet(#[from] crate::sheet::SheetError),
+    /// Columns were mapped, but the file is read without a header row.
+    #[error(
+        "columns can only be mapped by their headers, and this file is read without a header row"
+    )]
+    MappingWithoutHeader,
+    /// A sheet was asked for, but the file is CSV text.
+    #[error("a sheet ({sheet:?}) was asked for, but this is a CSV text file, which has no sheets")]
+    NotSpreadsheet {
+        /// The sheet asked for.
+        sheet: String,
     },
     /// Nothing but blank lines.
     #[error("the file is empty")]
@@ -424,9 +469,11 @@ impl Decided {
             bom: self.info.detected.bom,
             delimiter: self.info.delimiter,
             header: self.info.header,
+            sheet: self.info.sheet,
             dry_run: !commit,
             lines: self.not_applied,
             columns: self.info.columns,
+            fields: self.info.fields,
             sample: digest.sample,
             file_sha256: digest.sha256,
             fingerprint: crate::crypto::to_hex(&self.fingerprint.finalize()),
@@ -531,8 +578,14 @@ async fn decide_all(
                             source: source.to_owned(),
                             actor: actor.to_owned(),
                             options: options_json(options),
-                            encoding: opened.detected.encoding,
-                            delimiter: opened.delimiter.to_string(),
+                            encoding: match &opened.sheet {
+                                Some(sheet) => sheet.format.as_str().to_owned(),
+                                None => opened.detected.encoding.as_str().to_owned(),
+                            },
+                            delimiter: match &opened.sheet {
+                                Some(_) => String::new(),
+                                None => opened.delimiter.to_string(),
+                            },
                             header: opened.header,
                             cache_bytes: INDEX_AND_CACHE_BUDGET
                                 .saturating_sub(index.map_or(0, StoreIndex::bytes))
@@ -635,6 +688,8 @@ fn options_json(options: &ImportOptions) -> String {
         "encoding": format!("{:?}", options.encoding).to_lowercase(),
         "delimiter": delimiter,
         "header": format!("{:?}", options.header).to_lowercase(),
+        "sheet": options.sheet,
+        "mapping": serde_json::from_str::<serde_json::Value>(&options.mapping.to_json()).unwrap_or_default(),
         "strict": options.strict,
     })
     .to_string()

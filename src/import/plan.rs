@@ -54,8 +54,10 @@ pub fn decide_line(
         .iter()
         .find(|a| a.address_norm == row.address_norm);
     match stored {
-        None => applied(Outcome::Added, String::new(), user.user_id, None),
+        None => applied(line, Outcome::Added, String::new(), user.user_id, None),
         Some(stored) => applied_changes(
+            kind,
+            line,
             &changes(kind, keys, row, &line.address, stored),
             user.user_id,
             stored.id,
@@ -81,13 +83,13 @@ pub fn decide_indexed(
                 return Some(discarded(line));
             };
             match index.account(user_id, line) {
-                Known::New => Some(applied(Outcome::Added, String::new(), user_id, None)),
+                Known::New => Some(applied(line, Outcome::Added, String::new(), user_id, None)),
                 Known::Stored { id, passwords } => {
-                    let names: Vec<&str> = passwords
+                    let names: Vec<&'static str> = passwords
                         .into_iter()
                         .map(|i| schema::password_column_name(kind, i))
                         .collect();
-                    Some(applied_changes(&names, user_id, id))
+                    Some(applied_changes(kind, line, &names, user_id, id))
                 }
                 Known::Unsure => None,
             }
@@ -127,22 +129,46 @@ fn discarded(line: &ParsedLine) -> Decision {
     }
 }
 
-/// The stored account `account` of user `user_id`: unchanged when nothing changed, else
-/// updated saying what.
-fn applied_changes(changed: &[&str], user_id: i64, account: i64) -> Decision {
+/// `line`'s stored account `account` of user `user_id`: unchanged when none of the fields
+/// `changed`, else updated saying which.
+fn applied_changes(
+    kind: AccountKind,
+    line: &ParsedLine,
+    changed: &[&'static str],
+    user_id: i64,
+    account: i64,
+) -> Decision {
     if changed.is_empty() {
-        applied(Outcome::Unchanged, String::new(), user_id, Some(account))
-    } else {
         applied(
-            Outcome::Updated,
-            format!("changed {}", changed.join(", ")),
+            line,
+            Outcome::Unchanged,
+            String::new(),
             user_id,
             Some(account),
         )
+    } else {
+        let message = changed_fields(kind, changed, line);
+        applied(line, Outcome::Updated, message, user_id, Some(account))
     }
 }
 
-fn applied(outcome: Outcome, message: String, user_id: i64, account: Option<i64>) -> Decision {
+/// A line to apply (or left unchanged), its message followed by the line's own note.
+fn applied(
+    line: &ParsedLine,
+    outcome: Outcome,
+    message: String,
+    user_id: i64,
+    account: Option<i64>,
+) -> Decision {
+    let note = match &line.check {
+        Checked::Valid(row) => row.note.as_deref(),
+        _ => None,
+    };
+    let message = match note {
+        None => message,
+        Some(note) if message.is_empty() => note.to_owned(),
+        Some(note) => format!("{message}; {note}"),
+    };
     Decision {
         outcome,
         field: None,
@@ -150,6 +176,26 @@ fn applied(outcome: Outcome, message: String, user_id: i64, account: Option<i64>
         write_for: (outcome != Outcome::Unchanged).then_some(user_id),
         account,
     }
+}
+
+/// "changed a, b", each field the admin mapped followed by what it was read from.
+fn changed_fields(kind: AccountKind, changed: &[&'static str], line: &ParsedLine) -> String {
+    let names = schema::columns(kind);
+    let named: Vec<String> = changed
+        .iter()
+        .map(|field| {
+            let source = line
+                .mapped
+                .as_deref()
+                .zip(names.iter().position(|c| c.name == *field))
+                .and_then(|(mapped, i)| mapped.get(i).cloned().flatten());
+            match source {
+                Some(source) => format!("{field} (read from {source:?})"),
+                None => (*field).to_owned(),
+            }
+        })
+        .collect();
+    format!("changed {}", named.join(", "))
 }
 
 /// The canonical names of the columns whose values differ from the stored account. A blank

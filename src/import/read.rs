@@ -1,9 +1,13 @@
 //! The reading side of an import, run on a blocking thread: bytes → records → checked lines,
 //! sent in chunks to the side that talks to the store, so parsing, validation and sealing
 //! overlap with database work and memory holds a few chunks, never the file.
+//!
+//! A CSV file is read as it arrives. A spreadsheet file (a ZIP archive, told by its first
+//! bytes) must be read out of order, so it is first copied to a temporary file, as it
+//! arrives, and its sheet then read row by row from there.
 
 use std::cell::RefCell;
-use std::io::Read;
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,9 +17,12 @@ use tokio::sync::mpsc;
 
 use super::schema;
 use super::validate::{ParsedLine, Validator};
-use super::{ColumnReport, HeaderChoice, ImportError, ImportOptions, Progress, SampleRow};
+use super::{
+    ColumnReport, FieldReport, HeaderChoice, ImportError, ImportOptions, Progress, SampleRow,
+};
 use crate::crypto::Keys;
-use crate::csv::{self, ColumnMap, Delimiter, Detected, ReadOptions, Record};
+use crate::csv::{self, ColumnMap, Delimiter, Detected, Encoding, ReadOptions, Record};
+use crate::sheet::{self, SheetReader};
 
 /// Lines sent at a time.
 const CHUNK: usize = 2048;
@@ -44,6 +51,73 @@ pub struct FileInfo {
     pub header: bool,
     /// Each cell position and the column it holds.
     pub columns: Vec<ColumnReport>,
+    /// Each field and where it is read from.
+    pub fields: Vec<FieldReport>,
+    /// For a spreadsheet file, its format and sheets (then `detected` and `delimiter`
+    /// describe nothing).
+    pub sheet: Option<SheetInfo>,
+}
+
+/// What a spreadsheet file is and which of its sheets is read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SheetInfo {
+    /// `.xlsx` or `.ods`.
+    pub format: sheet::Format,
+    /// The sheet read.
+    pub name: String,
+    /// Every sheet of the workbook, in order.
+    pub sheets: Vec<String>,
+}
+
+/// Where records come from: CSV text, or a sheet of a spreadsheet file copied aside.
+enum Source<R: Read> {
+    Text(Box<csv::CsvReader<std::io::Chain<Cursor<Vec<u8>>, R>>>),
+    Sheet(Box<SheetReader<BufReader<std::fs::File>>>),
+}
+
+impl<R: Read> Source<R> {
+    fn read(&mut self, record: &mut Record) -> Result<bool, ImportError> {
+        Ok(match self {
+            Source::Text(csv) => csv.read(record)?,
+            Source::Sheet(sheet) => sheet.read(record)?,
+        })
+    }
+}
+
+/// Opens `input` as a spreadsheet file or as CSV, by its first bytes.
+fn open<R: Read>(
+    mut input: R,
+    options: &ImportOptions,
+    widths: usize,
+) -> Result<Source<R>, ImportError> {
+    let mut head = Vec::with_capacity(4);
+    (&mut input)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(csv::ReadError::from)?;
+    let input = Cursor::new(head).chain(input);
+    if sheet::is_zip(input.get_ref().0.get_ref()) {
+        let mut copy = tempfile::tempfile().map_err(csv::ReadError::Io)?;
+        let mut input = input;
+        std::io::copy(&mut input, &mut copy).map_err(csv::ReadError::from)?;
+        copy.seek(SeekFrom::Start(0)).map_err(csv::ReadError::Io)?;
+        let reader = sheet::open(BufReader::new(copy), options.sheet.as_deref())?;
+        return Ok(Source::Sheet(Box::new(reader)));
+    }
+    if let Some(name) = &options.sheet {
+        return Err(ImportError::NotSpreadsheet {
+            sheet: name.clone(),
+        });
+    }
+    let csv = csv::open(
+        input,
+        &ReadOptions {
+            encoding: options.encoding,
+            delimiter: options.delimiter,
+            expected_widths: vec![widths],
+        },
+    )?;
+    Ok(Source::Text(Box::new(csv)))
 }
 
 /// What is known only once the whole file has been read.
@@ -88,37 +162,60 @@ fn read(
         progress: options.progress.clone(),
     };
     let schema = schema::columns(options.kind);
-    let mut csv = csv::open(
-        counted,
-        &ReadOptions {
-            encoding: options.encoding,
-            delimiter: options.delimiter,
-            expected_widths: vec![schema.len()],
-        },
-    )?;
+    let mut source = open(counted, options, schema.len())?;
     let mut record = Record::default();
-    if !csv.read(&mut record)? {
+    if !source.read(&mut record)? {
         return Err(ImportError::Empty);
     }
+    let mapped = !options.mapping.is_empty();
     let header = match options.header {
         HeaderChoice::Yes => true,
+        HeaderChoice::No if mapped => return Err(ImportError::MappingWithoutHeader),
         HeaderChoice::No => false,
-        HeaderChoice::Auto => ColumnMap::is_header(schema, &record),
+        // Columns are mapped by the headers of a file that is not ours: the first row is
+        // its header, whatever it says.
+        // So is it when read for mapping (`missing_columns`) unless it starts like a line
+        // of accounts, with a user's address (a mail host's headers name none of our
+        // fields), or is one cell (split on the wrong delimiter).
+        HeaderChoice::Auto => {
+            mapped
+                || ColumnMap::is_header(schema, &record)
+                || (options.missing_columns
+                    && record.width() >= 2
+                    && crate::model::validate_email(record.cell(0)).is_err())
+        }
     };
     let columns = if header {
-        ColumnMap::from_header(schema, &record).map_err(|refused| {
+        ColumnMap::from_header_mapped(
+            schema,
+            &record,
+            &options.mapping.specs(options.kind),
+            !options.missing_columns,
+        )
+        .map_err(|refused| {
             let other = options.kind.other();
             match ColumnMap::from_header(schema::columns(other), &record) {
-                Ok(_) => ImportError::OtherType {
+                Ok(_) if !mapped => ImportError::OtherType {
                     header: refused,
                     other,
                 },
-                Err(_) => ImportError::Header(refused),
+                _ => ImportError::Header(refused),
             }
         })?
     } else {
         ColumnMap::positional(schema)
     };
+    let fields: Vec<FieldReport> = schema
+        .iter()
+        .zip(columns.sources(&record))
+        .enumerate()
+        .map(|(i, (column, source))| FieldReport {
+            field: column.name,
+            required: column.required,
+            source,
+            mapped: columns.mapped(i).is_some(),
+        })
+        .collect();
     let header_cells: Vec<String> = if header {
         record.cells().map(str::to_owned).collect()
     } else {
@@ -133,11 +230,31 @@ fn read(
             column: *name,
         })
         .collect();
-    let info = FileInfo {
-        detected: csv.detected(),
-        delimiter: csv.delimiter(),
-        header,
-        columns: column_reports,
+    let info = match &source {
+        Source::Text(csv) => FileInfo {
+            detected: csv.detected(),
+            delimiter: csv.delimiter(),
+            header,
+            columns: column_reports,
+            fields,
+            sheet: None,
+        },
+        Source::Sheet(reader) => FileInfo {
+            // A workbook's text is Unicode; there is no delimiter.
+            detected: Detected {
+                encoding: Encoding::Utf8,
+                bom: false,
+            },
+            delimiter: Delimiter::COMMA,
+            header,
+            columns: column_reports,
+            fields,
+            sheet: Some(SheetInfo {
+                format: reader.format(),
+                name: reader.sheet().to_owned(),
+                sheets: reader.sheets().to_vec(),
+            }),
+        },
     };
     if sender.blocking_send(Message::Opened(info)).is_err() {
         return Err(ImportError::Stopped);
@@ -148,7 +265,7 @@ fn read(
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut have_record = !header;
     loop {
-        if !have_record && !csv.read(&mut record)? {
+        if !have_record && !source.read(&mut record)? {
             break;
         }
         have_record = false;
@@ -163,6 +280,9 @@ fn read(
                     .enumerate()
                     .map(|(i, cell)| match names.get(i).copied().flatten() {
                         Some(name) if schema::is_password(name) && !cell.is_empty() => {
+                            MASK.to_owned()
+                        }
+                        None if secret_header(header_cells.get(i)) && !cell.is_empty() => {
                             MASK.to_owned()
                         }
                         _ => crate::model::excerpt(cell).into_owned(),
@@ -191,6 +311,25 @@ fn read(
         sample,
         other_width: validator.other_width(),
     })
+}
+
+/// Whether a column no field is read from looks, by its header, like it holds passwords
+/// (a mail host's `password`, `Passwort`, `pwd`, `secret`): its cells are masked in samples
+/// all the same, before the admin maps it.
+fn secret_header(header: Option<&String>) -> bool {
+    let key = header
+        .map(|h| crate::csv::columns::header_key(h))
+        .unwrap_or_default();
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "kennwort",
+        "motdepasse",
+        "contrase",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
 }
 
 /// Hashes and counts the raw bytes as they are read.

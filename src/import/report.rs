@@ -29,10 +29,18 @@ pub struct Summary<'a> {
     pub rejected: u64,
     /// Lines repeating an earlier account.
     pub duplicates: u64,
-    /// Encoding the file was read in.
-    pub encoding: Encoding,
-    /// Delimiter it was split on.
-    pub delimiter: Delimiter,
+    /// Encoding the file was read in (CSV only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<Encoding>,
+    /// Delimiter it was split on (CSV only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<Delimiter>,
+    /// A spreadsheet file's format, `xlsx` or `ods`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<crate::sheet::Format>,
+    /// The sheet read, of a spreadsheet file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<&'a str>,
     /// Whether it had a header row.
     pub header: bool,
     /// Whether nothing was written.
@@ -56,8 +64,10 @@ impl<'a> Summary<'a> {
             discarded: c.discarded,
             rejected: c.rejected,
             duplicates: c.duplicates,
-            encoding: result.encoding,
-            delimiter: result.delimiter,
+            encoding: result.sheet.is_none().then_some(result.encoding),
+            delimiter: result.sheet.is_none().then_some(result.delimiter),
+            format: result.sheet.as_ref().map(|s| s.format),
+            sheet: result.sheet.as_ref().map(|s| s.name.as_str()),
             header: result.header,
             dry_run: result.dry_run,
             lines: &result.lines,

@@ -29,7 +29,9 @@ pub const EMAIL: [Column; 7] = [
             "account name",
             "sender name",
         ],
-        required: true,
+        // A file without it (a mail host's export) gives accounts whose profile shows the
+        // user's own display name.
+        required: false,
     },
     Column {
         name: "email_address",

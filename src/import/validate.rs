@@ -2,6 +2,8 @@
 //! fields, addresses, lengths, Exchange user names and domains, repeats of an earlier line.
 //! Valid lines leave with their keys normalised and their passwords sealed.
 
+use std::sync::Arc;
+
 use super::schema::{self, email, exchange};
 use super::seen::FirstSeen;
 use crate::crypto::{Keys, PasswordColumn, PasswordMac};
@@ -29,6 +31,10 @@ pub struct ParsedLine {
     pub address: String,
     /// The verdict.
     pub check: Checked,
+    /// When the admin mapped columns: for each field (in schema order), the source it was
+    /// mapped to, so that outcomes can name what a changed field was read from. Shared by
+    /// every line of the file; `None` without a mapping.
+    pub mapped: Option<Arc<[Option<String>]>>,
 }
 
 /// What checking a line found.
@@ -69,6 +75,9 @@ pub struct ValidRow {
     pub password: Option<GivenPassword>,
     /// Outgoing password, if the cell was not blank.
     pub outgoing_password: Option<GivenPassword>,
+    /// What the line's outcome must also say, though the line is valid: a password kept with
+    /// the white space around it, which may not be what the admin meant.
+    pub note: Option<String>,
 }
 
 /// A password from the file: the text (sealed later, only if it is to be stored) and its
@@ -90,6 +99,7 @@ pub struct Validator {
     keys: Keys,
     seen: FirstSeen,
     other_width: u64,
+    mapped: Option<Arc<[Option<String>]>>,
 }
 
 type Rejection = (Option<&'static str>, String);
@@ -103,7 +113,11 @@ impl Validator {
     /// computes the password MACs.
     pub fn new(kind: AccountKind, columns: ColumnMap, keys: Keys) -> Validator {
         let schema = schema::columns(kind);
+        let sources: Vec<Option<String>> = (0..schema.len())
+            .map(|i| columns.mapped(i).map(str::to_owned))
+            .collect();
         Validator {
+            mapped: sources.iter().any(Option::is_some).then(|| sources.into()),
             kind,
             schema,
             required_width: columns.required_width(schema),
@@ -143,15 +157,18 @@ impl Validator {
         }
         let (user_email, address) = match shape {
             Ok(()) => (
-                self.columns.get(record, 0).to_owned(),
+                self.columns.get(record, 0).into_owned(),
                 self.columns
                     .get(record, 1 + usize::from(self.kind == AccountKind::Email))
-                    .to_owned(),
+                    .into_owned(),
             ),
             Err(_) => (String::new(), String::new()),
         };
         let check = match self.fields(record) {
-            Err((field, message)) => Checked::Rejected { field, message },
+            Err((field, message)) => Checked::Rejected {
+                message: self.naming_the_source(field, message),
+                field,
+            },
             Ok(row) => match self
                 .seen
                 .check(&[&row.user_norm, &row.address_norm], record.line())
@@ -176,6 +193,22 @@ impl Validator {
             user_email,
             address,
             check,
+            mapped: self.mapped.clone(),
+        }
+    }
+
+    /// `message` about `field`, naming the source the admin mapped the field to, if they did:
+    /// the value checked is then not the cell of a column of that name.
+    fn naming_the_source(&self, field: Option<&'static str>, message: String) -> String {
+        let Some(index) = field.and_then(|f| self.schema.iter().position(|c| c.name == f)) else {
+            return message;
+        };
+        if !self.columns.has(index) {
+            return "is not in the file: map a column to it".to_owned();
+        }
+        match self.columns.mapped(index) {
+            Some(source) => format!("{message} (read from {})", quoted(source)),
+            None => message,
         }
     }
 
@@ -205,12 +238,32 @@ impl Validator {
 
     fn fields(&self, record: &Record) -> Result<ValidRow, Rejection> {
         self.shape(record)?;
-        let cell = |field: usize| self.columns.get(record, field);
+        // Passwords are read as given: the export never writes one, so neither a leading
+        // `'` nor white space around it can have come from the export.
+        let values: Vec<std::borrow::Cow<'_, str>> = self
+            .schema
+            .iter()
+            .enumerate()
+            .map(|(field, column)| {
+                if schema::is_password(column.name) {
+                    self.columns.get_literal(record, field)
+                } else {
+                    self.columns.get(record, field)
+                }
+            })
+            .collect();
+        let cell = |field: usize| values[field].as_ref();
+        let literal = cell;
         let name = |field: usize| self.schema[field].name;
         match self.kind {
             AccountKind::Email => {
                 let user = address(cell(email::USER_EMAIL), name(email::USER_EMAIL))?;
-                let display_name = text(cell(email::DISPLAY_NAME), name(email::DISPLAY_NAME))?;
+                // Without the column, the profile shows the user's own display name.
+                let display_name = if self.columns.has(email::DISPLAY_NAME) {
+                    Some(text(cell(email::DISPLAY_NAME), name(email::DISPLAY_NAME))?)
+                } else {
+                    None
+                };
                 let address = address(cell(email::ADDRESS), name(email::ADDRESS))?;
                 let incoming = text(
                     cell(email::INCOMING_USERNAME),
@@ -223,24 +276,29 @@ impl Validator {
                 let user_norm = normalize_email(user);
                 let address_norm = normalize_email(address);
                 let password = self.password(
-                    cell(email::INCOMING_PASSWORD),
+                    literal(email::INCOMING_PASSWORD),
                     name(email::INCOMING_PASSWORD),
                     (&user_norm, &address_norm, PasswordColumn::Primary),
                 )?;
                 let outgoing_password = self.password(
-                    cell(email::OUTGOING_PASSWORD),
+                    literal(email::OUTGOING_PASSWORD),
                     name(email::OUTGOING_PASSWORD),
                     (&user_norm, &address_norm, PasswordColumn::Outgoing),
                 )?;
+                let note = notes([
+                    spaced(&password, name(email::INCOMING_PASSWORD)),
+                    spaced(&outgoing_password, name(email::OUTGOING_PASSWORD)),
+                ]);
                 Ok(ValidRow {
                     user_norm,
                     address_norm,
-                    display_name: Some(display_name.to_owned()),
+                    display_name: display_name.map(str::to_owned),
                     username: incoming.to_owned(),
                     domain: None,
                     outgoing_username: Some(outgoing.to_owned()),
                     password,
                     outgoing_password,
+                    note,
                 })
             }
             AccountKind::Exchange => {
@@ -269,10 +327,11 @@ impl Validator {
                 let user_norm = normalize_email(user);
                 let address_norm = normalize_email(address);
                 let password = self.password(
-                    cell(exchange::PASSWORD),
+                    literal(exchange::PASSWORD),
                     name(exchange::PASSWORD),
                     (&user_norm, &address_norm, PasswordColumn::Primary),
                 )?;
+                let note = notes([spaced(&password, name(exchange::PASSWORD))]);
                 Ok(ValidRow {
                     user_norm,
                     address_norm,
@@ -282,20 +341,22 @@ impl Validator {
                     outgoing_username: None,
                     password,
                     outgoing_password: None,
+                    note,
                 })
             }
         }
     }
 
-    /// Checks a password cell and computes its MAC; a blank cell is no password (the stored
-    /// one stays).
+    /// Checks a password cell, taken literally, and computes its MAC; a blank cell (or one
+    /// of nothing but white space, which a spreadsheet shows blank) is no password: the
+    /// stored one stays.
     fn password(
         &self,
         cell: &str,
         field: &'static str,
         (user_norm, address_norm, column): (&str, &str, PasswordColumn),
     ) -> Result<Option<GivenPassword>, Rejection> {
-        if cell.is_empty() {
+        if cell.trim().is_empty() {
             return Ok(None);
         }
         if cell.chars().count() > MAX_PASSWORD {
@@ -325,6 +386,27 @@ fn width_found(record: &Record, expected: usize) -> usize {
     } else {
         record.len()
     }
+}
+
+/// The note for a password kept with white space at its start or end (a space, a TAB,
+/// a no-break space…), which is easily typed or pasted by mistake.
+fn spaced(password: &Option<GivenPassword>, field: &'static str) -> Option<String> {
+    let text = password.as_ref()?.secret.expose();
+    let start = text.starts_with(char::is_whitespace);
+    let end = text.ends_with(char::is_whitespace);
+    let place = match (start, end) {
+        (true, true) => "at its start and end",
+        (true, false) => "at its start",
+        (false, true) => "at its end",
+        (false, false) => return None,
+    };
+    Some(format!("{field} has white space {place}, kept as given"))
+}
+
+/// The notes of a line joined into one message, or `None`.
+fn notes<const N: usize>(notes: [Option<String>; N]) -> Option<String> {
+    let notes: Vec<String> = notes.into_iter().flatten().collect();
+    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 fn address<'c>(cell: &'c str, field: &'static str) -> Result<&'c str, Rejection> {
@@ -494,6 +576,81 @@ mod tests {
         let (field, message) = rejection(check(AccountKind::Email, &cells));
         assert_eq!(field, Some("incoming_password"));
         assert!(!message.contains("secret"), "{message}");
+    }
+
+    fn valid(kind: AccountKind, cells: &[&str]) -> Box<ValidRow> {
+        match check(kind, cells) {
+            Checked::Valid(row) => row,
+            other => panic!("expected a valid line, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn password_cells_are_taken_literally() {
+        for (given, stored) in [
+            ("'=x", "'=x"),
+            ("'pw", "'pw"),
+            ("'", "'"),
+            ("  pw  ", "  pw  "),
+            ("\u{a0}pw2", "\u{a0}pw2"),
+        ] {
+            let mut cells = ALICE;
+            cells[4] = given;
+            let row = valid(AccountKind::Email, &cells);
+            assert_eq!(row.password.as_ref().unwrap().secret.expose(), stored);
+            let mut cells = ["a@example.com", "a@example.com", "a", "", ""];
+            cells[4] = given;
+            let row = valid(AccountKind::Exchange, &cells);
+            assert_eq!(row.password.as_ref().unwrap().secret.expose(), stored);
+        }
+        let mut cells = ALICE;
+        cells[1] = "'=Alice";
+        assert_eq!(
+            valid(AccountKind::Email, &cells).display_name.as_deref(),
+            Some("=Alice"),
+            "other columns undo the export's neutralisation"
+        );
+    }
+
+    #[test]
+    fn a_password_with_white_space_around_it_is_kept_and_noted() {
+        let mut cells = ALICE;
+        cells[4] = "  pw  ";
+        cells[6] = "\u{a0}pw2";
+        let row = valid(AccountKind::Email, &cells);
+        assert_eq!(
+            row.note.as_deref(),
+            Some(
+                "incoming_password has white space at its start and end, kept as given; \
+                 outgoing_password has white space at its start, kept as given"
+            )
+        );
+        assert!(valid(AccountKind::Email, &ALICE).note.is_none());
+    }
+
+    #[test]
+    fn a_password_cell_of_only_white_space_is_blank() {
+        let mut cells = ALICE;
+        cells[4] = "   ";
+        assert!(valid(AccountKind::Email, &cells).password.is_none());
+    }
+
+    #[test]
+    fn a_character_no_profile_can_carry_is_rejected_in_every_field() {
+        for index in 0..7 {
+            let mut cells = ALICE;
+            let value = format!("{}\u{ffff}", ALICE[index]);
+            cells[index] = &value;
+            let (field, message) = rejection(check(AccountKind::Email, &cells));
+            assert_eq!(field, Some(schema::EMAIL[index].name), "{message}");
+        }
+        for index in 0..5 {
+            let mut cells = ["a@example.com", "a@example.com", "a", "CORP", "pw"];
+            let value = format!("{}\u{fffe}", cells[index]);
+            cells[index] = &value;
+            let (field, _) = rejection(check(AccountKind::Exchange, &cells));
+            assert_eq!(field, Some(schema::EXCHANGE[index].name));
+        }
     }
 
     #[test]

@@ -12,7 +12,6 @@ use uuid::Uuid;
 use super::ImportError;
 use super::plan::{self, Ciphertexts, Decision};
 use super::validate::ParsedLine;
-use crate::csv::Encoding;
 use crate::model::{AccountKind, Counts, Outcome};
 use crate::secrets::SecretsError;
 use crate::store::{AccountWrite, LineRecord, NewImport, PgBulk, SqliteBulk, Store, StoreError};
@@ -27,9 +26,9 @@ pub struct Start {
     pub actor: String,
     /// Options as JSON.
     pub options: String,
-    /// Encoding read.
-    pub encoding: Encoding,
-    /// Delimiter split on, as stored.
+    /// Encoding read, or the spreadsheet format.
+    pub encoding: String,
+    /// Delimiter split on; empty for a spreadsheet.
     pub delimiter: String,
     /// Header row present.
     pub header: bool,
@@ -211,7 +210,7 @@ fn new_import(start: &Start, kind: AccountKind) -> NewImport<'_> {
         file_sha256: "",
         actor: &start.actor,
         options: &start.options,
-        encoding: start.encoding.as_str(),
+        encoding: &start.encoding,
         delimiter: &start.delimiter,
         header: start.header,
     }

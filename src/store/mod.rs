@@ -13,6 +13,7 @@ mod devices;
 mod export;
 mod imports;
 mod manage;
+mod mappings;
 mod push;
 mod secrets;
 mod sign_in;
@@ -36,6 +37,7 @@ pub use devices::StoredDevice;
 pub use export::{AccountSnapshots, ExportPage, ExportRow, UserMappings, UserRange};
 pub use imports::{ImportRow, LineRecord, NewImport, StoredLine};
 pub use manage::{Delivered, DevicePush, PushTarget, RecentJob};
+pub use mappings::SavedMapping;
 pub use push::{
     ClaimedJob, DeviceJobs, DueReminder, JobAnswer, JobDevice, JobResult, NewJob, OverdueJob,
     Pending, PushSource, Reminder, SourceAccount, StateCounts, TakenReminders, TargetDevice,

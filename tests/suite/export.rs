@@ -155,7 +155,7 @@ store_test! {
         for kind in [AccountKind::Email, AccountKind::Exchange] {
             for delimiter in DELIMITERS {
                 for encoding in ENCODINGS {
-                    let options = ExportOptions { delimiter, encoding };
+                    let options = ExportOptions { delimiter, encoding, ..ExportOptions::default() };
                     let (bytes, _) = export_all(&store, kind, options).await;
                     let result = import(&store, bytes, kind).await;
                     let rows = if kind == AccountKind::Email { 6 } else { 3 };
@@ -180,7 +180,7 @@ store_test! {
         for kind in [AccountKind::Email, AccountKind::Exchange] {
             for delimiter in DELIMITERS {
                 for encoding in ENCODINGS {
-                    let options = ExportOptions { delimiter, encoding };
+                    let options = ExportOptions { delimiter, encoding, ..ExportOptions::default() };
                     let (bytes, _) = export_all(&store, kind, options).await;
                     let text = text(&bytes, encoding);
                     for password in PASSWORDS {

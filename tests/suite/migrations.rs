@@ -72,7 +72,7 @@ crate::support::store_test! {
     async fn opening_a_store_again_leaves_its_schema_as_it_is(db: TestDb) {
         let first = db.open().await.health().await.unwrap();
         let second = db.open().await.health().await.unwrap();
-        assert_eq!(first.schema_version, 7);
+        assert_eq!(first.schema_version, 8);
         assert_eq!(second.schema_version, first.schema_version);
     }
 }

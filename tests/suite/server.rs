@@ -66,7 +66,7 @@ store_test! {
         assert_eq!(response.status(), 200);
         let health: serde_json::Value = response.json().await.unwrap();
         assert_eq!(health["status"], "ok");
-        assert_eq!(health["store"]["schema_version"], 7);
+        assert_eq!(health["store"]["schema_version"], 8);
         let expected_backend = if db.url.starts_with("postgres") { "postgres" } else { "sqlite" };
         assert_eq!(health["store"]["backend"], expected_backend);
 

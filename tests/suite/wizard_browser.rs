@@ -82,6 +82,7 @@ impl Browser {
             .await;
         self.click("#next-3").await;
         self.click("#next-4").await;
+        self.click("#next-5").await;
     }
 
     async fn start(shots: PathBuf) -> Browser {
@@ -550,6 +551,8 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         .wait_for("document.getElementById('delimiter-warning').hidden")
         .await;
     browser.click("#next-4").await;
+    browser.audit("step-5-columns").await;
+    browser.click("#next-5").await;
 
     browser
         .wait_for(
@@ -587,7 +590,7 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
         !browser.text("#wizard").await.contains("imap-secret-1"),
         "a password reached the page"
     );
-    browser.audit("step-5-review").await;
+    browser.audit("step-6-review").await;
     // Each count shows its lines.
     browser.click("#review-counts [data-filter=all]").await;
     browser.wait_for(&format!("{rows} === 4")).await;
@@ -601,8 +604,8 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
     browser
         .wait_for("document.querySelector('#review tbody td.empty') !== null")
         .await;
-    browser.audit("step-5-review-no-duplicates").await;
-    browser.click("#next-5").await;
+    browser.audit("step-6-review-no-duplicates").await;
+    browser.click("#next-6").await;
 
     let disabled = "document.getElementById('import-button').disabled";
     assert_eq!(
@@ -839,7 +842,7 @@ async fn a_stale_preview_is_refused_and_previewed_again_in_one_click() {
     .unwrap();
     let mut browser = Browser::signed_in(&app, "wizard-screenshots-stale").await;
     browser.review_email_file(&app, &file).await;
-    browser.click("#next-5").await;
+    browser.click("#next-6").await;
     // Meanwhile someone else imports the same account: the preview no longer holds.
     let other = app
         .call(reqwest::Method::POST, "/api/imports?type=email")
@@ -1017,10 +1020,275 @@ async fn a_file_of_the_other_account_type_is_switched_to_it_in_one_click() {
     );
     browser.click("#next-3").await;
     browser.click("#next-4").await;
+    browser.click("#next-5").await;
     browser
         .wait_for("(document.querySelector('#review-counts [data-count=added]') || {}).textContent === '2'")
         .await;
     assert_eq!(browser.count("review-counts", "rejected").await, "1");
     browser.audit("other-type-switched").await;
+    browser.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workbook_is_imported_from_the_sheet_chosen_in_chromium() {
+    let Some((db, app)) = app_with_an_admin().await else {
+        return;
+    };
+    use crate::spreadsheets::Cell::Text;
+    let header = [
+        "user_email",
+        "display_name",
+        "email_address",
+        "incoming_username",
+        "incoming_password",
+        "outgoing_username",
+        "outgoing_password",
+    ]
+    .map(Text);
+    let alice = [
+        "alice@example.com",
+        "Alice Adams",
+        "alice@mail.example.com",
+        "alice",
+        "imap-secret-1",
+        "alice",
+        "",
+    ]
+    .map(Text);
+    let file = db.dir.path().join("accounts.xlsx");
+    std::fs::write(
+        &file,
+        crate::spreadsheets::xlsx(&[
+            ("Notes", &[Some(&[Text("read me first")])]),
+            ("Accounts", &[Some(&header), Some(&alice)]),
+        ]),
+    )
+    .unwrap();
+    let mut browser = Browser::signed_in(&app, "wizard-screenshots-sheets").await;
+    browser.goto(&format!("{}/import", app.base)).await;
+    browser.click("#next-1").await;
+    browser.click("#type-email").await;
+    browser.click("#next-2").await;
+    browser.type_into("#file", file.to_str().unwrap()).await;
+    browser
+        .wait_for("!document.getElementById('next-3').disabled")
+        .await;
+    browser.click("#next-3").await;
+    assert_eq!(browser.text("#encoding").await, "xlsx spreadsheet");
+    assert_eq!(
+        browser
+            .eval(
+                "return [document.getElementById('sheet-choice').hidden, document.getElementById('delimiter-choice').hidden, document.getElementById('sheet').value];",
+                json!([])
+            )
+            .await,
+        json!([false, true, "Notes"])
+    );
+    browser.audit("first-sheet").await;
+    browser.click("#sheet option[value=Accounts]").await;
+    browser
+        .wait_for("document.getElementById('columns-table').textContent.includes('alice@mail.example.com')")
+        .await;
+    assert!(
+        !browser.text("#wizard").await.contains("imap-secret-1"),
+        "a password reached the page"
+    );
+    browser.audit("sheet-chosen").await;
+    browser.click("#next-4").await;
+    browser.click("#next-5").await;
+    browser
+        .wait_for("document.querySelector('#review-counts [data-count=added]').textContent === '1'")
+        .await;
+    browser.click("#next-6").await;
+    browser.click("#import-button").await;
+    browser
+        .wait_for(
+            "document.getElementById('notification').textContent.startsWith('Import complete')",
+        )
+        .await;
+    browser.audit("sheet-imported").await;
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
+        1
+    );
+
+    // The Users view downloads the same accounts as a workbook.
+    browser.goto(&format!("{}/", app.base)).await;
+    browser.find("#export-email-xlsx").await;
+    let script = "const done = arguments[arguments.length - 1];
+        fetch(document.getElementById('export-email-xlsx').href)
+          .then(r => r.arrayBuffer().then(b => done([r.headers.get('content-type'),
+            String.fromCharCode(...new Uint8Array(b).slice(0, 2))])));";
+    let answer = browser
+        .command(
+            Method::POST,
+            "/execute/async",
+            json!({ "script": script, "args": [] }),
+        )
+        .await;
+    assert_eq!(
+        answer,
+        json!([mdm_mail::export::XLSX_CONTENT_TYPE, "PK"]),
+        "a workbook"
+    );
+    browser.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_columns_are_mapped_in_the_columns_step_and_the_mapping_saved() {
+    let Some((db, app)) = app_with_an_admin().await else {
+        return;
+    };
+    let file = db.dir.path().join("webmail.csv");
+    std::fs::write(
+        &file,
+        "E-mail;Name;Mailbox;Login;Password;SMTP login;SMTP password\n\
+         alice@example.com;Alice;alice@mail.example.com;alice;imap-secret-1;alice-out;smtp-secret-1\n\
+         bob@example.com;Bob;bob@mail.example.com;bob;imap-secret-2;bob-out;\n",
+    )
+    .unwrap();
+    let mut browser = Browser::signed_in(&app, "wizard-screenshots-columns").await;
+    browser.goto(&format!("{}/import", app.base)).await;
+    browser.click("#next-1").await;
+    browser.click("#type-email").await;
+    browser.click("#next-2").await;
+    browser.type_into("#file", file.to_str().unwrap()).await;
+    browser
+        .wait_for("!document.getElementById('next-3').disabled")
+        .await;
+    browser.click("#next-3").await;
+    browser.click("#next-4").await;
+
+    // Recognised by their headers: the address (E-mail), the name, the SMTP password; three
+    // required fields still need a column, so the step cannot be left yet.
+    let value = |field: &str| format!("document.getElementById('map-{field}').value");
+    browser
+        .wait_for(&format!("{} === 'E-mail'", value("email_address")))
+        .await;
+    assert_eq!(
+        browser
+            .eval(
+                &format!(
+                    "return [{}, {}, document.getElementById('next-5').disabled];",
+                    value("user_email"),
+                    value("outgoing_password")
+                ),
+                json!([])
+            )
+            .await,
+        json!(["", "SMTP password", true])
+    );
+    assert!(
+        browser
+            .text("#columns-missing")
+            .await
+            .contains("user_email, incoming_username, outgoing_username"),
+        "{}",
+        browser.text("#columns-missing").await
+    );
+    assert!(
+        browser.text("#columns-map").await.contains("(required)"),
+        "required fields are marked"
+    );
+    browser.audit("columns-recognised").await;
+    for (field, column) in [
+        ("user_email", "E-mail"),
+        ("email_address", "Mailbox"),
+        ("incoming_username", "Login"),
+        ("incoming_password", "Password"),
+        ("outgoing_username", "SMTP login"),
+    ] {
+        browser
+            .click(&format!("#map-{field} option[value='{column}']"))
+            .await;
+        // The step is drawn again from the server's answer before the next choice.
+        browser
+            .wait_for(&format!(
+                "!document.getElementById('wizard').dataset.previewing && {} === '{column}'",
+                value(field)
+            ))
+            .await;
+    }
+    browser
+        .wait_for("!document.getElementById('next-5').disabled")
+        .await;
+    let columns = browser.text("#columns-map").await;
+    assert!(
+        columns.contains("alice@mail.example.com, bob@mail.example.com"),
+        "sample values beside each field: {columns}"
+    );
+    assert!(
+        !browser.text("#wizard").await.contains("imap-secret-1"),
+        "a password reached the page"
+    );
+    browser.type_into("#save-mapping", "webmail").await;
+    browser.audit("columns-mapped").await;
+    browser.click("#next-5").await;
+    browser
+        .wait_for("document.querySelector('#review-counts [data-count=added]').textContent === '2'")
+        .await;
+    assert!(
+        browser
+            .text("#review-fields")
+            .await
+            .contains("email_address ← Mailbox"),
+        "{}",
+        browser.text("#review-fields").await
+    );
+    browser.audit("columns-review").await;
+    browser.click("#next-6").await;
+    browser.click("#import-button").await;
+    browser
+        .wait_for(
+            "document.getElementById('notification').textContent.startsWith('Import complete')",
+        )
+        .await;
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
+        2
+    );
+    let saved = db.open().await.mapping("webmail").await.unwrap().unwrap();
+    assert!(
+        saved.fields.contains(r#""email_address":"Mailbox""#),
+        "{}",
+        saved.fields
+    );
+
+    // MXroute's export, read with the saved mapping shipped for it.
+    let mxroute = db.dir.path().join("mxroute.csv");
+    std::fs::write(
+        &mxroute,
+        "username,password,quota,limit,recovery_email,domain\nchloe,Abcd1234!,1024,9600,,example.com\n",
+    )
+    .unwrap();
+    browser.goto(&format!("{}/import", app.base)).await;
+    browser.click("#next-1").await;
+    browser.click("#type-email").await;
+    browser.click("#next-2").await;
+    browser.type_into("#file", mxroute.to_str().unwrap()).await;
+    browser
+        .wait_for("!document.getElementById('next-3').disabled")
+        .await;
+    browser.click("#next-3").await;
+    browser.click("#next-4").await;
+    browser.click("#saved-mapping option[value=mxroute]").await;
+    browser
+        .wait_for(&format!(
+            "{} === '{{username}}@{{domain}}'",
+            value("user_email")
+        ))
+        .await;
+    assert!(
+        browser
+            .text("#columns-map")
+            .await
+            .contains("chloe@example.com"),
+        "the template filled in from the first row"
+    );
+    browser.audit("columns-saved-mapping").await;
+    browser.click("#next-5").await;
+    browser
+        .wait_for("document.querySelector('#review-counts [data-count=added]').textContent === '1'")
+        .await;
     browser.finish().await;
 }

@@ -17,7 +17,7 @@ impl From<ExportError> for ApiError {
     }
 }
 
-/// `GET /api/export?type=email|exchange|mappings[&delimiter=…&encoding=…]`.
+/// `GET /api/export?type=email|exchange|mappings[&format=csv|xlsx&delimiter=…&encoding=…]`.
 pub async fn get(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let what: ExportType = params.require("type")?;
     let delimiter = params
@@ -26,6 +26,7 @@ pub async fn get(State(state): State<AppState>, params: Params) -> Result<Respon
         .transpose()?;
     let defaults = ExportOptions::default();
     let options = ExportOptions {
+        format: params.parse("format")?.unwrap_or(defaults.format),
         delimiter: delimiter.unwrap_or(defaults.delimiter),
         encoding: params.parse("encoding")?.unwrap_or(defaults.encoding),
     };
@@ -39,6 +40,7 @@ pub async fn get(State(state): State<AppState>, params: Params) -> Result<Respon
     // The first page is read before answering, so a store that fails at once gets a proper
     // error; a failure later can only cut the download short, which the client sees.
     let first = exporter.next_chunk().await?.unwrap_or_default();
+    let (content_type, file_name) = (exporter.content_type(), exporter.file_name());
     let rest = futures_util::stream::try_unfold(exporter, |mut exporter| async move {
         let chunk = exporter.next_chunk().await.inspect_err(|e| {
             tracing::error!(error = %e, "export failed half-way; the download is cut short");
@@ -51,10 +53,10 @@ pub async fn get(State(state): State<AppState>, params: Params) -> Result<Respon
     );
     Ok((
         [
-            (CONTENT_TYPE, options.encoding.content_type().to_owned()),
+            (CONTENT_TYPE, content_type.to_owned()),
             (
                 CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", what.file_name()),
+                format!("attachment; filename=\"{file_name}\""),
             ),
         ],
         Body::from_stream(body),

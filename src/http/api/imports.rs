@@ -146,9 +146,39 @@ fn options(params: &Params) -> Result<ImportOptions, ApiError> {
         .parse::<EncodingChoice>("encoding")?
         .unwrap_or_default();
     options.header = params.parse::<HeaderChoice>("header")?.unwrap_or_default();
+    options.missing_columns = match params.given("missing_columns")? {
+        None | Some("refuse") => false,
+        Some("reject") => true,
+        Some(other) => {
+            return Err(ApiError::parameter(
+                "missing_columns",
+                format!("unknown choice {other:?} (expected refuse or reject)"),
+            ));
+        }
+    };
+    options.sheet = params.given("sheet")?.map(str::to_owned);
     options.strict = params.parse::<bool>("strict")?.unwrap_or(false);
     options.sample_rows = SAMPLE_ROWS;
     Ok(options)
+}
+
+/// The column mapping the request gives: the saved `mapping`, with each `map` on top.
+async fn mapping(
+    state: &AppState,
+    params: &Params,
+    kind: AccountKind,
+) -> Result<import::mapping::Mapping, ApiError> {
+    use import::mapping::MappingError;
+    let saved = params.given("mapping")?;
+    import::mapping::resolve(&state.store, kind, saved, &params.all("map"))
+        .await
+        .map_err(|e| match e {
+            MappingError::Store(_) => ApiError::internal("storage", &e),
+            MappingError::NotFound { .. }
+            | MappingError::OtherKind { .. }
+            | MappingError::Damaged { .. } => ApiError::parameter("mapping", e.to_string()),
+            _ => ApiError::parameter("map", e.to_string()),
+        })
 }
 
 /// The summary with what a preview adds: the columns, the first rows, the fingerprint.
@@ -157,6 +187,7 @@ fn described(result: &ImportResult, source: &str) -> Value {
     value["bom"] = json!(result.bom);
     value["source"] = json!(source);
     value["columns"] = json!(result.columns);
+    value["fields"] = json!(result.fields);
     // A record narrower than the columns was split on the wrong delimiter: its cells are not
     // where the password masking expects them.
     let sample: Vec<_> = result
@@ -173,6 +204,9 @@ fn described(result: &ImportResult, source: &str) -> Value {
         })
         .collect();
     value["sample"] = json!(sample);
+    if let Some(sheet) = &result.sheet {
+        value["sheets"] = json!(sheet.sheets);
+    }
     value["fingerprint"] = json!(result.fingerprint);
     value["file_sha256"] = json!(result.file_sha256);
     value["other_type"] = json!(result.other_type);
@@ -186,6 +220,7 @@ pub async fn preview(
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
     let mut options = options(&params)?;
+    options.mapping = mapping(&state, &params, options.kind).await?;
     let offset = params.within("results_offset", 0, 0..=i64::MAX)?;
     let limit = params.within("results_limit", 0, 0..=RESULTS_PAGE_MAX)?;
     let filter = params
@@ -219,6 +254,8 @@ pub async fn commit(
     request: Request,
 ) -> Result<Response, ApiError> {
     let mut options = options(&params)?;
+    options.mapping = mapping(&state, &params, options.kind).await?;
+    let save_as = params.given("save_mapping")?.map(str::to_owned);
     let fingerprint = params.get("fingerprint").map(str::to_owned);
     let upload = body::upload(request, state.settings.upload_limit).await?;
     options.size_hint = Some(upload.bytes.len() as u64);
@@ -236,6 +273,11 @@ pub async fn commit(
         None,
     )
     .await?;
+    if let Some(name) = &save_as {
+        import::mapping::save(&state.store, name, options.kind, &options.mapping, &actor)
+            .await
+            .map_err(|e| ApiError::internal("storage", &e))?;
+    }
     let mut value = described(&result, &upload.name);
     value["id"] = json!(result.id);
     value["push"] = super::push::after_change(&state).await;
@@ -348,6 +390,14 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
     Ok(Json(json!({ "imports": imports, "next": next })))
 }
 
+/// `GET /api/mappings`: the saved column mappings.
+pub async fn mappings(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let listed = import::mapping::list(&state.store)
+        .await
+        .map_err(|e| ApiError::internal("storage", &e))?;
+    Ok(Json(json!({ "mappings": listed })))
+}
+
 /// The body of `POST /api/email-accounts/import/preview`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -438,6 +488,9 @@ fn rows_to_csv(
         for column in columns {
             let cell = match row.get(column.name) {
                 None | Some(Value::Null) => String::new(),
+                // The reader takes password cells literally and undoes the neutralisation
+                // of the others: each value arrives as given.
+                Some(Value::String(s)) if import::schema::is_password(column.name) => s.clone(),
                 Some(Value::String(s)) => neutralize(s).into_owned(),
                 Some(_) => {
                     return Err(ApiError::parameter(

@@ -13,7 +13,7 @@ pub mod push;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Query};
+use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, on};
@@ -127,16 +127,32 @@ impl Api {
 }
 
 /// Query parameters, parsed with errors that name the parameter.
-pub struct Params(HashMap<String, String>);
+pub struct Params {
+    map: HashMap<String, String>,
+    /// Every pair in order, for parameters that repeat (`map=…&map=…`).
+    pairs: Vec<(String, String)>,
+}
 
 impl Params {
-    fn of(Query(map): Query<HashMap<String, String>>) -> Params {
-        Params(map)
+    fn of(pairs: Vec<(String, String)>) -> Params {
+        Params {
+            map: pairs.iter().cloned().collect(),
+            pairs,
+        }
+    }
+
+    /// Every value of a parameter given once or more, in order.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .collect()
     }
 
     /// The raw value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.map
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
@@ -145,7 +161,7 @@ impl Params {
     /// The value of `name`, which must not be given empty (`name=`): an empty choice or
     /// number is a mistake, not a request for the default.
     pub fn given(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        match self.0.get(name) {
+        match self.map.get(name) {
             Some(value) if value.is_empty() => Err(ApiError::parameter(name, "is empty")),
             value => Ok(value.map(String::as_str)),
         }
@@ -200,12 +216,13 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &S,
+        _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Query::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
+        serde_urlencoded::from_str::<Vec<(String, String)>>(parts.uri.query().unwrap_or(""))
             .map(Params::of)
-            .map_err(|e| ApiError::parameter("query", e.body_text()))
+            .map_err(|e| {
+                ApiError::parameter("query", format!("Failed to deserialize query string: {e}"))
+            })
     }
 }
 
@@ -266,7 +283,7 @@ const IMPORT_TYPE: Param = Param {
     values: &["email", "exchange"],
     ..param("type", Q, true, "string", "Account type of the rows.")
 };
-const IMPORT_OPTIONS: [Param; 4] = [
+const IMPORT_OPTIONS: [Param; 7] = [
     IMPORT_TYPE,
     Param {
         values: &["auto", "comma", "semicolon", "tab", "pipe"],
@@ -298,12 +315,46 @@ const IMPORT_OPTIONS: [Param; 4] = [
             "Whether the first row is a header.",
         )
     },
+    param(
+        "sheet",
+        Q,
+        false,
+        "string",
+        "For an .xlsx or .ods file, the sheet to read (default: the first); refused for CSV.",
+    ),
+    param(
+        "map",
+        Q,
+        false,
+        "array",
+        "FIELD=SOURCE, repeatable: read FIELD from the column with header SOURCE, or from a template such as {username}@{domain}; over `mapping`.",
+    ),
+    param(
+        "mapping",
+        Q,
+        false,
+        "string",
+        "The name of a saved column mapping (GET /api/mappings) to read the file with.",
+    ),
 ];
-const PREVIEW_PARAMS: [Param; 7] = [
+const PREVIEW_PARAMS: [Param; 11] = [
     IMPORT_OPTIONS[0],
     IMPORT_OPTIONS[1],
     IMPORT_OPTIONS[2],
     IMPORT_OPTIONS[3],
+    IMPORT_OPTIONS[4],
+    IMPORT_OPTIONS[5],
+    IMPORT_OPTIONS[6],
+    Param {
+        values: &["refuse", "reject"],
+        ..param(
+            "missing_columns",
+            Q,
+            false,
+            "string",
+            "A header without a required field: refuse the file (default), or reject every line naming the field, so that the preview still shows the file's columns and fields to map.",
+        )
+    },
     Param {
         range: Some((0, i64::MAX)),
         ..param(
@@ -344,11 +395,21 @@ const PREVIEW_PARAMS: [Param; 7] = [
         )
     },
 ];
-const COMMIT_PARAMS: [Param; 6] = [
+const COMMIT_PARAMS: [Param; 10] = [
     IMPORT_OPTIONS[0],
     IMPORT_OPTIONS[1],
     IMPORT_OPTIONS[2],
     IMPORT_OPTIONS[3],
+    IMPORT_OPTIONS[4],
+    IMPORT_OPTIONS[5],
+    IMPORT_OPTIONS[6],
+    param(
+        "save_mapping",
+        Q,
+        false,
+        "string",
+        "Once committed, save the column mapping used (`mapping` and `map`) under this name.",
+    ),
     param(
         "fingerprint",
         Q,
@@ -364,7 +425,12 @@ const COMMIT_PARAMS: [Param; 6] = [
         "Write nothing unless every line is valid and unique.",
     ),
 ];
-const CSV_BODY: [(&str, &str); 2] = [("text/csv", "CsvFile"), ("multipart/form-data", "Upload")];
+const CSV_BODY: [(&str, &str); 4] = [
+    ("text/csv", "CsvFile"),
+    (crate::export::XLSX_CONTENT_TYPE, "CsvFile"),
+    ("application/vnd.oasis.opendocument.spreadsheet", "CsvFile"),
+    ("multipart/form-data", "Upload"),
+];
 const PAGING: [Param; 2] = [
     param(
         "after",
@@ -396,7 +462,7 @@ pub fn api() -> Api {
                 path: "/api/imports/preview",
                 id: "previewImport",
                 tag: "imports",
-                summary: "Decide every line of a CSV file against the store, writing nothing",
+                summary: "Decide every line of a CSV, .xlsx or .ods file against the store, writing nothing",
                 needs: READ,
                 params: PREVIEW_PARAMS.to_vec(),
                 body: CSV_BODY.to_vec(),
@@ -404,7 +470,7 @@ pub fn api() -> Api {
                     json(200, "What the import would do", "ImportPreview"),
                     error(400, "A parameter is invalid"),
                     error(413, "The file is over the upload limit"),
-                    error(422, "The file cannot be read as CSV"),
+                    error(422, "The file cannot be read as CSV or as a spreadsheet"),
                 ],
             },
             imports::preview,
@@ -415,7 +481,7 @@ pub fn api() -> Api {
                 path: "/api/imports",
                 id: "commitImport",
                 tag: "imports",
-                summary: "Import a CSV file in one transaction",
+                summary: "Import a CSV, .xlsx or .ods file in one transaction",
                 needs: WRITE,
                 params: COMMIT_PARAMS.to_vec(),
                 body: CSV_BODY.to_vec(),
@@ -496,6 +562,20 @@ pub fn api() -> Api {
                 ],
             },
             imports::results_csv,
+        )
+        .route(
+            Operation {
+                method: Method::GET,
+                path: "/api/mappings",
+                id: "listMappings",
+                tag: "imports",
+                summary: "The saved column mappings: name, account type, each field's source",
+                needs: READ,
+                params: vec![],
+                body: vec![],
+                replies: vec![json(200, "The saved mappings", "Mappings")],
+            },
+            imports::mappings,
         )
         .route(
             Operation {
@@ -707,6 +787,10 @@ pub fn api() -> Api {
                         ..param("type", Q, true, "string", "Email or Exchange accounts, or each device's expected profiles.")
                     },
                     Param {
+                        values: &["csv", "xlsx"],
+                        ..param("format", Q, false, "string", "File format (default csv); xlsx is a workbook whose cells are all text.")
+                    },
+                    Param {
                         values: &["comma", "semicolon", "tab"],
                         ..param("delimiter", Q, false, "string", "Field delimiter (default comma).")
                     },
@@ -719,8 +803,8 @@ pub fn api() -> Api {
                 replies: vec![
                     Reply {
                         status: 200,
-                        description: "The CSV file, streamed",
-                        media: &["text/csv"],
+                        description: "The CSV file, streamed, or the .xlsx workbook",
+                        media: &["text/csv", crate::export::XLSX_CONTENT_TYPE],
                         schema: None,
                     },
                     error(400, "A parameter is invalid"),

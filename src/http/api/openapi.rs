@@ -39,7 +39,10 @@ fn operation(op: &Operation) -> Value {
         .params
         .iter()
         .map(|p| {
-            let mut schema = json!({ "type": p.kind });
+            let mut schema = match p.kind {
+                "array" => json!({ "type": "array", "items": { "type": "string" } }),
+                kind => json!({ "type": kind }),
+            };
             if !p.values.is_empty() {
                 schema["enum"] = json!(p.values);
             }
@@ -176,8 +179,10 @@ fn schemas() -> Value {
         "type": "object",
         "properties": {
             "type": { "type": "string", "enum": ["email", "exchange"] },
-            "encoding": { "type": "string" },
-            "delimiter": { "type": "string" },
+            "encoding": { "type": "string", "description": "CSV files only" },
+            "delimiter": { "type": "string", "description": "CSV files only" },
+            "format": { "type": "string", "enum": ["xlsx", "ods"], "description": "Spreadsheet files only" },
+            "sheet": { "type": "string", "description": "Spreadsheet files only: the sheet read" },
             "header": { "type": "boolean" },
             "dry_run": { "type": "boolean" },
             "lines": { "type": "array", "items": line, "maxItems": crate::import::LINES_KEPT,
@@ -191,6 +196,11 @@ fn schemas() -> Value {
         &mut preview["properties"],
         &json!({
             "bom": { "type": "boolean" },
+            "sheets": { "type": "array", "items": { "type": "string" }, "description": "Spreadsheet files only: every sheet of the workbook" },
+            "fields": { "type": "array", "description": "Each field of the account type and where the file gives it", "items": { "type": "object", "properties": {
+                "field": { "type": "string" }, "required": { "type": "boolean" },
+                "source": { "type": ["string", "null"], "description": "The column's header, the template, or null when the file does not have it" },
+                "mapped": { "type": "boolean", "description": "Mapped by the request (map, mapping), not found by its header" } } } },
             "source": { "type": "string" },
             "fingerprint": { "type": "string", "description": "Pass to POST /api/imports to import exactly what was previewed." },
             "file_sha256": { "type": "string" },
@@ -278,6 +288,10 @@ fn schemas() -> Value {
             "type": { "type": "string", "enum": ["email", "exchange"] },
             "rows": { "type": "array", "maxItems": super::imports::ROWS_MAX, "items": { "type": "object", "additionalProperties": { "type": ["string", "null"] }, "propertyNames": { "enum": row_columns },
                 "description": "Cells by canonical column name (user_email, email_address, …)" } } } },
+        "Mappings": { "type": "object", "properties": { "mappings": { "type": "array", "items": { "type": "object", "properties": {
+            "name": { "type": "string" }, "type": { "type": "string", "enum": ["email", "exchange"] },
+            "fields": { "type": "object", "additionalProperties": { "type": "string" } },
+            "created_by": { "type": "string" }, "created_at": { "type": "integer", "description": "unix ms" } } } } } },
         "RowOutcomes": { "type": "object", "properties": {
             "counts": { "type": "object", "properties": counts },
             "rows": { "type": "array", "items": { "type": "object", "properties": {

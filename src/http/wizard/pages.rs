@@ -291,12 +291,14 @@ pub async fn users(
     let main = format!(
         r#"<div class="toolbar"><h1>Users <span class="muted">({total})</span></h1>
 <details class="menu"><summary class="button primary" id="import-menu">Import</summary>
-<ul><li><a href="/import" id="import-csv">Import from CSV</a></li></ul></details>
+<ul><li><a href="/import" id="import-csv">Import from CSV or a spreadsheet</a></li></ul></details>
 <a class="button secondary" id="export-email" href="/api/export?type=email" download>Export CSV (Email)</a>
 <a class="button secondary" id="export-exchange" href="/api/export?type=exchange" download>Export CSV (Exchange)</a>
+<a class="button secondary" id="export-email-xlsx" href="/api/export?type=email&amp;format=xlsx" download>Export .xlsx (Email)</a>
 <details class="menu" id="export-options"><summary class="button secondary">Export as…</summary>
 <form method="get" action="/api/export" class="export-form">
 <label for="export-type">Export</label><select id="export-type" name="type"><option value="email">Email accounts</option><option value="exchange">Exchange accounts</option><option value="mappings">Device mappings</option></select>
+<label for="export-format">Format</label><select id="export-format" name="format"><option value="csv">CSV</option><option value="xlsx">Excel workbook (.xlsx, every cell text)</option></select>
 <label for="export-delimiter">Delimiter</label><select id="export-delimiter" name="delimiter"><option value="comma">Comma</option><option value="semicolon">Semicolon (Excel in most of Europe)</option><option value="tab">Tab</option></select>
 <label for="export-encoding">Encoding</label><select id="export-encoding" name="encoding"><option value="utf-8">UTF-8</option><option value="utf-8-bom">UTF-8 with BOM (Excel)</option><option value="utf-16">UTF-16 (Excel's Unicode Text)</option></select>
 <button type="submit" class="button primary" id="export-download">Download</button></form></details></div>
@@ -338,7 +340,7 @@ pub async fn import(State(state): State<AppState>, headers: HeaderMap) -> Respon
         email_columns = columns(AccountKind::Email),
         exchange_columns = columns(AccountKind::Exchange),
     );
-    layout("Import from CSV", Some(&session), &main).into_response()
+    layout("Import from CSV or a spreadsheet", Some(&session), &main).into_response()
 }
 
 /// `GET /users/{email}`: a user's accounts and devices, and their profile previewed per

@@ -67,7 +67,8 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     ["rejected", "Rejected", (p) => p.rejected],
     ["duplicate", "Duplicate", (p) => p.duplicates],
   ];
-  const state = { type: "email", file: null, bytes: null, delimiter: null, preview: null, page: 0, filter: "all" };
+  const state = { type: "email", file: null, bytes: null, delimiter: null, sheet: null, preview: null, page: 0,
+    filter: "all", map: {}, mapping: "", mappings: [], previews: 0 };
 
   function show(step) {
     wizard.dataset.step = String(step);
@@ -87,12 +88,16 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     button.addEventListener("click", () => show(Number(button.dataset.goto)));
   }
 
+  // Another account type: its own fields, so no mapping of the last one's carries over.
   function chooseType(type) {
     state.type = type;
     $("type-" + type).checked = true;
     for (const block of wizard.querySelectorAll(".columns")) {
       block.hidden = block.dataset.type !== state.type;
     }
+    state.map = {};
+    state.mapping = "";
+    offerMappings();
   }
 
   for (const radio of document.querySelectorAll('input[name="account-type"]')) {
@@ -101,6 +106,26 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
       if (state.bytes) preview(null);
     });
   }
+
+  // The saved column mappings of the chosen account type, offered in the Columns step.
+  function offerMappings() {
+    const options = [text("option", "None")];
+    options[0].value = "";
+    for (const saved of state.mappings.filter((m) => m.type === state.type)) {
+      const option = text("option", saved.name + " (saved by " + saved.created_by + ")");
+      option.value = saved.name;
+      options.push(option);
+    }
+    $("saved-mapping").replaceChildren(...options);
+    $("saved-mapping").value = state.mapping;
+  }
+
+  fetch("/api/mappings", { headers: { "Accept": "application/json" } })
+    .then((r) => (r.ok ? r.json() : { mappings: [] }))
+    .then((answer) => {
+      state.mappings = answer.mappings || [];
+      offerMappings();
+    });
 
   function text(tag, content, className) {
     const element = document.createElement(tag);
@@ -131,14 +156,21 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
 
   function query(delimiter) {
     let q = "type=" + encodeURIComponent(state.type);
-    if (delimiter) q += "&delimiter=" + encodeURIComponent(delimiter);
+    if (state.sheet) q += "&sheet=" + encodeURIComponent(state.sheet);
+    else if (delimiter) q += "&delimiter=" + encodeURIComponent(delimiter);
+    if (state.mapping) q += "&mapping=" + encodeURIComponent(state.mapping);
+    for (const [field, source] of Object.entries(state.map)) {
+      q += "&map=" + encodeURIComponent(field + "=" + source);
+    }
     return q;
   }
 
-  // One page of the review: the lines the filter admits, from the page's first on.
+  // One page of the review: the lines the filter admits, from the page's first on. A
+  // preview of a file whose headers are not ours still answers, every line rejected for the
+  // fields it lacks, so that the Columns step can offer its columns.
   function reviewQuery(filter, page, limit) {
     return "/api/imports/preview?results_outcome=" + filter + "&results_limit=" + limit +
-      "&results_offset=" + page * limit + "&" + query(state.delimiter);
+      "&results_offset=" + page * limit + "&" + query(state.delimiter) + "&missing_columns=reject";
   }
 
   // A file that reads as the other account type: the offer to switch to it.
@@ -151,11 +183,18 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     $("switch-type").dataset.type = other;
   }
 
+  // Each choice previews anew; only the answer to the latest request is shown, so that
+  // quick choices never leave an older answer on the page. While one is awaited the wizard
+  // is marked busy (data-previewing).
   async function preview(delimiter) {
     $("wizard-error").hidden = true;
     state.delimiter = delimiter;
+    const ticket = ++state.previews;
+    wizard.dataset.previewing = "true";
     const answer = await call(reviewQuery("problems", 0, PAGE));
+    if (ticket !== state.previews) return;
     if (answer.status !== 200) {
+      delete wizard.dataset.previewing;
       const error = answer.json && answer.json.error;
       fail(error ? error.message : "The preview failed (" + answer.status + ").");
       offerType(error && error.details && error.details.other_type);
@@ -165,14 +204,18 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     let p = answer.json;
     offerType(p.other_type);
     state.delimiter = DELIMITERS[p.delimiter] || "comma";
+    // A spreadsheet file: the sheet read is the one every later request names.
+    state.sheet = p.sheet || null;
     state.page = 0;
     // Problems first, when there are any; else every line, which takes a second look at
     // the file: which one the review starts with is known only once the file is read.
     state.filter = problemCount(p) > 0 ? "problems" : "all";
     if (state.filter === "all") {
       const all = await call(reviewQuery("all", 0, PAGE));
+      if (ticket !== state.previews) return;
       if (all.status === 200) p = all.json;
     }
+    delete wizard.dataset.previewing;
     state.preview = p;
     render();
   }
@@ -196,10 +239,24 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     showRaw(p);
     warnWidth(p);
     $("next-3").disabled = false;
-    $("encoding").textContent = p.encoding + (p.bom ? " (with byte-order mark)" : "");
+    const sheet = Boolean(p.format);
+    $("encoding-label").textContent = sheet ? "format" : "encoding";
+    $("encoding").textContent = sheet ? p.format + " spreadsheet" : p.encoding + (p.bom ? " (with byte-order mark)" : "");
     $("header").textContent = p.header ? "yes" : "no";
-    $("delimiter").value = state.delimiter;
+    $("delimiter-choice").hidden = sheet;
+    $("sheet-choice").hidden = !sheet;
+    if (sheet) {
+      $("sheet").replaceChildren(...p.sheets.map((name) => {
+        const option = text("option", name);
+        option.value = name;
+        return option;
+      }));
+      $("sheet").value = p.sheet;
+    } else {
+      $("delimiter").value = state.delimiter;
+    }
     renderColumns(p);
+    renderFields(p);
     renderFilters();
     renderReview();
     renderImport();
@@ -209,8 +266,10 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   // password cells show masked: the page never displays a password.
   function showRaw(p) {
     const lines = [];
-    if (p.header) lines.push(p.columns.map((c) => c.header || "").join(p.delimiter));
-    for (const row of p.sample.slice(0, 12)) lines.push(row.cells.join(p.delimiter));
+    // A sheet's cells have no delimiter: they are shown separated by tabs.
+    const separator = p.delimiter || "\t";
+    if (p.header) lines.push(p.columns.map((c) => c.header || "").join(separator));
+    for (const row of p.sample.slice(0, 12)) lines.push(row.cells.join(separator));
     $("raw").textContent = lines.join("\n");
     $("raw-preview").hidden = false;
   }
@@ -240,6 +299,85 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     table.tBodies[0].replaceChildren(...rows);
   }
 
+  // The first values a field takes in the sample: its column's cells, or its template
+  // filled in from them (password cells arrive masked).
+  function firstValues(p, source) {
+    if (!source) return "";
+    const headers = p.columns.map((c) => c.header || "");
+    const cell = (row, name) => {
+      const i = headers.indexOf(name);
+      return i < 0 ? "" : (row.cells[i] || "");
+    };
+    return p.sample.slice(0, 3).map((row) => {
+      if (headers.includes(source)) return cell(row, source);
+      return source.replace(/\{([^{}]+)\}/g, (_, name) => cell(row, name.trim()));
+    }).filter((v) => v !== "").join(", ");
+  }
+
+  // The Columns step: each field with the column (or template) it is read from.
+  function renderFields(p) {
+    const headers = p.columns.map((c) => c.header).filter((h) => h);
+    const rows = (p.fields || []).map((f) => {
+      const tr = document.createElement("tr");
+      const th = text("th", f.field);
+      th.scope = "row";
+      if (f.required) th.appendChild(text("span", " (required)", "required"));
+      tr.appendChild(th);
+      const select = document.createElement("select");
+      select.id = "map-" + f.field;
+      select.setAttribute("aria-label", "Column for " + f.field);
+      const none = text("option", f.required ? "Choose a column" : "Not in the file");
+      none.value = "";
+      const choices = [none, ...headers.map((h) => {
+        const option = text("option", h);
+        option.value = h;
+        return option;
+      })];
+      if (f.source && !headers.includes(f.source)) {
+        const template = text("option", f.source);
+        template.value = f.source;
+        choices.push(template);
+      }
+      select.replaceChildren(...choices);
+      select.value = f.source || "";
+      select.addEventListener("change", () => {
+        if (select.value) state.map[f.field] = select.value;
+        else delete state.map[f.field];
+        preview(state.delimiter);
+      });
+      const cell = document.createElement("td");
+      cell.appendChild(select);
+      tr.appendChild(cell);
+      const input = document.createElement("input");
+      input.type = "text";
+      input.id = "template-" + f.field;
+      input.setAttribute("aria-label", "Template for " + f.field);
+      input.placeholder = "{column} text {column}";
+      input.addEventListener("change", () => {
+        if (input.value.trim()) {
+          state.map[f.field] = input.value.trim();
+          preview(state.delimiter);
+        }
+      });
+      const templateCell = document.createElement("td");
+      templateCell.appendChild(input);
+      tr.appendChild(templateCell);
+      tr.appendChild(text("td", firstValues(p, f.source), "muted"));
+      if (f.required && !f.source) tr.className = "outcome-rejected";
+      return tr;
+    });
+    $("columns-map").tBodies[0].replaceChildren(...rows);
+    const missing = (p.fields || []).filter((f) => f.required && !f.source).map((f) => f.field);
+    $("columns-missing").hidden = missing.length === 0;
+    $("columns-missing").textContent = "Choose a column for " + missing.join(", ") + ": every line needs it.";
+    $("next-5").disabled = missing.length > 0;
+    $("saved-mapping").value = state.mapping;
+    $("review-fields").textContent = "Fields read from: " + (p.fields || [])
+      .filter((f) => f.source)
+      .map((f) => f.field + " ← " + f.source)
+      .join("; ") + ".";
+  }
+
   // The counts, each a button that shows only its lines.
   function renderFilters() {
     const p = state.preview;
@@ -257,7 +395,8 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
       return button;
     });
     $("review-counts").replaceChildren(...buttons);
-    $("problems-box").hidden = problemCount(p) === 0;
+    // The problem lines are cut out of the text of a CSV file; a spreadsheet has none.
+    $("problems-box").hidden = problemCount(p) === 0 || Boolean(p.format);
   }
 
   function filterBy(filter) {
@@ -459,6 +598,15 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   $("problems-download").addEventListener("click", downloadProblems);
   $("skip-rejected").addEventListener("change", renderImport);
   $("delimiter").addEventListener("change", () => preview($("delimiter").value));
+  $("saved-mapping").addEventListener("change", () => {
+    state.mapping = $("saved-mapping").value;
+    state.map = {};
+    preview(state.delimiter);
+  });
+  $("sheet").addEventListener("change", () => {
+    state.sheet = $("sheet").value;
+    preview(null);
+  });
   $("switch-type").addEventListener("click", async () => {
     chooseType($("switch-type").dataset.type);
     await preview(null);
@@ -472,6 +620,8 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     state.file = file;
     $("file-name").textContent = file.name + " (" + file.size.toLocaleString() + " bytes)";
     state.bytes = new Uint8Array(await file.arrayBuffer());
+    state.sheet = null;
+    state.map = {};
     await preview(null);
   });
 
@@ -531,8 +681,10 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   $("import-button").addEventListener("click", async () => {
     const button = $("import-button");
     button.disabled = true;
-    const url = "/api/imports?" + query(state.delimiter) +
+    let url = "/api/imports?" + query(state.delimiter) +
       "&fingerprint=" + encodeURIComponent(state.preview.fingerprint);
+    const saveAs = $("save-mapping").value.trim();
+    if (saveAs) url += "&save_mapping=" + encodeURIComponent(saveAs);
     const answer = await call(url);
     const note = $("notification");
     const link = $("results-csv");
@@ -557,7 +709,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
       // The store moved on since the preview: the way forward is a fresh one.
       $("preview-again").hidden = !(error && error.code === "store_changed");
     }
-    show(7);
+    show(8);
   });
 
   $("preview-again").addEventListener("click", async () => {
@@ -565,6 +717,6 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     await preview(state.delimiter);
     $("import-button").disabled = false;
     renderImport();
-    show(5);
+    show(6);
   });
 })();
