@@ -186,22 +186,27 @@ fn read(
         }
     };
     let columns = if header {
+        // A header of the other type's columns, not mapped, is named as such, also when the
+        // file is read for mapping: offering to map an Exchange file onto Email fields would
+        // only hide the mistake.
+        let other = options.kind.other();
+        if !mapped
+            && let (Err(refused), Ok(_)) = (
+                ColumnMap::from_header(schema, &record),
+                ColumnMap::from_header(schema::columns(other), &record),
+            )
+        {
+            return Err(ImportError::OtherType {
+                header: refused,
+                other,
+            });
+        }
         ColumnMap::from_header_mapped(
             schema,
             &record,
             &options.mapping.specs(options.kind),
             !options.missing_columns,
-        )
-        .map_err(|refused| {
-            let other = options.kind.other();
-            match ColumnMap::from_header(schema::columns(other), &record) {
-                Ok(_) if !mapped => ImportError::OtherType {
-                    header: refused,
-                    other,
-                },
-                _ => ImportError::Header(refused),
-            }
-        })?
+        )?
     } else {
         ColumnMap::positional(schema)
     };

@@ -17,11 +17,16 @@
 //! `cargo bench --bench import -- --lines 100000` runs a smaller set;
 //! `cargo bench --bench import -- --generate DIR` only writes the files.
 
+#[path = "measure.rs"]
+mod measure;
+
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
+
+use measure::{Run, measure, measure_program};
 
 const FIRST: [&str; 16] = [
     "jennifer", "james", "maria", "mikko", "aino", "lars", "sofia", "ahmed", "chen", "olga",
@@ -153,57 +158,6 @@ fn generate(dir: &Path, n: u64) -> std::io::Result<()> {
         out.flush()?;
     }
     Ok(())
-}
-
-struct Run {
-    elapsed: Duration,
-    peak_rss_kib: u64,
-    stdout: String,
-}
-
-/// Runs `program`, sampling its peak resident set from /proc while it runs.
-fn measure_program(program: &str, args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Run {
-    let started = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the program");
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    loop {
-        if let Ok(status) = std::fs::read_to_string(&status_path)
-            && let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak = peak.max(kib);
-        }
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let output = child.wait_with_output().expect("output");
-    assert!(
-        output.status.success() || output.status.code() == Some(3),
-        "{program} {args:?} failed: {:?}",
-        output.status
-    );
-    Run {
-        elapsed: started.elapsed(),
-        peak_rss_kib: peak,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-    }
-}
-
-/// Runs the mdm-mail binary.
-fn measure(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Run {
-    measure_program(env!("CARGO_BIN_EXE_mdm-mail"), args, env, cwd)
 }
 
 /// Runs the reference script (tests/benches/reference_import.py) on its own database.

@@ -9,10 +9,14 @@
 //!
 //! `cargo bench --bench sheet_import -- --lines 100000` runs a smaller set.
 
+#[path = "measure.rs"]
+mod measure;
+
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+use measure::{Run, measure};
+use std::time::Instant;
 
 fn user_email(i: u64) -> String {
     format!("user{i}@acme.example")
@@ -76,52 +80,6 @@ fn generate(dir: &Path, n: u64) {
             }
         }
         book.save(dir.join(name)).unwrap();
-    }
-}
-
-struct Run {
-    elapsed: Duration,
-    peak_rss_kib: u64,
-    stdout: String,
-}
-
-/// Runs the binary, sampling its peak resident set from /proc while it runs.
-fn measure(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Run {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mdm-mail"))
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mdm-mail");
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    loop {
-        if let Ok(status) = std::fs::read_to_string(&status_path)
-            && let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak = peak.max(kib);
-        }
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let output = child.wait_with_output().expect("output");
-    assert!(
-        output.status.success(),
-        "mdm-mail {args:?} failed: {:?}",
-        output.status
-    );
-    Run {
-        elapsed: started.elapsed(),
-        peak_rss_kib: peak,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
     }
 }
 

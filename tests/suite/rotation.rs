@@ -112,7 +112,14 @@ async fn the_key_file_beside_the_database_is_replaced_and_the_old_one_kept_for_b
     let backup = db.dir.path().join("backup.db");
     let copied = run(&db, &[], &["push", "status"]);
     assert!(copied.status.success());
+    // A copy of a SQLite file in WAL mode is the file and its WAL: what was committed last
+    // may still be in the WAL (sqlx closes its connections on threads of their own, and a
+    // process may end before the last one has folded the WAL back into the file).
     std::fs::copy(db.dir.path().join("test.db"), &backup).unwrap();
+    let wal = db.dir.path().join("test.db-wal");
+    if wal.exists() {
+        std::fs::copy(&wal, db.dir.path().join("backup.db-wal")).unwrap();
+    }
 
     let rotated = run(&db, &[], &["secrets", "rotate"]);
     assert!(rotated.status.success(), "{}", stderr(&rotated));
