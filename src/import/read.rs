@@ -28,7 +28,7 @@ use crate::sheet::{self, SheetReader};
 const CHUNK: usize = 2048;
 /// Chunks read ahead of the side that decides them: enough for reading to go on while that
 /// side scans the store before deciding the first line.
-const AHEAD: usize = 8;
+const AHEAD: usize = 6;
 
 /// Cells of a sample row sent back at most.
 const SAMPLE_CELLS: usize = 64;

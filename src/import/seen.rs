@@ -10,11 +10,16 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 /// A key is kept as 96 bits of a SipHash keyed at random for this file, beside a 32-bit
 /// line number: 16 bytes a key whatever its length, so a million-line file costs about 32 MiB
 /// here rather than its text. At 96 bits an accidental collision among a billion keys has a
-/// probability below 10^-11, and with a secret key nobody can make one on purpose.
+/// probability below 10^-11, and with a secret key nobody can make one on purpose. The keys
+/// are spread over [`SHARDS`] tables by more bits of the hash, so that growing one table
+/// holds its old and new buckets for a 256th of the keys, not for all of them at once.
 pub struct FirstSeen {
     keys: (u64, u64),
-    lines: HashMap<[u32; 3], u32, Digested>,
+    shards: Vec<HashMap<[u32; 3], u32, Digested>>,
 }
+
+/// Tables the keys are spread over.
+const SHARDS: usize = 256;
 
 impl Default for FirstSeen {
     fn default() -> Self {
@@ -22,7 +27,9 @@ impl Default for FirstSeen {
         let mut rng = rand::rng();
         FirstSeen {
             keys: (rng.random(), rng.random()),
-            lines: HashMap::with_hasher(Digested),
+            shards: (0..SHARDS)
+                .map(|_| HashMap::with_hasher(Digested))
+                .collect(),
         }
     }
 }
@@ -40,7 +47,8 @@ impl FirstSeen {
         // Truncation intended: 96 of the 128 bits are kept.
         let packed = [digest as u32, (digest >> 32) as u32, (digest >> 64) as u32];
         let line = u32::try_from(line).unwrap_or(u32::MAX);
-        match self.lines.entry(packed) {
+        let shard = (digest >> 96) as usize % SHARDS;
+        match self.shards[shard].entry(packed) {
             std::collections::hash_map::Entry::Occupied(first) => Some(u64::from(*first.get())),
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(line);

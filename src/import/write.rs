@@ -96,7 +96,7 @@ pub enum Written {
 /// It also holds the store's key check, which must still name `key_id`, the key the
 /// import seals with: a rotation waits for the import, or the import writes nothing.
 pub async fn start(store: &Store, kind: AccountKind, key_id: &str) -> Result<Writer, ImportError> {
-    let (work, queue) = mpsc::channel(4);
+    let (work, queue) = mpsc::channel(2);
     let running = match store.sqlite_file() {
         Some(path) => Running::Sqlite(start_sqlite(path, kind, key_id, queue).await?),
         None => {
@@ -149,32 +149,58 @@ async fn start_sqlite(
             }
         };
         let mut id = Uuid::nil();
-        while let Some(work) = queue.blocking_recv() {
+        let mut window = Vec::with_capacity(WINDOW);
+        loop {
+            let work = queue.blocking_recv();
+            let done = work.is_none();
             let applied = match work {
-                Work::Start(start) => {
+                Some(Work::Start(start)) => {
                     id = start.id;
                     bulk.set_cache(start.cache_bytes)
                         .and_then(|()| bulk.insert_import(&new_import(&start, kind)))
                 }
-                Work::Lines(chunk) => {
-                    let writes = writes(&chunk);
-                    bulk.insert_accounts(kind, &writes.added)
-                        .and_then(|()| bulk.update_accounts(&writes.updated))
-                        .and_then(|()| bulk.insert_import_lines(id, &writes.not_applied))
-                        .and_then(|()| {
-                            bulk.insert_import_results(id, writes.first_line, &chunk.results)
-                        })
+                Some(Work::Lines(chunk)) => {
+                    window.push(chunk);
+                    if window.len() < WINDOW {
+                        Ok(())
+                    } else {
+                        write_window(&mut bulk, kind, id, &std::mem::take(&mut window))
+                    }
                 }
+                None => write_window(&mut bulk, kind, id, &window),
             };
             if let Err(e) = applied {
                 let _ = bulk.rollback();
                 return Err(e.into());
             }
+            if done {
+                return Ok(bulk);
+            }
         }
-        Ok(bulk)
     })?;
     started.await.map_err(|_| ImportError::Stopped)??;
     Ok(thread)
+}
+
+/// Chunks the SQLite writer gathers before writing them: new accounts go in in key order
+/// across the whole window, so the key index is filled a stretch at a time.
+const WINDOW: usize = 8;
+
+/// Writes a window of chunks on SQLite.
+fn write_window(
+    bulk: &mut SqliteBulk,
+    kind: AccountKind,
+    id: Uuid,
+    window: &[Chunk],
+) -> Result<(), StoreError> {
+    let writes = writes(window);
+    bulk.insert_accounts(kind, &writes.added)?;
+    bulk.update_accounts(&writes.updated)?;
+    bulk.insert_import_lines(id, &writes.not_applied)?;
+    for chunk in window {
+        bulk.insert_import_results(id, first_line(chunk), &chunk.results)?;
+    }
+    Ok(())
 }
 
 async fn apply_postgres(
@@ -190,11 +216,11 @@ async fn apply_postgres(
                 tx.insert_import(&new_import(&start, kind)).await?;
             }
             Work::Lines(chunk) => {
-                let writes = writes(&chunk);
+                let writes = writes(std::slice::from_ref(&chunk));
                 tx.insert_accounts(kind, &writes.added).await?;
                 tx.update_accounts(&writes.updated).await?;
                 tx.insert_import_lines(id, &writes.not_applied).await?;
-                tx.insert_import_results(id, writes.first_line, &chunk.results)
+                tx.insert_import_results(id, first_line(&chunk), &chunk.results)
                     .await?;
             }
         }
@@ -216,45 +242,56 @@ fn new_import(start: &Start, kind: AccountKind) -> NewImport<'_> {
     }
 }
 
-/// What one chunk writes.
+/// What some chunks write.
 struct Writes<'a> {
     added: Vec<AccountWrite<'a>>,
     updated: Vec<AccountWrite<'a>>,
     not_applied: Vec<LineRecord<'a>>,
-    first_line: u64,
 }
 
-fn writes(chunk: &Chunk) -> Writes<'_> {
+/// The line a chunk's run of the results file starts at.
+fn first_line(chunk: &Chunk) -> u64 {
+    chunk.lines.first().map_or(0, |l| l.line)
+}
+
+fn writes(chunks: &[Chunk]) -> Writes<'_> {
+    let mut writes = Writes {
+        added: Vec::new(),
+        updated: Vec::new(),
+        not_applied: Vec::new(),
+    };
+    for chunk in chunks {
+        for (outcome, write) in plan::writes(&chunk.lines, &chunk.decisions, &chunk.sealed) {
+            if outcome == Outcome::Added {
+                writes.added.push(write);
+            } else {
+                writes.updated.push(write);
+            }
+        }
+        writes.not_applied.extend(
+            chunk
+                .lines
+                .iter()
+                .zip(&chunk.decisions)
+                .filter(|(_, d)| !d.outcome.applied())
+                .map(|(line, d)| LineRecord {
+                    line: line.line,
+                    outcome: d.outcome,
+                    field: d.field,
+                    message: &d.message,
+                    user_email: &line.user_email,
+                    account_address: &line.address,
+                }),
+        );
+    }
     // New accounts go in with a plain insert, a quarter cheaper in SQLite than an upsert,
     // and in key order: the key index is then filled page by page rather than at random.
-    let (mut added, mut updated): (Vec<_>, Vec<_>) =
-        plan::writes(&chunk.lines, &chunk.decisions, &chunk.sealed)
-            .partition(|(outcome, _)| *outcome == Outcome::Added);
-    added.sort_unstable_by(|(_, a), (_, b)| {
-        (a.user_id, a.address_norm).cmp(&(b.user_id, b.address_norm))
-    });
-    // Updates in storage order, for the same reason.
-    updated.sort_unstable_by_key(|(_, a)| a.id);
-    let not_applied = chunk
-        .lines
-        .iter()
-        .zip(&chunk.decisions)
-        .filter(|(_, d)| !d.outcome.applied())
-        .map(|(line, d)| LineRecord {
-            line: line.line,
-            outcome: d.outcome,
-            field: d.field,
-            message: &d.message,
-            user_email: &line.user_email,
-            account_address: &line.address,
-        })
-        .collect();
-    Writes {
-        added: added.into_iter().map(|(_, w)| w).collect(),
-        updated: updated.into_iter().map(|(_, w)| w).collect(),
-        not_applied,
-        first_line: chunk.lines.first().map_or(0, |l| l.line),
-    }
+    // Updates go in storage order, for the same reason.
+    writes
+        .added
+        .sort_unstable_by(|a, b| (a.user_id, a.address_norm).cmp(&(b.user_id, b.address_norm)));
+    writes.updated.sort_unstable_by_key(|a| a.id);
+    writes
 }
 
 impl Writer {
