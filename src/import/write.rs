@@ -182,8 +182,8 @@ async fn start_sqlite(
     Ok(thread)
 }
 
-/// Chunks the SQLite writer gathers before writing them: new accounts go in in key order
-/// across the whole window, so the key index is filled a stretch at a time.
+/// Chunks the writer gathers before writing them: new accounts go in in key order across
+/// the whole window, so the key index is filled a stretch at a time.
 const WINDOW: usize = 8;
 
 /// Writes a window of chunks on SQLite.
@@ -209,23 +209,33 @@ async fn apply_postgres(
     mut queue: mpsc::Receiver<Work>,
 ) -> Result<(), ImportError> {
     let mut id = Uuid::nil();
-    while let Some(work) = queue.recv().await {
+    let mut window = Vec::with_capacity(WINDOW);
+    loop {
+        let work = queue.recv().await;
+        let done = work.is_none();
         match work {
-            Work::Start(start) => {
+            Some(Work::Start(start)) => {
                 id = start.id;
                 tx.insert_import(&new_import(&start, kind)).await?;
             }
-            Work::Lines(chunk) => {
-                let writes = writes(std::slice::from_ref(&chunk));
-                tx.insert_accounts(kind, &writes.added).await?;
-                tx.update_accounts(&writes.updated).await?;
-                tx.insert_import_lines(id, &writes.not_applied).await?;
-                tx.insert_import_results(id, first_line(&chunk), &chunk.results)
+            Some(Work::Lines(chunk)) => window.push(chunk),
+            None => {}
+        }
+        if window.len() == WINDOW || (done && !window.is_empty()) {
+            let written = std::mem::take(&mut window);
+            let writes = writes(&written);
+            tx.insert_accounts(kind, &writes.added).await?;
+            tx.update_accounts(&writes.updated).await?;
+            tx.insert_import_lines(id, &writes.not_applied).await?;
+            for chunk in &written {
+                tx.insert_import_results(id, first_line(chunk), &chunk.results)
                     .await?;
             }
         }
+        if done {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 fn new_import(start: &Start, kind: AccountKind) -> NewImport<'_> {
