@@ -539,6 +539,10 @@ pub fn quoted(value: &str) -> String {
 /// U+FFFF (which XML cannot carry either), named by its code point. Every character an XML
 /// profile cannot carry is among them, so nothing accepted at import fails to render later.
 pub fn unstorable_character(value: &str) -> Option<String> {
+    // Printable ASCII holds none of them, and is what almost every cell is made of.
+    if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
     value
         .chars()
         .find(|&c| c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')

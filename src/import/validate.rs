@@ -359,7 +359,7 @@ impl Validator {
         if cell.trim().is_empty() {
             return Ok(None);
         }
-        if cell.chars().count() > MAX_PASSWORD {
+        if more_chars_than(cell, MAX_PASSWORD) {
             return Err(reject(
                 field,
                 format!("is longer than {MAX_PASSWORD} characters"),
@@ -417,11 +417,16 @@ fn address<'c>(cell: &'c str, field: &'static str) -> Result<&'c str, Rejection>
     Ok(cell)
 }
 
+/// Whether `cell` has more than `limit` characters; counted only when its bytes could be.
+fn more_chars_than(cell: &str, limit: usize) -> bool {
+    cell.len() > limit && cell.chars().count() > limit
+}
+
 fn text<'c>(cell: &'c str, field: &'static str) -> Result<&'c str, Rejection> {
     if cell.is_empty() {
         return Err(reject(field, "is empty"));
     }
-    if cell.chars().count() > MAX_NAME {
+    if more_chars_than(cell, MAX_NAME) {
         return Err(reject(
             field,
             format!("is longer than {MAX_NAME} characters"),
