@@ -12,6 +12,7 @@ mod index;
 pub mod mapping;
 mod plan;
 mod read;
+mod relay;
 pub mod report;
 pub mod schema;
 mod seen;
@@ -524,7 +525,7 @@ const INDEX_BUDGET: u64 = 96 << 20;
 /// index then stays in memory rather than being written out page by page again and again.
 const INDEX_AND_CACHE_BUDGET: u64 = 88 << 20;
 /// The smallest page cache the write connection is given.
-const MIN_WRITE_CACHE: u64 = 24 << 20;
+const MIN_WRITE_CACHE: u64 = 16 << 20;
 
 /// The index of the store to decide against, when the file is large enough against the
 /// store for scanning it to cost less than looking its lines up, and the index fits its
@@ -544,8 +545,16 @@ async fn against(
     if !large || index::index_bytes(counts.users, counts.accounts) > INDEX_BUDGET {
         return Ok(None);
     }
-    let index = StoreIndex::new(counts.users, counts.accounts);
-    Ok(Some(snapshot.scan(options.kind, index).await?.finish()))
+    // Rows are digested on a thread of their own while the scan reads on.
+    let mut index = StoreIndex::new(counts.users, counts.accounts);
+    let (relay, batches) = relay::channel();
+    let digested = on_thread("import-index", move || {
+        batches.digest_into(&mut index);
+        index.finish()
+    })?;
+    // A failed scan drops the relay, which ends the digesting thread too.
+    snapshot.scan(options.kind, relay).await?.finish();
+    Ok(Some(digested.await.map_err(|_| ImportError::Stopped)?))
 }
 
 /// Decides every line the reader sends, against `snapshot` (through `index` when there is
@@ -568,8 +577,9 @@ async fn decide_all(
     let mut not_applied = Vec::new();
     let mut fingerprint = Sha256::new();
     fingerprint.update(kind.as_str());
+    let mut seen = seen::FirstSeen::default();
     while let Some(message) = messages.recv().await {
-        let lines = match message {
+        let mut lines = match message {
             read::Message::Opened(opened) => {
                 if let (Some(writer), Mode::Commit { actor, source, .. }) = (writer, mode) {
                     writer
@@ -598,6 +608,7 @@ async fn decide_all(
             }
             read::Message::Lines(lines) => lines,
         };
+        validate::mark_duplicates(&mut seen, &mut lines);
         let decisions = decide_chunk(snapshot, index, keys, kind, &lines).await?;
         for (line, d) in lines.iter().zip(&decisions) {
             counts.count(d.outcome);

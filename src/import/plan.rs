@@ -354,10 +354,13 @@ mod tests {
     fn parse(rows: &[[&str; 5]]) -> Vec<ParsedLine> {
         let columns = ColumnMap::positional(&schema::EXCHANGE);
         let mut v = Validator::new(AccountKind::Exchange, columns, Keys::from_master(&[3; 32]));
-        rows.iter()
+        let mut lines: Vec<ParsedLine> = rows
+            .iter()
             .enumerate()
             .map(|(i, cells)| v.check(&Record::from_cells(i as u64 + 1, cells.iter().copied())))
-            .collect()
+            .collect();
+        crate::import::validate::mark_duplicates(&mut Default::default(), &mut lines);
+        lines
     }
 
     fn stored(address: &str, mac: Option<crate::crypto::PasswordMac>) -> StoredAccount {

@@ -1,6 +1,7 @@
 //! Checking one line on its own, before any user is looked up: column count, required
-//! fields, addresses, lengths, Exchange user names and domains, repeats of an earlier line.
-//! Valid lines leave with their keys normalised and their passwords sealed.
+//! fields, addresses, lengths, Exchange user names and domains; then, in file order, repeats
+//! of an earlier line ([`mark_duplicates`]). Valid lines leave with their keys normalised and
+//! their passwords' MACs computed.
 
 use std::sync::Arc;
 
@@ -97,7 +98,6 @@ pub struct Validator {
     columns: ColumnMap,
     required_width: usize,
     keys: Keys,
-    seen: FirstSeen,
     other_width: u64,
     mapped: Option<Arc<[Option<String>]>>,
 }
@@ -123,7 +123,6 @@ impl Validator {
             required_width: columns.required_width(schema),
             columns,
             keys,
-            seen: FirstSeen::default(),
             other_width: 0,
         }
     }
@@ -169,13 +168,7 @@ impl Validator {
                 message: self.naming_the_source(field, message),
                 field,
             },
-            Ok(row) => match self
-                .seen
-                .check(&[&row.user_norm, &row.address_norm], record.line())
-            {
-                Some(first) => Checked::Duplicate { first },
-                None => Checked::Valid(Box::new(row)),
-            },
+            Ok(row) => Checked::Valid(Box::new(row)),
         };
         // A rejected line's values are kept only to name the line; a huge cell is not
         // stored or sent back whole.
@@ -374,6 +367,19 @@ impl Validator {
                 .keys
                 .account_mac(self.kind, user_norm, address_norm, column, cell),
         }))
+    }
+}
+
+/// Marks each valid line whose user and address an earlier line of the file already had as
+/// a duplicate of that line. Called on every chunk in file order, on the deciding thread
+/// rather than the reading one, whose work bounds how fast a file is read.
+pub(super) fn mark_duplicates(seen: &mut FirstSeen, lines: &mut [ParsedLine]) {
+    for line in lines {
+        if let Checked::Valid(row) = &line.check
+            && let Some(first) = seen.check(&[&row.user_norm, &row.address_norm], line.line)
+        {
+            line.check = Checked::Duplicate { first };
+        }
     }
 }
 
@@ -694,13 +700,14 @@ mod tests {
         let mut v = Validator::new(AccountKind::Email, columns, Keys::from_master(&[1; 32]));
         let mut second = ALICE;
         second[2] = "ALICE@mail.example.com";
-        assert!(matches!(
-            v.check(&Record::from_cells(2, ALICE)).check,
-            Checked::Valid(_)
-        ));
-        assert!(matches!(
-            v.check(&Record::from_cells(5, second)).check,
-            Checked::Duplicate { first: 2 }
-        ));
+        let mut lines = [
+            v.check(&Record::from_cells(2, ALICE)),
+            v.check(&Record::from_cells(5, second)),
+        ];
+        let mut seen = FirstSeen::default();
+        mark_duplicates(&mut seen, &mut lines[..1]);
+        mark_duplicates(&mut seen, &mut lines[1..]);
+        assert!(matches!(lines[0].check, Checked::Valid(_)));
+        assert!(matches!(lines[1].check, Checked::Duplicate { first: 2 }));
     }
 }

@@ -1,0 +1,212 @@
+//! Digesting a store scan on a thread of its own: the scan copies each row into a batch and
+//! goes on reading, while another thread hands the batches to the real sink (the index,
+//! whose keyed hashes cost as much as reading the rows). One snapshot is read, by one
+//! connection, as before; only the work on each row is split in two.
+
+use std::ops::Range;
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use crate::store::{ScanSink, ScannedAccount};
+
+/// Rows a batch holds before it is handed over.
+const BATCH_ROWS: usize = 1024;
+/// Batches waiting to be digested before the scan waits for the digesting thread.
+const QUEUED: usize = 2;
+
+/// The reading side: a [`ScanSink`] that copies rows into batches and sends them.
+pub struct Relay {
+    batch: Batch,
+    sender: SyncSender<Batch>,
+}
+
+/// The digesting side: batches to hand to the real sink, in the order they were read.
+pub struct Batches(Receiver<Batch>);
+
+/// Rows copied out of a scan: their text and bytes in two buffers, each field a range of one.
+#[derive(Default)]
+struct Batch {
+    text: String,
+    bytes: Vec<u8>,
+    users: Vec<(i64, Range<usize>)>,
+    accounts: Vec<AccountRow>,
+}
+
+struct AccountRow {
+    user_id: i64,
+    id: i64,
+    address: Range<usize>,
+    address_norm: Range<usize>,
+    display_name: Option<Range<usize>>,
+    username: Range<usize>,
+    domain: Option<Range<usize>>,
+    outgoing_username: Option<Range<usize>>,
+    password_mac: Option<Range<usize>>,
+    outgoing_password_mac: Option<Range<usize>>,
+}
+
+/// A relay and the batches it will send.
+pub fn channel() -> (Relay, Batches) {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUED);
+    (
+        Relay {
+            batch: Batch::default(),
+            sender,
+        },
+        Batches(receiver),
+    )
+}
+
+impl Relay {
+    /// Sends the rows not yet sent; the digesting side ends once this is done.
+    pub fn finish(mut self) {
+        self.send();
+    }
+
+    fn send(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        // The digesting side is gone only if it failed, which its result reports.
+        let _ = self.sender.send(batch);
+    }
+
+    fn full(&mut self) {
+        if self.batch.users.len() + self.batch.accounts.len() >= BATCH_ROWS {
+            self.send();
+        }
+    }
+}
+
+impl Batch {
+    fn text(&mut self, value: &str) -> Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(value);
+        start..self.text.len()
+    }
+
+    fn opt_text(&mut self, value: Option<&str>) -> Option<Range<usize>> {
+        value.map(|v| self.text(v))
+    }
+
+    fn bytes(&mut self, value: Option<&[u8]>) -> Option<Range<usize>> {
+        value.map(|v| {
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(v);
+            start..self.bytes.len()
+        })
+    }
+
+    /// Hands every row to `sink`, users first, as the scan read them.
+    fn replay(&self, sink: &mut dyn ScanSink) {
+        let text = |r: &Range<usize>| &self.text[r.clone()];
+        let bytes = |r: &Range<usize>| &self.bytes[r.clone()];
+        for (id, email) in &self.users {
+            sink.user(*id, text(email));
+        }
+        for a in &self.accounts {
+            sink.account(&ScannedAccount {
+                user_id: a.user_id,
+                address: text(&a.address),
+                address_norm: text(&a.address_norm),
+                display_name: a.display_name.as_ref().map(text),
+                username: text(&a.username),
+                domain: a.domain.as_ref().map(text),
+                outgoing_username: a.outgoing_username.as_ref().map(text),
+                password_mac: a.password_mac.as_ref().map(bytes),
+                outgoing_password_mac: a.outgoing_password_mac.as_ref().map(bytes),
+                id: a.id,
+            });
+        }
+    }
+}
+
+impl ScanSink for Relay {
+    fn user(&mut self, id: i64, email_norm: &str) {
+        let email = self.batch.text(email_norm);
+        self.batch.users.push((id, email));
+        self.full();
+    }
+
+    fn account(&mut self, a: &ScannedAccount<'_>) {
+        let b = &mut self.batch;
+        let row = AccountRow {
+            user_id: a.user_id,
+            id: a.id,
+            address: b.text(a.address),
+            address_norm: b.text(a.address_norm),
+            display_name: b.opt_text(a.display_name),
+            username: b.text(a.username),
+            domain: b.opt_text(a.domain),
+            outgoing_username: b.opt_text(a.outgoing_username),
+            password_mac: b.bytes(a.password_mac),
+            outgoing_password_mac: b.bytes(a.outgoing_password_mac),
+        };
+        b.accounts.push(row);
+        self.full();
+    }
+}
+
+impl Batches {
+    /// Hands every batch to `sink` as it comes, until the relay is finished or dropped.
+    pub fn digest_into(self, sink: &mut dyn ScanSink) {
+        for batch in self.0 {
+            batch.replay(sink);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes down every row it is given.
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    impl ScanSink for Recorder {
+        fn user(&mut self, id: i64, email_norm: &str) {
+            self.0.push(format!("user {id} {email_norm}"));
+        }
+
+        fn account(&mut self, a: &ScannedAccount<'_>) {
+            self.0.push(format!("account {a:?}"));
+        }
+    }
+
+    fn rows(sink: &mut dyn ScanSink, n: i64) {
+        for id in 0..n {
+            sink.user(id, &format!("user{id}@example.com"));
+        }
+        for id in 0..n {
+            let address = format!("Mail{id}@example.com");
+            let mac = [id as u8; 17];
+            sink.account(&ScannedAccount {
+                user_id: id,
+                address: &address,
+                address_norm: &address.to_lowercase(),
+                display_name: (id % 2 == 0).then_some("Zoë, Ødegård"),
+                username: "user",
+                domain: (id % 3 == 0).then_some("CORP"),
+                outgoing_username: None,
+                password_mac: Some(&mac),
+                outgoing_password_mac: (id % 5 == 0).then_some(&mac[..16]),
+                id: 1000 + id,
+            });
+        }
+    }
+
+    #[test]
+    fn the_digesting_side_gets_every_row_as_the_scan_read_it() {
+        let mut direct = Recorder::default();
+        rows(&mut direct, 10_000);
+        let (mut relay, batches) = channel();
+        let digesting = std::thread::spawn(move || {
+            let mut relayed = Recorder::default();
+            batches.digest_into(&mut relayed);
+            relayed
+        });
+        rows(&mut relay, 10_000);
+        relay.finish();
+        let relayed = digesting.join().expect("digesting thread");
+        assert_eq!(relayed.0.len(), 20_000);
+        assert_eq!(relayed.0, direct.0);
+    }
+}
