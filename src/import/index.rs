@@ -4,7 +4,7 @@
 //!
 //! A million lines looked up one by one cost a million random reads of the users' and the
 //! accounts' indexes; two sequential scans cost a fraction of that, and the digests hold a
-//! million users and a million accounts in about 64 MiB. Keys and digests are SipHash values
+//! million users and a million accounts in about 69 MiB. Keys and digests are SipHash values
 //! under a key drawn at random for the import, so nobody can make two of them collide on
 //! purpose, and at 128 bits for keys (64 for each digest) an accidental collision is out of
 //! reach. A line the digests cannot settle (a field other than a password changed, or a
