@@ -523,7 +523,7 @@ const INDEX_BUDGET: u64 = 96 << 20;
 /// Memory for the index of the store and the write connection's page cache together: a
 /// million accounts went in a fifth faster with 96 MiB of cache than with 32, as the key
 /// index then stays in memory rather than being written out page by page again and again.
-const INDEX_AND_CACHE_BUDGET: u64 = 88 << 20;
+const INDEX_AND_CACHE_BUDGET: u64 = 80 << 20;
 /// The smallest page cache the write connection is given.
 const MIN_WRITE_CACHE: u64 = 16 << 20;
 
