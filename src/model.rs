@@ -556,6 +556,12 @@ pub fn unstorable_character(value: &str) -> Option<String> {
         })
 }
 
+/// Whether `value` has more than `limit` characters; they are counted only when its bytes
+/// could be too many, as a character is at least one byte.
+pub fn more_chars_than(value: &str, limit: usize) -> bool {
+    value.len() > limit && value.chars().count() > limit
+}
+
 /// Longest address SMTP can carry (RFC 5321 path limit minus the angle brackets).
 pub const MAX_EMAIL_LEN: usize = 254;
 
@@ -588,8 +594,7 @@ pub fn validate_email(s: &str) -> Result<(), EmailError> {
     if s.is_empty() {
         return Err(EmailError::Empty);
     }
-    // Counting characters is needed only when the bytes could be too many.
-    if s.len() > MAX_EMAIL_LEN && s.chars().count() > MAX_EMAIL_LEN {
+    if more_chars_than(s, MAX_EMAIL_LEN) {
         return Err(EmailError::TooLong);
     }
     let (local, domain) = s.split_once('@').ok_or(EmailError::NoAt)?;

@@ -339,7 +339,7 @@ fn bounded<'r>(
     value: &'r str,
     field: &'static str,
 ) -> Result<&'r str, LineError> {
-    if value.chars().count() > MAX_FIELD {
+    if crate::model::more_chars_than(value, MAX_FIELD) {
         return Err(field_error(
             record,
             field,

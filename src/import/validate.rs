@@ -10,8 +10,8 @@ use super::seen::FirstSeen;
 use crate::crypto::{Keys, PasswordColumn, PasswordMac};
 use crate::csv::{Column, ColumnMap, Record};
 use crate::model::{
-    AccountKind, EmailError, Secret, excerpt, normalize_email, quoted, unstorable_character,
-    validate_domain, validate_email,
+    AccountKind, EmailError, Secret, excerpt, more_chars_than, normalize_email, quoted,
+    unstorable_character, validate_domain, validate_email,
 };
 
 /// Longest display name or user name accepted.
@@ -421,11 +421,6 @@ fn address<'c>(cell: &'c str, field: &'static str) -> Result<&'c str, Rejection>
     }
     validate_email(cell).map_err(|e| reject(field, format!("{} {e}", quoted(cell))))?;
     Ok(cell)
-}
-
-/// Whether `cell` has more than `limit` characters; counted only when its bytes could be.
-fn more_chars_than(cell: &str, limit: usize) -> bool {
-    cell.len() > limit && cell.chars().count() > limit
 }
 
 fn text<'c>(cell: &'c str, field: &'static str) -> Result<&'c str, Rejection> {

@@ -92,14 +92,9 @@ impl Worker {
         if claimed.is_empty() {
             return Ok(DrainReport::default());
         }
-        let device_ids: Vec<i64> = claimed.iter().map(|j| j.device_id).collect();
-        let devices: HashMap<i64, JobDevice> = self
-            .store
-            .job_devices(&device_ids)
-            .await?
-            .into_iter()
-            .map(|d| (d.id, d))
-            .collect();
+        let devices = self
+            .devices_by_id(claimed.iter().map(|j| j.device_id).collect())
+            .await?;
         let mut user_ids: Vec<i64> = claimed
             .iter()
             .filter(|j| j.kind == JobKind::Install.as_str())
@@ -268,18 +263,24 @@ impl Worker {
 
     /// Asks the MDM to push to the devices of `jobs`, each on the channel its command went
     /// to, and keeps a note on the jobs whose push failed.
+    /// The devices of `ids` (store ids), by id.
+    async fn devices_by_id(&self, ids: Vec<i64>) -> Result<HashMap<i64, JobDevice>, PushError> {
+        Ok(self
+            .store
+            .job_devices(&ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d))
+            .collect())
+    }
+
     async fn nudge(&self, jobs: &[DueReminder]) -> Result<(), PushError> {
         if jobs.is_empty() {
             return Ok(());
         }
-        let device_ids: Vec<i64> = jobs.iter().map(|j| j.device_id).collect();
-        let devices: HashMap<i64, JobDevice> = self
-            .store
-            .job_devices(&device_ids)
-            .await?
-            .into_iter()
-            .map(|d| (d.id, d))
-            .collect();
+        let devices = self
+            .devices_by_id(jobs.iter().map(|j| j.device_id).collect())
+            .await?;
         let mut notes = Vec::new();
         // Every Apple platform takes the one Apple transport: one NanoMDM to ask.
         let mut nanomdm = None;
