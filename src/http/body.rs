@@ -14,10 +14,28 @@ use super::error::ApiError;
 const DRAIN_FACTOR: u64 = 4;
 
 /// Reads `body` whole if it is at most `limit` bytes, else answers 413.
-pub async fn read_limited(mut body: Body, limit: u64) -> Result<Bytes, ApiError> {
+pub async fn read_limited(body: Body, limit: u64) -> Result<Bytes, ApiError> {
+    let (data, seen) = read_up_to(body, limit, limit.saturating_mul(DRAIN_FACTOR)).await?;
+    if seen > limit {
+        return Err(ApiError::too_large(limit));
+    }
+    Ok(Bytes::from(data))
+}
+
+/// Reads `body` and keeps none of it, for a request refused without its body being
+/// needed: the client, still sending, then gets the answer rather than a reset connection.
+/// At most `limit` times [`DRAIN_FACTOR`] bytes are read.
+pub async fn discard(body: Body, limit: u64) -> Result<(), ApiError> {
+    read_up_to(body, 0, limit.saturating_mul(DRAIN_FACTOR)).await?;
+    Ok(())
+}
+
+/// Reads `body` until its end or `drain` bytes, keeping the first `keep` if it is no
+/// longer; the bytes kept and how many were read.
+async fn read_up_to(mut body: Body, keep: u64, drain: u64) -> Result<(Vec<u8>, u64), ApiError> {
     // Sized from Content-Length where the client sent one: a buffer grown by doubling held
     // half as much again as the body while it was copied.
-    let declared = body.size_hint().exact().unwrap_or(0).min(limit);
+    let declared = body.size_hint().exact().unwrap_or(0).min(keep);
     let mut data = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
     let mut seen: u64 = 0;
     loop {
@@ -34,17 +52,14 @@ pub async fn read_limited(mut body: Body, limit: u64) -> Result<Bytes, ApiError>
             continue;
         };
         seen += chunk.len() as u64;
-        if seen > limit.saturating_mul(DRAIN_FACTOR) {
+        if seen > drain {
             break;
         }
-        if seen <= limit {
+        if seen <= keep {
             data.extend_from_slice(&chunk);
         }
     }
-    if seen > limit {
-        return Err(ApiError::too_large(limit));
-    }
-    Ok(Bytes::from(data))
+    Ok((data, seen))
 }
 
 /// An uploaded file: its bytes and the name the client gave it.

@@ -49,6 +49,34 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A `Content-Disposition` that downloads the answer as `file_name` (RFC 6266): the name in
+/// `filename*` as UTF-8 (RFC 8187) when it is not plain ASCII, with an ASCII `filename`
+/// beside it for clients that read only that, every other character made `_`. A name made
+/// by [`safe_name`](crate::profile::files::safe_name) keeps its escapes only in `filename*`.
+pub(crate) fn attachment(file_name: &str) -> String {
+    let fallback: String = file_name
+        .chars()
+        .map(|c| match c {
+            // `%` too: some browsers decode escapes in `filename`.
+            ' '..='~' if !matches!(c, '"' | '\\' | '%') => c,
+            _ => '_',
+        })
+        .collect();
+    if fallback == file_name {
+        return format!("attachment; filename=\"{file_name}\"");
+    }
+    let mut encoded = String::with_capacity(file_name.len() * 3);
+    for byte in file_name.bytes() {
+        // RFC 8187's attr-char; every other byte is percent-encoded.
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
 /// What every answer says about how a browser may use it. The wizard's script and styles
 /// are files the binary serves, never inline, so the policy allows scripts only from the
 /// server itself; no page may be framed (clickjacking), sniffed into another type, or leak
@@ -100,5 +128,30 @@ async fn healthz(State(state): State<AppState>) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attachment;
+
+    #[test]
+    fn an_ascii_file_name_is_given_as_it_is() {
+        assert_eq!(
+            attachment("email-accounts.csv"),
+            "attachment; filename=\"email-accounts.csv\""
+        );
+    }
+
+    #[test]
+    fn a_name_beyond_ascii_or_with_quotes_comes_percent_encoded_beside_an_ascii_one() {
+        assert_eq!(
+            attachment("zoë \"x\".csv"),
+            "attachment; filename=\"zo_ _x_.csv\"; filename*=UTF-8''zo%C3%AB%20%22x%22.csv"
+        );
+        assert_eq!(
+            attachment("a\r\nb"),
+            "attachment; filename=\"a__b\"; filename*=UTF-8''a%0D%0Ab"
+        );
     }
 }

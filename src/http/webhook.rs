@@ -1,8 +1,9 @@
 //! `POST /webhooks/nanomdm`: NanoMDM's webhook (`-webhook-url`), signed with the key
 //! configured as `MDM_MAIL_NANOMDM_WEBHOOK_KEY` (`-webhook-hmac-key` on NanoMDM's side).
 //! Device answers to our commands move push jobs to acknowledged or failed, once: a replayed
-//! event is answered `{"matched": true, "changed": false}` and changes nothing. The body is
-//! held to the API's upload limit and errors have the API's shape.
+//! event is answered `{"matched": true, "changed": false}` and changes nothing. An event
+//! without a signature is refused without its body being kept; the body is held to the API's
+//! upload limit (at most 16 MiB), and errors have the API's shape.
 
 use axum::Json;
 use axum::Router;
@@ -12,9 +13,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 
 use super::AppState;
-use super::body::read_limited;
+use super::body::{discard, read_limited};
 use super::error::ApiError;
 use crate::push::events;
+
+/// The largest event read, below the upload limit when that is larger: an event carries
+/// one device's answer to one command, a few KiB for ours, a few MiB for the largest
+/// answers (an app list) of commands other tools sent.
+const EVENT_LIMIT: u64 = 16 << 20;
 
 /// The webhook's route.
 pub fn routes() -> Router<AppState> {
@@ -32,17 +38,28 @@ async fn nanomdm(
              -webhook-hmac-key",
         ));
     };
-    let body = read_limited(body, state.settings.upload_limit).await?;
-    let signature = headers
+    let limit = state.settings.upload_limit.min(EVENT_LIMIT);
+    // Without a signature nothing can be verified, so the body is not kept: anyone can
+    // reach this route, and keeping it would let them make the server hold a body of the
+    // limit for nothing.
+    let Some(signature) = headers
         .get(events::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok());
-    match events::receive(&state.store, key.expose().as_bytes(), &body, signature).await {
+        .and_then(|v| v.to_str().ok())
+    else {
+        discard(body, limit).await?;
+        return Err(unsigned(events::EventError::Signature));
+    };
+    let body = read_limited(body, limit).await?;
+    match events::receive(
+        &state.store,
+        key.expose().as_bytes(),
+        &body,
+        Some(signature),
+    )
+    .await
+    {
         Ok(Ok(receipt)) => Ok(Json(receipt)),
-        Ok(Err(e @ events::EventError::Signature)) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "signature",
-            e.to_string(),
-        )),
+        Ok(Err(e @ events::EventError::Signature)) => Err(unsigned(e)),
         Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_event",
@@ -57,4 +74,8 @@ async fn nanomdm(
             ))
         }
     }
+}
+
+fn unsigned(e: events::EventError) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "signature", e.to_string())
 }

@@ -11,7 +11,11 @@
 //! - `%`, so that an escape in the result always stands for an escaped character;
 //! - a leading `.`, so that `.`, `..` and hidden names cannot come out (and no result can
 //!   be taken for the hidden `.NAME.partial` file a profile is written to first);
-//! - a trailing `.` or space, which Windows drops from names.
+//! - a trailing `.` or space, which Windows drops from names;
+//! - the first character of a name whose part before its first `.` is one of the device
+//!   names Windows reserves (`CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`, `LPT0`–`LPT9`, in
+//!   any case): a folder transport writing `NUL` or `con.smith@…` on a Windows share would
+//!   be writing to a device, not a file.
 //!
 //! Letters in any script are kept, as is the case: an admin reads these names, and callers
 //! pass the form they want (user emails are lower-cased first). Decoding the escapes gives
@@ -46,9 +50,10 @@ pub fn safe_name(name: &str) -> String {
     let mut cut = 0;
     let mut chars = name.chars().peekable();
     let mut first = true;
+    let reserved = reserved_on_windows(name);
     while let Some(c) = chars.next() {
         let last = chars.peek().is_none();
-        if must_escape(c, first, last) {
+        if must_escape(c, first, last) || (first && reserved) {
             let mut utf8 = [0; 4];
             for byte in c.encode_utf8(&mut utf8).bytes() {
                 let _ = write!(safe, "%{byte:02X}");
@@ -78,6 +83,28 @@ fn must_escape(c: char, first: bool, last: bool) -> bool {
     ) || c.is_control()
         || (first && c == '.')
         || (last && matches!(c, '.' | ' '))
+}
+
+/// Whether Windows takes `name` for a device: its part before the first `.`, without
+/// trailing spaces, is a reserved device name (superscript digits count for `COM` and
+/// `LPT`).
+fn reserved_on_windows(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
+    let Some(prefix) = stem.get(..3) else {
+        return false;
+    };
+    let rest = &stem[3..];
+    match prefix.to_ascii_uppercase().as_str() {
+        "CON" | "PRN" | "AUX" | "NUL" => rest.is_empty(),
+        "COM" | "LPT" => {
+            let mut digits = rest.chars();
+            matches!(
+                (digits.next(), digits.next()),
+                (Some('0'..='9' | '¹' | '²' | '³'), None)
+            )
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +212,33 @@ mod tests {
         assert_eq!(safe_name("dev."), "dev%2E");
         assert_eq!(safe_name("dev "), "dev%20");
         assert_eq!(safe_name("a b"), "a b", "only a trailing space");
+    }
+
+    #[test]
+    fn names_windows_takes_for_devices_are_escaped() {
+        assert_eq!(safe_name("NUL"), "%4EUL");
+        assert_eq!(safe_name("con"), "%63on");
+        assert_eq!(safe_name("COM1"), "%43OM1");
+        assert_eq!(safe_name("lpt²"), "%6Cpt²");
+        assert_eq!(
+            safe_name("con.smith@acme.example"),
+            "%63on.smith@acme.example"
+        );
+        assert_eq!(safe_name("aux .txt"), "%61ux .txt");
+        for kept in [
+            "console",
+            "com10",
+            "nul1",
+            "co",
+            "connor@acme.example",
+            "x.con",
+        ] {
+            assert_eq!(safe_name(kept), kept);
+        }
+        for name in ["NUL", "con.smith@acme.example", "COM1"] {
+            assert_eq!(unescape(&safe_name(name)), name);
+            assert_one_component(name);
+        }
     }
 
     #[test]

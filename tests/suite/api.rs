@@ -475,6 +475,10 @@ store_test! {
             .send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "application/x-apple-aspen-config");
+        assert_eq!(
+            response.headers()["content-disposition"],
+            "attachment; filename=\"alice@example.com-ios.mobileconfig\""
+        );
         let body = response.text().await.unwrap();
         assert!(body.contains("com.apple.mail.managed") && body.contains("imap-secret-1"));
 
@@ -784,5 +788,38 @@ store_test! {
         )
         .await;
         assert!(refused["error"]["message"].as_str().unwrap().starts_with("outcome: an import keeps only the lines it did not apply"), "{refused}");
+    }
+}
+
+store_test! {
+    async fn a_profile_download_is_named_as_profile_all_names_its_file(db: TestDb) {
+        let app = App::start(&db).await;
+        let created = app
+            .call(Method::POST, "/api/users")
+            .json(&json!({ "email": "Con.Zoë@Example.com", "display_name": "Zoë" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let csv = "user_email,display_name,email_address,incoming_username,incoming_password,outgoing_username,outgoing_password\n\
+                   con.zoë@example.com,Zoë,zoe@mail.example.com,zoe,pw1,zoe,pw2\n";
+        json_of(
+            app.call(Method::POST, "/api/imports?type=email").body(csv).send().await.unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        let response = app
+            .call(Method::GET, "/api/users/con.zo%C3%AB@example.com/profile?platform=ios")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        // Lower-cased, and the first letter escaped since Windows takes `con.…` for a
+        // device; the UTF-8 name in `filename*`, an ASCII one beside it.
+        assert_eq!(
+            response.headers()["content-disposition"],
+            "attachment; filename=\"_63on.zo_@example.com-ios.mobileconfig\"; \
+             filename*=UTF-8''%2563on.zo%C3%AB%40example.com-ios.mobileconfig"
+        );
     }
 }

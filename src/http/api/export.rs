@@ -54,10 +54,7 @@ pub async fn get(State(state): State<AppState>, params: Params) -> Result<Respon
     Ok((
         [
             (CONTENT_TYPE, content_type.to_owned()),
-            (
-                CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{file_name}\""),
-            ),
+            (CONTENT_DISPOSITION, crate::http::attachment(&file_name)),
         ],
         Body::from_stream(body),
     )

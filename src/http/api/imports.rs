@@ -371,7 +371,7 @@ pub async fn results_csv(
             (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
                 CONTENT_DISPOSITION,
-                format!("attachment; filename=\"import-{uuid}-results.csv\""),
+                crate::http::attachment(&format!("import-{uuid}-results.csv")),
             ),
         ],
         axum::body::Body::from_stream(body),

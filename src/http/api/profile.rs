@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::Params;
 use crate::accounts::AccountsError;
-use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::model::Platform;
+use crate::http::{AppState, attachment};
+use crate::model::{Platform, normalize_email};
+use crate::profile::files::safe_name;
 use crate::profile::{ProfileError, Profiles, RenderOptions, Rendered};
 use crate::secrets::SecretsError;
 
@@ -61,24 +62,17 @@ pub async fn get(
     let platform: Platform = params.require("platform")?;
     let redact = params.parse::<bool>("redact")?.unwrap_or(false);
     let rendered = render(&state, &email, platform, redact).await?;
+    // Named as `profile --all` names its files.
     let file = format!(
-        "attachment; filename=\"{}-{}.{}\"",
-        email
-            .trim()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "@.-_".contains(c) {
-                c
-            } else {
-                '_'
-            })
-            .collect::<String>(),
+        "{}-{}.{}",
+        safe_name(&normalize_email(email.trim())),
         platform.as_str(),
         rendered.extension
     );
     Ok((
         [
             (CONTENT_TYPE, rendered.content_type.to_owned()),
-            (CONTENT_DISPOSITION, file),
+            (CONTENT_DISPOSITION, attachment(&file)),
         ],
         rendered.body,
     )

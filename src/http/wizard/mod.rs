@@ -122,10 +122,7 @@ async fn template(Path(file): Path<String>) -> Response {
             (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
                 CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"{}-accounts-template.csv\"",
-                    kind.as_str()
-                ),
+                crate::http::attachment(&format!("{}-accounts-template.csv", kind.as_str())),
             ),
         ],
         format!("{}\r\n", header.join(",")),

@@ -197,6 +197,13 @@ store_test! {
         let large = hook.post(vec![b' '; 2 * 1024 * 1024], Some(KEY)).await;
         let large = json_of(large, StatusCode::PAYLOAD_TOO_LARGE).await;
         assert_eq!(large["error"]["code"], "upload_too_large", "{large}");
+        // Unsigned, it is refused as such, its body never read.
+        let unsigned = json_of(
+            hook.post(vec![b' '; 2 * 1024 * 1024], None).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        assert_eq!(unsigned["error"]["code"], "signature", "{unsigned}");
         let malformed = json_of(hook.post("not json", Some(KEY)).await, StatusCode::BAD_REQUEST).await;
         assert_eq!(malformed["error"]["code"], "invalid_event", "{malformed}");
         assert!(malformed["error"]["message"].as_str().unwrap().contains("not a NanoMDM webhook event"));
