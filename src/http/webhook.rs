@@ -47,7 +47,7 @@ async fn nanomdm(
         .and_then(|v| v.to_str().ok())
     else {
         discard(body, limit).await?;
-        return Err(unsigned(events::EventError::Signature));
+        return Err(unsigned());
     };
     let body = read_limited(body, limit).await?;
     match events::receive(
@@ -59,7 +59,7 @@ async fn nanomdm(
     .await
     {
         Ok(Ok(receipt)) => Ok(Json(receipt)),
-        Ok(Err(e @ events::EventError::Signature)) => Err(unsigned(e)),
+        Ok(Err(events::EventError::Signature)) => Err(unsigned()),
         Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_event",
@@ -76,6 +76,11 @@ async fn nanomdm(
     }
 }
 
-fn unsigned(e: events::EventError) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "signature", e.to_string())
+/// The answer to an event whose signature is missing or wrong.
+fn unsigned() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "signature",
+        events::EventError::Signature.to_string(),
+    )
 }
