@@ -250,6 +250,16 @@ pub enum PasswordColumn {
     Outgoing,
 }
 
+impl PasswordColumn {
+    /// The column's name, the last part of [`account_aad`].
+    fn name(self) -> &'static str {
+        match self {
+            PasswordColumn::Primary => "password",
+            PasswordColumn::Outgoing => "outgoing_password",
+        }
+    }
+}
+
 /// The associated data that binds a stored password to its account and column: the
 /// account's natural key, so a ciphertext copied to another row or column no longer opens.
 pub fn account_aad(
@@ -273,36 +283,58 @@ fn aad_parts<'a>(
     address_norm: &'a str,
     column: PasswordColumn,
 ) -> [&'a str; 5] {
-    let column = match column {
-        PasswordColumn::Primary => "password",
-        PasswordColumn::Outgoing => "outgoing_password",
-    };
+    let [a, b, c, d] = account_parts(kind, user_email_norm, address_norm);
+    [a, b, c, d, column.name()]
+}
+
+/// The parts of [`account_aad`] that name the account, shared by both its columns.
+fn account_parts<'a>(
+    kind: AccountKind,
+    user_email_norm: &'a str,
+    address_norm: &'a str,
+) -> [&'a str; 4] {
     [
         "mdm-mail/email_accounts",
         kind.as_str(),
         user_email_norm,
         address_norm,
-        column,
     ]
 }
 
 impl Keys {
-    /// [`Keys::mac`] of `secret` bound to [`account_aad`] of the account and column, without
-    /// building the associated data: an import computes two for every line it reads.
-    pub fn account_mac(
+    /// The MACs of one account's passwords ([`AccountMacs::mac`]), without building the
+    /// associated data: an import computes two for every line it reads.
+    pub fn account_macs(
         &self,
         kind: AccountKind,
         user_email_norm: &str,
         address_norm: &str,
-        column: PasswordColumn,
-        secret: &str,
-    ) -> PasswordMac {
+    ) -> AccountMacs {
         use std::hash::Hasher;
-        let mut hasher = SipHasher24::new_with_keys(self.mac.0, self.mac.1);
-        for part in aad_parts(kind, user_email_norm, address_norm, column) {
-            hasher.write(part.as_bytes());
-            hasher.write_u8(0);
+        let mut prefix = SipHasher24::new_with_keys(self.mac.0, self.mac.1);
+        let [a, b, c, d, _] =
+            aad_parts(kind, user_email_norm, address_norm, PasswordColumn::Primary);
+        for part in [a, b, c, d] {
+            prefix.write(part.as_bytes());
+            prefix.write_u8(0);
         }
+        AccountMacs { prefix }
+    }
+}
+
+/// The MAC state after the part of [`account_aad`] both password columns of an account
+/// share: each column's MAC goes on from a copy of it rather than hashing that part again.
+pub struct AccountMacs {
+    prefix: SipHasher24,
+}
+
+impl AccountMacs {
+    /// [`Keys::mac`] of `secret` bound to [`account_aad`] of the account and `column`.
+    pub fn mac(&self, column: PasswordColumn, secret: &str) -> PasswordMac {
+        use std::hash::Hasher;
+        let mut hasher = self.prefix;
+        hasher.write(column.name().as_bytes());
+        hasher.write_u8(0);
         finish_mac(hasher, secret)
     }
 }
@@ -416,12 +448,12 @@ mod tests {
     fn an_account_mac_is_the_mac_of_the_accounts_associated_data() {
         let keys = keys();
         let (user, address) = ("a@example.com", "b@example.com");
-        for column in [PasswordColumn::Primary, PasswordColumn::Outgoing] {
-            let aad = account_aad(AccountKind::Email, user, address, column);
-            assert_eq!(
-                keys.account_mac(AccountKind::Email, user, address, column, "pw"),
-                keys.mac(&aad, "pw")
-            );
+        for kind in [AccountKind::Email, AccountKind::Exchange] {
+            let macs = keys.account_macs(kind, user, address);
+            for column in [PasswordColumn::Primary, PasswordColumn::Outgoing] {
+                let aad = account_aad(kind, user, address, column);
+                assert_eq!(macs.mac(column, "pw"), keys.mac(&aad, "pw"));
+            }
         }
     }
 

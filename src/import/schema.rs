@@ -4,6 +4,10 @@
 use crate::csv::Column;
 use crate::model::AccountKind;
 
+/// The most columns an account type has.
+pub const MAX_COLUMNS: usize = EMAIL.len();
+const _: () = assert!(EXCHANGE.len() <= MAX_COLUMNS);
+
 /// "Email" rows: IMAP/POP plus SMTP.
 pub const EMAIL: [Column; 7] = [
     Column {

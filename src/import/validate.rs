@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::schema::{self, email, exchange};
 use super::seen::FirstSeen;
-use crate::crypto::{Keys, PasswordColumn, PasswordMac};
+use crate::crypto::{AccountMacs, Keys, PasswordColumn, PasswordMac};
 use crate::csv::{Column, ColumnMap, Record};
 use crate::model::{
     AccountKind, EmailError, Secret, excerpt, more_chars_than, normalize_email, quoted,
@@ -100,6 +100,8 @@ pub struct Validator {
     keys: Keys,
     other_width: u64,
     mapped: Option<Arc<[Option<String>]>>,
+    /// For each field, whether it is read literally (passwords).
+    literal: Vec<bool>,
 }
 
 type Rejection = (Option<&'static str>, String);
@@ -124,6 +126,7 @@ impl Validator {
             columns,
             keys,
             other_width: 0,
+            literal: schema.iter().map(|c| schema::is_password(c.name)).collect(),
         }
     }
 
@@ -233,18 +236,12 @@ impl Validator {
         self.shape(record)?;
         // Passwords are read as given: the export never writes one, so neither a leading
         // `'` nor white space around it can have come from the export.
-        let values: Vec<std::borrow::Cow<'_, str>> = self
-            .schema
-            .iter()
-            .enumerate()
-            .map(|(field, column)| {
-                if schema::is_password(column.name) {
-                    self.columns.get_literal(record, field)
-                } else {
-                    self.columns.get(record, field)
-                }
-            })
-            .collect();
+        let values: [std::borrow::Cow<'_, str>; schema::MAX_COLUMNS] =
+            std::array::from_fn(|field| match self.literal.get(field) {
+                Some(true) => self.columns.get_literal(record, field),
+                Some(false) => self.columns.get(record, field),
+                None => std::borrow::Cow::Borrowed(""),
+            });
         let cell = |field: usize| values[field].as_ref();
         let literal = cell;
         let name = |field: usize| self.schema[field].name;
@@ -268,15 +265,18 @@ impl Validator {
                 )?;
                 let user_norm = normalize_email(user);
                 let address_norm = normalize_email(address);
-                let password = self.password(
+                let macs = self.keys.account_macs(self.kind, &user_norm, &address_norm);
+                let password = given_password(
                     literal(email::INCOMING_PASSWORD),
                     name(email::INCOMING_PASSWORD),
-                    (&user_norm, &address_norm, PasswordColumn::Primary),
+                    &macs,
+                    PasswordColumn::Primary,
                 )?;
-                let outgoing_password = self.password(
+                let outgoing_password = given_password(
                     literal(email::OUTGOING_PASSWORD),
                     name(email::OUTGOING_PASSWORD),
-                    (&user_norm, &address_norm, PasswordColumn::Outgoing),
+                    &macs,
+                    PasswordColumn::Outgoing,
                 )?;
                 let note = notes([
                     spaced(&password, name(email::INCOMING_PASSWORD)),
@@ -319,10 +319,12 @@ impl Validator {
                 }
                 let user_norm = normalize_email(user);
                 let address_norm = normalize_email(address);
-                let password = self.password(
+                let macs = self.keys.account_macs(self.kind, &user_norm, &address_norm);
+                let password = given_password(
                     literal(exchange::PASSWORD),
                     name(exchange::PASSWORD),
-                    (&user_norm, &address_norm, PasswordColumn::Primary),
+                    &macs,
+                    PasswordColumn::Primary,
                 )?;
                 let note = notes([spaced(&password, name(exchange::PASSWORD))]);
                 Ok(ValidRow {
@@ -339,35 +341,33 @@ impl Validator {
             }
         }
     }
+}
 
-    /// Checks a password cell, taken literally, and computes its MAC; a blank cell (or one
-    /// of nothing but white space, which a spreadsheet shows blank) is no password: the
-    /// stored one stays.
-    fn password(
-        &self,
-        cell: &str,
-        field: &'static str,
-        (user_norm, address_norm, column): (&str, &str, PasswordColumn),
-    ) -> Result<Option<GivenPassword>, Rejection> {
-        if cell.trim().is_empty() {
-            return Ok(None);
-        }
-        if more_chars_than(cell, MAX_PASSWORD) {
-            return Err(reject(
-                field,
-                format!("is longer than {MAX_PASSWORD} characters"),
-            ));
-        }
-        if let Some(reason) = unstorable_character(cell) {
-            return Err(reject(field, reason));
-        }
-        Ok(Some(GivenPassword {
-            secret: Secret::new(cell),
-            mac: self
-                .keys
-                .account_mac(self.kind, user_norm, address_norm, column, cell),
-        }))
+/// Checks a password cell, taken literally, and computes its MAC for `column`; a blank cell
+/// (or one of nothing but white space, which a spreadsheet shows blank) is no password: the
+/// stored one stays.
+fn given_password(
+    cell: &str,
+    field: &'static str,
+    macs: &AccountMacs,
+    column: PasswordColumn,
+) -> Result<Option<GivenPassword>, Rejection> {
+    if cell.trim().is_empty() {
+        return Ok(None);
     }
+    if more_chars_than(cell, MAX_PASSWORD) {
+        return Err(reject(
+            field,
+            format!("is longer than {MAX_PASSWORD} characters"),
+        ));
+    }
+    if let Some(reason) = unstorable_character(cell) {
+        return Err(reject(field, reason));
+    }
+    Ok(Some(GivenPassword {
+        secret: Secret::new(cell),
+        mac: macs.mac(column, cell),
+    }))
 }
 
 /// Marks each valid line whose user and address an earlier line of the file already had as
