@@ -219,42 +219,18 @@ fn print_overdue(status: &crate::push::Status) {
     }
     println!("answers overdue (sent, no answer from the device):");
     for job in &status.overdue {
-        let mut what = vec![format!("waiting {}", waited(job.waiting_seconds))];
-        if job.nudges > 0 {
-            what.push(format!(
-                "nudged {} time{}",
-                job.nudges,
-                if job.nudges == 1 { "" } else { "s" }
-            ));
-        }
-        if job.resent {
-            what.push("sent again under a new command".to_owned());
-        }
         println!(
             "  {} ({}): {} {}, {}",
             job.device_id,
             job.platform,
             job.kind,
             job.identifier,
-            what.join(", ")
+            crate::push::overdue_note(job)
         );
     }
-    let more = status.jobs.overdue - status.overdue.len() as i64;
+    let more = status.overdue_not_listed();
     if more > 0 {
         println!("  … and {more} more");
-    }
-}
-
-/// `seconds` for people: "45 s", "12 min", "3 h 5 min", "2 d 4 h".
-fn waited(seconds: i64) -> String {
-    let (d, h, m) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{} s", seconds.max(0)),
-        (0, 0, m) => format!("{m} min"),
-        (0, h, 0) => format!("{h} h"),
-        (0, h, m) => format!("{h} h {m} min"),
-        (d, 0, _) => format!("{d} d"),
-        (d, h, _) => format!("{d} d {h} h"),
     }
 }
 
@@ -288,19 +264,4 @@ fn print_plan(report: &ReconcileReport) {
         plural(report.replacements, "replacement", "replacements"),
         report.unchanged + report.rendered_same
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_wait_reads_in_the_two_largest_units() {
-        assert_eq!(waited(45), "45 s");
-        assert_eq!(waited(12 * 60 + 5), "12 min");
-        assert_eq!(waited(3 * 3600), "3 h");
-        assert_eq!(waited(3 * 3600 + 5 * 60), "3 h 5 min");
-        assert_eq!(waited(2 * 86_400 + 4 * 3600 + 59), "2 d 4 h");
-        assert_eq!(waited(86_400), "1 d");
-    }
 }

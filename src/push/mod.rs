@@ -141,6 +141,44 @@ pub struct Status {
     pub overdue: Vec<OverdueJob>,
 }
 
+impl Status {
+    /// Overdue jobs not in [`Status::overdue`], past the first [`OVERDUE_LISTED`].
+    pub fn overdue_not_listed(&self) -> i64 {
+        (self.jobs.overdue - self.overdue.len() as i64).max(0)
+    }
+}
+
+/// How long an overdue job's device has been silent and what was done about it, as the CLI
+/// and the wizard say it: "waiting 3 h 5 min, nudged 2 times, sent again under a new
+/// command".
+pub fn overdue_note(job: &OverdueJob) -> String {
+    let mut what = vec![format!("waiting {}", waited(job.waiting_seconds))];
+    if job.nudges > 0 {
+        what.push(format!(
+            "nudged {} time{}",
+            job.nudges,
+            if job.nudges == 1 { "" } else { "s" }
+        ));
+    }
+    if job.resent {
+        what.push("sent again under a new command".to_owned());
+    }
+    what.join(", ")
+}
+
+/// `seconds` for people: "45 s", "12 min", "3 h 5 min", "2 d 4 h".
+fn waited(seconds: i64) -> String {
+    let (d, h, m) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{} s", seconds.max(0)),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
 /// Jobs per state, and per device (a page of `limit` devices after device id `after`).
 pub async fn status(store: &Store, after: Option<&str>, limit: i64) -> Result<Status, PushError> {
     status_of(store, None, after, limit).await
@@ -175,4 +213,42 @@ async fn status_of(
 /// Puts every failed job back in the queue; returns how many.
 pub async fn retry_failed(store: &Store) -> Result<u64, PushError> {
     Ok(store.retry_failed_push_jobs().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_reads_in_the_two_largest_units() {
+        assert_eq!(waited(45), "45 s");
+        assert_eq!(waited(12 * 60 + 5), "12 min");
+        assert_eq!(waited(3 * 3600), "3 h");
+        assert_eq!(waited(3 * 3600 + 5 * 60), "3 h 5 min");
+        assert_eq!(waited(2 * 86_400 + 4 * 3600 + 59), "2 d 4 h");
+        assert_eq!(waited(86_400), "1 d");
+    }
+
+    #[test]
+    fn an_overdue_note_says_what_was_done_about_the_silence() {
+        let job = |nudges, resent| OverdueJob {
+            device_id: "IPHONE-A".to_owned(),
+            platform: "ios".to_owned(),
+            kind: "install".to_owned(),
+            identifier: "com.example.mail".to_owned(),
+            sent_at: 0,
+            waiting_seconds: 3 * 3600 + 5 * 60,
+            nudges,
+            resent,
+        };
+        assert_eq!(overdue_note(&job(0, false)), "waiting 3 h 5 min");
+        assert_eq!(
+            overdue_note(&job(1, false)),
+            "waiting 3 h 5 min, nudged 1 time"
+        );
+        assert_eq!(
+            overdue_note(&job(3, true)),
+            "waiting 3 h 5 min, nudged 3 times, sent again under a new command"
+        );
+    }
 }

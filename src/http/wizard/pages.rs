@@ -550,18 +550,51 @@ pub async fn push(
             )
         })
         .unwrap_or_default();
+    let overdue = overdue_section(&status);
     let disabled = if jobs.failed == 0 { " disabled" } else { "" };
     let main = format!(
         r#"<div class="toolbar"><h1>Push jobs</h1>
 <form method="post" action="/push/retry"><input type="hidden" name="{CSRF_FIELD}" value="{csrf}">
 <button type="submit" class="button primary" id="retry-failed"{disabled}>Retry failed jobs</button></form></div>
 {retried}<section class="card"><dl class="counts" id="push-counts">{counts}</dl></section>
-<div class="scroll" tabindex="0" role="region" aria-label="Push jobs per device"><table class="grid" id="push-devices"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col" class="num">Queued</th><th scope="col" class="num">Sending</th><th scope="col" class="num">Sent</th><th scope="col" class="num">Acknowledged</th><th scope="col" class="num">Failed</th><th scope="col">Last error or status</th></tr></thead>
+{overdue}<div class="scroll" tabindex="0" role="region" aria-label="Push jobs per device"><table class="grid" id="push-devices"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col" class="num">Queued</th><th scope="col" class="num">Sending</th><th scope="col" class="num">Sent</th><th scope="col" class="num">Acknowledged</th><th scope="col" class="num">Failed</th><th scope="col">Last error or status</th></tr></thead>
 <tbody>{rows}</tbody></table></div>
 <nav class="pager" aria-label="Pages of devices">{next}</nav>"#,
         csrf = escape(&session.csrf_token),
     );
     layout("Push jobs", Some(&session), &main).into_response()
+}
+
+/// The sent jobs whose device has not answered in time, longest waiting first, as `push
+/// status` lists them; nothing when there are none.
+fn overdue_section(status: &crate::push::Status) -> String {
+    if status.overdue.is_empty() {
+        return String::new();
+    }
+    let rows: String = status
+        .overdue
+        .iter()
+        .map(|job| {
+            format!(
+                r#"<tr><td data-label="Device">{}</td><td data-label="Platform">{}</td><td data-label="Job">{} {}</td><td data-label="Waiting">{}</td></tr>"#,
+                escape(&job.device_id),
+                escape(&job.platform),
+                escape(&job.kind),
+                escape(&job.identifier),
+                escape(&crate::push::overdue_note(job)),
+            )
+        })
+        .collect();
+    let more = match status.overdue_not_listed() {
+        0 => String::new(),
+        n => format!(r#"<p class="muted">… and {} more.</p>"#, grouped(n)),
+    };
+    format!(
+        r#"<section class="card" id="push-overdue"><h2>Answers overdue</h2>
+<p class="muted">Sent to the MDM, but the device has not answered in time: it is woken with a push, and an install is sent again once.</p>
+<table class="grid cards"><thead><tr><th scope="col">Device</th><th scope="col">Platform</th><th scope="col">Job</th><th scope="col">Waiting</th></tr></thead><tbody>{rows}</tbody></table>{more}</section>
+"#
+    )
 }
 
 /// `GET /imports`: past imports, newest first, each with its results file.
@@ -683,6 +716,38 @@ pub async fn remove_account(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_push_page_lists_overdue_answers_escaped_and_counts_the_rest() {
+        let job = crate::store::OverdueJob {
+            device_id: "<MAC-A>".to_owned(),
+            platform: "macos".to_owned(),
+            kind: "install".to_owned(),
+            identifier: "com.example.mail".to_owned(),
+            sent_at: 0,
+            waiting_seconds: 7200,
+            nudges: 2,
+            resent: false,
+        };
+        let mut status = crate::push::Status {
+            jobs: crate::store::StateCounts {
+                sent: 1200,
+                overdue: 1,
+                ..Default::default()
+            },
+            devices: Vec::new(),
+            overdue: Vec::new(),
+        };
+        assert_eq!(overdue_section(&status), "", "nothing listed, no section");
+        status.overdue.push(job);
+        let one = overdue_section(&status);
+        assert!(one.contains("<td data-label=\"Device\">&lt;MAC-A&gt;</td>"), "{one}");
+        assert!(one.contains("install com.example.mail"), "{one}");
+        assert!(one.contains("waiting 2 h, nudged 2 times"), "{one}");
+        assert!(!one.contains("more"), "{one}");
+        status.jobs.overdue = 1101;
+        assert!(overdue_section(&status).contains("… and 1,100 more."));
+    }
 
     #[test]
     fn counts_read_with_their_thousands_grouped() {
