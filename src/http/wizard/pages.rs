@@ -741,7 +741,10 @@ mod tests {
         assert_eq!(overdue_section(&status), "", "nothing listed, no section");
         status.overdue.push(job);
         let one = overdue_section(&status);
-        assert!(one.contains("<td data-label=\"Device\">&lt;MAC-A&gt;</td>"), "{one}");
+        assert!(
+            one.contains("<td data-label=\"Device\">&lt;MAC-A&gt;</td>"),
+            "{one}"
+        );
         assert!(one.contains("install com.example.mail"), "{one}");
         assert!(one.contains("waiting 2 h, nudged 2 times"), "{one}");
         assert!(!one.contains("more"), "{one}");
