@@ -312,9 +312,7 @@ impl Keys {
     ) -> AccountMacs {
         use std::hash::Hasher;
         let mut prefix = SipHasher24::new_with_keys(self.mac.0, self.mac.1);
-        let [a, b, c, d, _] =
-            aad_parts(kind, user_email_norm, address_norm, PasswordColumn::Primary);
-        for part in [a, b, c, d] {
+        for part in account_parts(kind, user_email_norm, address_norm) {
             prefix.write(part.as_bytes());
             prefix.write_u8(0);
         }

@@ -65,7 +65,7 @@ pub async fn get(
     // Named as `profile --all` names its files.
     let file = format!(
         "{}-{}.{}",
-        safe_name(&normalize_email(email.trim())),
+        safe_name(&normalize_email(&email)),
         platform.as_str(),
         rendered.extension
     );
