@@ -10,6 +10,7 @@ pub mod directory;
 pub mod history;
 mod index;
 pub mod mapping;
+mod packed;
 mod plan;
 mod read;
 mod relay;
@@ -635,12 +636,9 @@ async fn decide_all(
                 report::deflate_run(lines.iter().zip(&decisions).map(|(l, d)| line_result(l, d)))
                     .map_err(ImportError::Sink)?;
             writer
-                .send(write::Work::Lines(write::Chunk {
-                    lines,
-                    decisions,
-                    sealed,
-                    results,
-                }))
+                .send(write::Work::Lines(packed::Chunk::pack(
+                    &lines, &decisions, &sealed, results,
+                )))
                 .await?;
         }
     }

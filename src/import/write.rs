@@ -10,8 +10,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::ImportError;
-use super::plan::{self, Ciphertexts, Decision};
-use super::validate::ParsedLine;
+use super::packed::Chunk;
 use crate::model::{AccountKind, Counts, Outcome};
 use crate::secrets::SecretsError;
 use crate::store::{AccountWrite, LineRecord, NewImport, PgBulk, SqliteBulk, Store, StoreError};
@@ -34,18 +33,6 @@ pub struct Start {
     pub header: bool,
     /// Bytes of pages the write connection may cache, where it has a cache of its own.
     pub cache_bytes: u64,
-}
-
-/// A decided chunk of lines, ready to write.
-pub struct Chunk {
-    /// The chunk's lines.
-    pub lines: Vec<ParsedLine>,
-    /// One decision per line.
-    pub decisions: Vec<Decision>,
-    /// One set of ciphertexts per line.
-    pub sealed: Vec<Ciphertexts>,
-    /// The chunk's rows of the results file, deflated.
-    pub results: Vec<u8>,
 }
 
 /// What the writer is given.
@@ -96,7 +83,7 @@ pub enum Written {
 /// It also holds the store's key check, which must still name `key_id`, the key the
 /// import seals with: a rotation waits for the import, or the import writes nothing.
 pub async fn start(store: &Store, kind: AccountKind, key_id: &str) -> Result<Writer, ImportError> {
-    let (work, queue) = mpsc::channel(2);
+    let (work, queue) = mpsc::channel(WINDOW);
     let running = match store.sqlite_file() {
         Some(path) => Running::Sqlite(start_sqlite(path, kind, key_id, queue).await?),
         None => {
@@ -198,7 +185,7 @@ fn write_window(
     bulk.update_accounts(&writes.updated)?;
     bulk.insert_import_lines(id, &writes.not_applied)?;
     for chunk in window {
-        bulk.insert_import_results(id, first_line(chunk), &chunk.results)?;
+        bulk.insert_import_results(id, chunk.first_line(), &chunk.results)?;
     }
     Ok(())
 }
@@ -228,7 +215,7 @@ async fn apply_postgres(
             tx.update_accounts(&writes.updated).await?;
             tx.insert_import_lines(id, &writes.not_applied).await?;
             for chunk in &written {
-                tx.insert_import_results(id, first_line(chunk), &chunk.results)
+                tx.insert_import_results(id, chunk.first_line(), &chunk.results)
                     .await?;
             }
         }
@@ -259,11 +246,6 @@ struct Writes<'a> {
     not_applied: Vec<LineRecord<'a>>,
 }
 
-/// The line a chunk's run of the results file starts at.
-fn first_line(chunk: &Chunk) -> u64 {
-    chunk.lines.first().map_or(0, |l| l.line)
-}
-
 fn writes(chunks: &[Chunk]) -> Writes<'_> {
     let mut writes = Writes {
         added: Vec::new(),
@@ -271,28 +253,14 @@ fn writes(chunks: &[Chunk]) -> Writes<'_> {
         not_applied: Vec::new(),
     };
     for chunk in chunks {
-        for (outcome, write) in plan::writes(&chunk.lines, &chunk.decisions, &chunk.sealed) {
+        for (outcome, write) in chunk.writes() {
             if outcome == Outcome::Added {
                 writes.added.push(write);
             } else {
                 writes.updated.push(write);
             }
         }
-        writes.not_applied.extend(
-            chunk
-                .lines
-                .iter()
-                .zip(&chunk.decisions)
-                .filter(|(_, d)| !d.outcome.applied())
-                .map(|(line, d)| LineRecord {
-                    line: line.line,
-                    outcome: d.outcome,
-                    field: d.field,
-                    message: &d.message,
-                    user_email: &line.user_email,
-                    account_address: &line.address,
-                }),
-        );
+        writes.not_applied.extend(chunk.not_applied());
     }
     // New accounts go in with a plain insert, a quarter cheaper in SQLite than an upsert,
     // and in key order: the key index is then filled page by page rather than at random.
