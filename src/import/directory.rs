@@ -186,7 +186,7 @@ pub async fn load_users(
         apply_users(&mut tx, chunk, &mut report).await?;
     }
     let report = finish(tx, reader, report, actor, "users.import", source).await?;
-    store.refresh_statistics(Table::Users).await?;
+    store.refresh_statistics(Table::Users, report.added).await?;
     Ok(report)
 }
 
@@ -207,7 +207,9 @@ pub async fn load_devices(
         apply_devices(&mut tx, chunk, &mut report).await?;
     }
     let report = finish(tx, reader, report, actor, "devices.import", source).await?;
-    store.refresh_statistics(Table::Devices).await?;
+    store
+        .refresh_statistics(Table::Devices, report.added)
+        .await?;
     Ok(report)
 }
 

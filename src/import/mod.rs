@@ -443,7 +443,9 @@ pub async fn run(
             }),
         })
         .await?;
-    store.refresh_statistics(Table::Accounts).await?;
+    store
+        .refresh_statistics(Table::Accounts, result.counts.added)
+        .await?;
     Ok(result)
 }
 
