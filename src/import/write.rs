@@ -83,6 +83,8 @@ pub enum Written {
 /// It also holds the store's key check, which must still name `key_id`, the key the
 /// import seals with: a rotation waits for the import, or the import writes nothing.
 pub async fn start(store: &Store, kind: AccountKind, key_id: &str) -> Result<Writer, ImportError> {
+    // A window's worth queued: the next window is decided while this one is written. With
+    // less, deciding stopped whenever the writer wrote, and the writer then waited for it.
     let (work, queue) = mpsc::channel(WINDOW);
     let running = match store.sqlite_file() {
         Some(path) => Running::Sqlite(start_sqlite(path, kind, key_id, queue).await?),
