@@ -6,6 +6,7 @@
 //! one transaction and records the import. The stages: [`read`] (bytes to checked lines, on a
 //! blocking thread), [`plan`] (outcomes against the store), then the writes.
 
+mod buffers;
 pub mod directory;
 pub mod history;
 mod index;

@@ -1,11 +1,14 @@
 //! A decided chunk as the writer holds it until it is written: its account writes and its
-//! lines not applied, their text and bytes packed into one buffer each.
+//! lines not applied, their text and bytes packed into one buffer each ([`Buffers`]).
 //!
 //! The writer holds a window of chunks, and is queued as many again so that deciding goes
 //! on while it writes. A parsed line, with its checks, plain passwords and ciphertexts, took
 //! about a kilobyte in a dozen allocations; packed, a line to write takes half of that, in
 //! none of its own.
 
+use std::ops::Range;
+
+use super::buffers::Buffers;
 use super::plan::{self, Ciphertexts, Decision};
 use super::validate::ParsedLine;
 use crate::model::Outcome;
@@ -16,44 +19,36 @@ pub struct Chunk {
     first_line: u64,
     writes: Vec<Write>,
     not_applied: Vec<NotApplied>,
-    text: String,
-    bytes: Vec<u8>,
+    buffers: Buffers,
     /// The chunk's rows of the results file, deflated.
     pub results: Vec<u8>,
 }
 
-/// Where a piece of text or bytes lies in its chunk's buffer.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    start: usize,
-    end: usize,
-}
-
-/// An account write; its text and bytes are spans of the chunk's buffers.
+/// An account write; its text and bytes are ranges of the chunk's buffers.
 struct Write {
     outcome: Outcome,
     id: Option<i64>,
     user_id: i64,
-    address: Span,
-    address_norm: Span,
-    display_name: Option<Span>,
-    username: Span,
-    domain: Option<Span>,
-    outgoing_username: Option<Span>,
+    address: Range<usize>,
+    address_norm: Range<usize>,
+    display_name: Option<Range<usize>>,
+    username: Range<usize>,
+    domain: Option<Range<usize>>,
+    outgoing_username: Option<Range<usize>>,
     /// Ciphertext and MAC.
-    password: Option<[Span; 2]>,
+    password: Option<[Range<usize>; 2]>,
     /// Ciphertext and MAC.
-    outgoing_password: Option<[Span; 2]>,
+    outgoing_password: Option<[Range<usize>; 2]>,
 }
 
-/// A line not applied; its text is spans of the chunk's buffer.
+/// A line not applied; its text is ranges of the chunk's buffer.
 struct NotApplied {
     line: u64,
     outcome: Outcome,
     field: Option<&'static str>,
-    message: Span,
-    user_email: Span,
-    account_address: Span,
+    message: Range<usize>,
+    user_email: Range<usize>,
+    account_address: Range<usize>,
 }
 
 impl Chunk {
@@ -83,23 +78,25 @@ impl Chunk {
             first_line: lines.first().map_or(0, |l| l.line),
             writes: Vec::with_capacity(writes.len()),
             not_applied: Vec::with_capacity(not_applied.len()),
-            text: String::with_capacity(text_len),
-            bytes: Vec::with_capacity(bytes_len),
+            buffers: Buffers::with_capacity(text_len, bytes_len),
             results,
         };
+        let b = &mut chunk.buffers;
         for (outcome, w) in &writes {
             let write = Write {
                 outcome: *outcome,
                 id: w.id,
                 user_id: w.user_id,
-                address: chunk.text(w.address),
-                address_norm: chunk.text(w.address_norm),
-                display_name: w.display_name.map(|t| chunk.text(t)),
-                username: chunk.text(w.username),
-                domain: w.domain.map(|t| chunk.text(t)),
-                outgoing_username: w.outgoing_username.map(|t| chunk.text(t)),
-                password: w.password.map(|p| chunk.sealed(p)),
-                outgoing_password: w.outgoing_password.map(|p| chunk.sealed(p)),
+                address: b.text(w.address),
+                address_norm: b.text(w.address_norm),
+                display_name: w.display_name.map(|t| b.text(t)),
+                username: b.text(w.username),
+                domain: w.domain.map(|t| b.text(t)),
+                outgoing_username: w.outgoing_username.map(|t| b.text(t)),
+                password: w.password.map(|p| [b.bytes(p.ciphertext), b.bytes(p.mac)]),
+                outgoing_password: w
+                    .outgoing_password
+                    .map(|p| [b.bytes(p.ciphertext), b.bytes(p.mac)]),
             };
             chunk.writes.push(write);
         }
@@ -108,9 +105,9 @@ impl Chunk {
                 line: line.line,
                 outcome: d.outcome,
                 field: d.field,
-                message: chunk.text(&d.message),
-                user_email: chunk.text(&line.user_email),
-                account_address: chunk.text(&line.address),
+                message: b.text(&d.message),
+                user_email: b.text(&line.user_email),
+                account_address: b.text(&line.address),
             };
             chunk.not_applied.push(record);
         }
@@ -124,10 +121,10 @@ impl Chunk {
 
     /// The account writes, each with its outcome (added or updated).
     pub fn writes(&self) -> impl Iterator<Item = (Outcome, AccountWrite<'_>)> {
-        let text = |s: Span| &self.text[s.start..s.end];
-        let sealed = |[ciphertext, mac]: [Span; 2]| SealedRef {
-            ciphertext: &self.bytes[ciphertext.start..ciphertext.end],
-            mac: &self.bytes[mac.start..mac.end],
+        let text = |r: &Range<usize>| self.buffers.text_at(r);
+        let sealed = |[ciphertext, mac]: &[Range<usize>; 2]| SealedRef {
+            ciphertext: self.buffers.bytes_at(ciphertext),
+            mac: self.buffers.bytes_at(mac),
         };
         self.writes.iter().map(move |w| {
             (
@@ -135,14 +132,14 @@ impl Chunk {
                 AccountWrite {
                     id: w.id,
                     user_id: w.user_id,
-                    address: text(w.address),
-                    address_norm: text(w.address_norm),
-                    display_name: w.display_name.map(text),
-                    username: text(w.username),
-                    domain: w.domain.map(text),
-                    outgoing_username: w.outgoing_username.map(text),
-                    password: w.password.map(sealed),
-                    outgoing_password: w.outgoing_password.map(sealed),
+                    address: text(&w.address),
+                    address_norm: text(&w.address_norm),
+                    display_name: w.display_name.as_ref().map(text),
+                    username: text(&w.username),
+                    domain: w.domain.as_ref().map(text),
+                    outgoing_username: w.outgoing_username.as_ref().map(text),
+                    password: w.password.as_ref().map(sealed),
+                    outgoing_password: w.outgoing_password.as_ref().map(sealed),
                 },
             )
         })
@@ -150,34 +147,14 @@ impl Chunk {
 
     /// The lines not applied, in file order.
     pub fn not_applied(&self) -> impl Iterator<Item = LineRecord<'_>> {
-        let text = |s: Span| &self.text[s.start..s.end];
+        let text = |r: &Range<usize>| self.buffers.text_at(r);
         self.not_applied.iter().map(move |r| LineRecord {
             line: r.line,
             outcome: r.outcome,
             field: r.field,
-            message: text(r.message),
-            user_email: text(r.user_email),
-            account_address: text(r.account_address),
-        })
-    }
-
-    fn text(&mut self, value: &str) -> Span {
-        let start = self.text.len();
-        self.text.push_str(value);
-        Span {
-            start,
-            end: self.text.len(),
-        }
-    }
-
-    fn sealed(&mut self, sealed: SealedRef<'_>) -> [Span; 2] {
-        [sealed.ciphertext, sealed.mac].map(|bytes| {
-            let start = self.bytes.len();
-            self.bytes.extend_from_slice(bytes);
-            Span {
-                start,
-                end: self.bytes.len(),
-            }
+            message: text(&r.message),
+            user_email: text(&r.user_email),
+            account_address: text(&r.account_address),
         })
     }
 }

@@ -6,6 +6,7 @@
 use std::ops::Range;
 use std::sync::mpsc::{Receiver, SyncSender};
 
+use super::buffers::Buffers;
 use crate::store::{ScanSink, ScannedAccount};
 
 /// Rows a batch holds before it is handed over.
@@ -25,8 +26,7 @@ pub struct Batches(Receiver<Batch>);
 /// Rows copied out of a scan: their text and bytes in two buffers, each field a range of one.
 #[derive(Default)]
 struct Batch {
-    text: String,
-    bytes: Vec<u8>,
+    buffers: Buffers,
     users: Vec<(i64, Range<usize>)>,
     accounts: Vec<AccountRow>,
 }
@@ -76,28 +76,10 @@ impl Relay {
 }
 
 impl Batch {
-    fn text(&mut self, value: &str) -> Range<usize> {
-        let start = self.text.len();
-        self.text.push_str(value);
-        start..self.text.len()
-    }
-
-    fn opt_text(&mut self, value: Option<&str>) -> Option<Range<usize>> {
-        value.map(|v| self.text(v))
-    }
-
-    fn bytes(&mut self, value: Option<&[u8]>) -> Option<Range<usize>> {
-        value.map(|v| {
-            let start = self.bytes.len();
-            self.bytes.extend_from_slice(v);
-            start..self.bytes.len()
-        })
-    }
-
     /// Hands every row to `sink`, users first, as the scan read them.
     fn replay(&self, sink: &mut dyn ScanSink) {
-        let text = |r: &Range<usize>| &self.text[r.clone()];
-        let bytes = |r: &Range<usize>| &self.bytes[r.clone()];
+        let text = |r: &Range<usize>| self.buffers.text_at(r);
+        let bytes = |r: &Range<usize>| self.buffers.bytes_at(r);
         for (id, email) in &self.users {
             sink.user(*id, text(email));
         }
@@ -120,26 +102,26 @@ impl Batch {
 
 impl ScanSink for Relay {
     fn user(&mut self, id: i64, email_norm: &str) {
-        let email = self.batch.text(email_norm);
+        let email = self.batch.buffers.text(email_norm);
         self.batch.users.push((id, email));
         self.full();
     }
 
     fn account(&mut self, a: &ScannedAccount<'_>) {
-        let b = &mut self.batch;
+        let b = &mut self.batch.buffers;
         let row = AccountRow {
             user_id: a.user_id,
             id: a.id,
             address: b.text(a.address),
             address_norm: b.text(a.address_norm),
-            display_name: b.opt_text(a.display_name),
+            display_name: a.display_name.map(|t| b.text(t)),
             username: b.text(a.username),
-            domain: b.opt_text(a.domain),
-            outgoing_username: b.opt_text(a.outgoing_username),
-            password_mac: b.bytes(a.password_mac),
-            outgoing_password_mac: b.bytes(a.outgoing_password_mac),
+            domain: a.domain.map(|t| b.text(t)),
+            outgoing_username: a.outgoing_username.map(|t| b.text(t)),
+            password_mac: a.password_mac.map(|m| b.bytes(m)),
+            outgoing_password_mac: a.outgoing_password_mac.map(|m| b.bytes(m)),
         };
-        b.accounts.push(row);
+        self.batch.accounts.push(row);
         self.full();
     }
 }
