@@ -11,10 +11,13 @@
 //! password stored under the older MAC) is looked up as a small import's lines are.
 
 use std::hash::Hasher;
+use std::ops::Range;
 
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use super::validate::ParsedLine;
+use super::validate::{Checked, ParsedLine, ValidRow};
+use crate::crypto::{Keys, PasswordColumn};
+use crate::model::AccountKind;
 use crate::store::{ScanSink, ScannedAccount};
 
 /// The digest of a password that is not stored.
@@ -87,20 +90,62 @@ impl StoreIndex {
         )
     }
 
-    /// The store id of the user with normalised email `email_norm`.
-    pub fn user(&self, email_norm: &str) -> Option<i64> {
-        self.users.get(self.user_key(email_norm)).copied()
+    /// The store id of each user of `emails`, by normalised email, looked up together (see
+    /// [`Sorted::get_all`]).
+    pub fn users(&self, emails: &[&str]) -> Vec<Option<i64>> {
+        let keys: Vec<Key> = emails.iter().map(|e| self.user_key(e)).collect();
+        self.users
+            .get_all(&keys)
+            .into_iter()
+            .map(|id| id.copied())
+            .collect()
     }
 
-    /// What the index tells of `line`, a valid line of user `user_id`.
-    pub fn account(&self, user_id: i64, line: &ParsedLine) -> Known {
-        let super::validate::Checked::Valid(row) = &line.check else {
-            return Known::Unsure;
-        };
-        let Some(stored) = self
-            .accounts
-            .get(self.account_key(user_id, &row.address_norm))
-        else {
+    /// What the index tells of each of `lines`, valid lines of `kind`, each beside its user's
+    /// store id; looked up together (see [`Sorted::get_all`]). `keys` computes the MACs of
+    /// the lines' passwords.
+    pub fn accounts(
+        &self,
+        lines: &[(i64, &ParsedLine)],
+        keys: &Keys,
+        kind: AccountKind,
+    ) -> Vec<Known> {
+        let rows: Vec<Option<&ValidRow>> = lines
+            .iter()
+            .map(|(_, line)| match &line.check {
+                Checked::Valid(row) => Some(&**row),
+                _ => None,
+            })
+            .collect();
+        let account_keys: Vec<Key> = lines
+            .iter()
+            .zip(&rows)
+            .map(|((user_id, _), row)| {
+                row.map_or([0, 0], |row| self.account_key(*user_id, &row.address_norm))
+            })
+            .collect();
+        let stored = self.accounts.get_all(&account_keys);
+        lines
+            .iter()
+            .zip(rows)
+            .zip(stored)
+            .map(|(((_, line), row), stored)| match row {
+                Some(row) => self.compare(line, row, stored, keys, kind),
+                None => Known::Unsure,
+            })
+            .collect()
+    }
+
+    /// What `stored`, the account found for `row` (a valid line), tells of it.
+    fn compare(
+        &self,
+        line: &ParsedLine,
+        row: &ValidRow,
+        stored: Option<&AccountDigest>,
+        keys: &Keys,
+        kind: AccountKind,
+    ) -> Known {
+        let Some(stored) = stored else {
             return Known::New;
         };
         let fields = self.fields_digest(
@@ -114,15 +159,17 @@ impl StoreIndex {
             return Known::Unsure;
         }
         let mut changed = Vec::new();
-        for (i, given, stored) in [
-            (0, &row.password, stored.password),
-            (1, &row.outgoing_password, stored.outgoing_password),
+        for (i, column, stored) in [
+            (0, PasswordColumn::Primary, stored.password),
+            (1, PasswordColumn::Outgoing, stored.outgoing_password),
         ] {
-            let Some(given) = given else { continue };
+            if row.password(column).is_none() {
+                continue;
+            }
             if stored == LEGACY {
                 return Known::Unsure;
             }
-            if stored != self.mac_digest(Some(&given.mac[..])) {
+            if stored != self.mac_digest(row.mac(keys, kind, column).map(|m| &m[..])) {
                 changed.push(i);
             }
         }
@@ -282,11 +329,39 @@ impl<V> Sorted<V> {
         }
     }
 
+    #[cfg(test)]
     fn get(&self, key: Key) -> Option<&V> {
-        let slot = usize::try_from(self.slot(key)).ok()?;
-        let (start, end) = (*self.starts.get(slot)?, *self.starts.get(slot + 1)?);
-        let run = self.entries.get(start as usize..end as usize)?;
+        let run = self.entries.get(self.run(key))?;
         run.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The value of each of `keys`. Each look-up is a cache miss or two in a table far
+    /// larger than the caches; made one after another, each waits for its own. So the
+    /// first entry of every key's run is read before any run is searched: those reads do
+    /// not depend on each other, and the processor waits for their misses together.
+    fn get_all(&self, keys: &[Key]) -> Vec<Option<&V>> {
+        let runs: Vec<Range<usize>> = keys.iter().map(|key| self.run(*key)).collect();
+        let first_words = runs
+            .iter()
+            .filter_map(|run| self.entries.get(run.start))
+            .fold(0u64, |acc, (key, _)| acc ^ key[0]);
+        std::hint::black_box(first_words);
+        keys.iter()
+            .zip(runs)
+            .map(|(key, run)| {
+                let run = self.entries.get(run)?;
+                run.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+            })
+            .collect()
+    }
+
+    /// Where the entries whose keys share `key`'s top bits are.
+    fn run(&self, key: Key) -> Range<usize> {
+        let slot = usize::try_from(self.slot(key)).unwrap_or(usize::MAX);
+        match (self.starts.get(slot), self.starts.get(slot.wrapping_add(1))) {
+            (Some(&start), Some(&end)) => start as usize..end as usize,
+            _ => 0..0,
+        }
     }
 }
 
@@ -324,6 +399,25 @@ mod tests {
             assert_eq!(sorted.get([key[0] ^ (1 << 6), key[1]]), None);
         }
         assert_eq!(Sorted::<i64>::with_capacity(0).get([0, 5]), None);
+    }
+
+    #[test]
+    fn keys_looked_up_together_get_what_each_gets_alone() {
+        let mut sorted = Sorted::with_capacity(0);
+        for i in 0..5_000u64 {
+            sorted.push([i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i], i);
+        }
+        sorted.finish();
+        // Present and absent keys, repeated, in no particular order.
+        let keys: Vec<Key> = (0..12_000u64)
+            .map(|i| {
+                let n = i * 7 % 6_000;
+                [n.wrapping_mul(0x9e37_79b9_7f4a_7c15), n]
+            })
+            .collect();
+        let alone: Vec<Option<&u64>> = keys.iter().map(|key| sorted.get(*key)).collect();
+        assert_eq!(sorted.get_all(&keys), alone);
+        assert_eq!(alone.iter().filter(|v| v.is_some()).count(), 10_000);
     }
 
     #[test]

@@ -373,7 +373,7 @@ pub async fn run(
         Mode::Commit { .. } => Some(write::start(store, options.kind, keys.id()).await?),
         Mode::Preview => None,
     };
-    let (messages, reader) = read::spawn(input, options, keys.clone())?;
+    let (messages, reader) = read::spawn(input, options)?;
     let mut snapshot = store.import_snapshot().await?;
     let decided = match against(&mut snapshot, options).await {
         Ok(index) => {
@@ -665,7 +665,7 @@ async fn decide_chunk(
     lines: &[ParsedLine],
 ) -> Result<Vec<plan::Decision>, ImportError> {
     let known = match index {
-        Some(index) => plan::decide_indexed(kind, lines, index),
+        Some(index) => plan::decide_indexed(kind, keys, lines, index),
         None => lines.iter().map(|_| None).collect(),
     };
     let emails: BTreeSet<&str> = lines

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use super::index::{Known, StoreIndex};
 use super::schema;
-use super::validate::{Checked, GivenPassword, ParsedLine, ValidRow};
-use crate::crypto::{self, Keys, PasswordColumn};
+use super::validate::{Checked, ParsedLine, ValidRow};
+use crate::crypto::{self, Keys, PasswordColumn, PasswordMac};
 use crate::model::{AccountKind, Outcome};
 use crate::store::{AccountWrite, SealedRef, StoredAccount, UserAccounts};
 
@@ -26,11 +26,11 @@ pub struct Decision {
     pub account: Option<i64>,
 }
 
-/// The ciphertexts of one line's passwords, sealed for storage.
+/// One line's passwords as they are stored: each sealed, beside its MAC.
 #[derive(Debug, Default)]
 pub struct Ciphertexts {
-    password: Option<Vec<u8>>,
-    outgoing_password: Option<Vec<u8>>,
+    password: Option<(Vec<u8>, PasswordMac)>,
+    outgoing_password: Option<(Vec<u8>, PasswordMac)>,
 }
 
 /// Decides one line. `users` holds, for every user email of the line's chunk that exists,
@@ -66,35 +66,52 @@ pub fn decide_line(
 }
 
 /// Decides the lines `index` can settle without a look-up, in order; `None` for each line
-/// that needs one (decide those with [`decide_line`]).
+/// that needs one (decide those with [`decide_line`]). The chunk's users are looked up
+/// together, then their accounts, which is what makes the index fast (see
+/// [`StoreIndex::users`]).
 pub fn decide_indexed(
     kind: AccountKind,
+    keys: &Keys,
     lines: &[ParsedLine],
     index: &StoreIndex,
 ) -> Vec<Option<Decision>> {
-    lines
+    let mut decisions: Vec<Option<Decision>> =
+        lines.iter().map(|line| unmatched(line).err()).collect();
+    let valid: Vec<(usize, &str)> = lines
         .iter()
-        .map(|line| {
-            let row = match unmatched(line) {
-                Ok(row) => row,
-                Err(decision) => return Some(decision),
-            };
-            let Some(user_id) = index.user(&row.user_norm) else {
-                return Some(discarded(line));
-            };
-            match index.account(user_id, line) {
-                Known::New => Some(applied(line, Outcome::Added, String::new(), user_id, None)),
-                Known::Stored { id, passwords } => {
-                    let names: Vec<&'static str> = passwords
-                        .into_iter()
-                        .map(|i| schema::password_column_name(kind, i))
-                        .collect();
-                    Some(applied_changes(kind, line, &names, user_id, id))
-                }
-                Known::Unsure => None,
-            }
+        .enumerate()
+        .filter_map(|(i, line)| match &line.check {
+            Checked::Valid(row) => Some((i, row.user_norm.as_str())),
+            _ => None,
         })
-        .collect()
+        .collect();
+    let emails: Vec<&str> = valid.iter().map(|(_, email)| *email).collect();
+    let mut owned = Vec::with_capacity(valid.len());
+    for ((i, _), user) in valid.iter().zip(index.users(&emails)) {
+        match user {
+            Some(user_id) => owned.push((*i, user_id)),
+            None => decisions[*i] = Some(discarded(&lines[*i])),
+        }
+    }
+    let with_users: Vec<(i64, &ParsedLine)> = owned
+        .iter()
+        .map(|(i, user_id)| (*user_id, &lines[*i]))
+        .collect();
+    for ((i, user_id), known) in owned.iter().zip(index.accounts(&with_users, keys, kind)) {
+        let line = &lines[*i];
+        decisions[*i] = match known {
+            Known::New => Some(applied(line, Outcome::Added, String::new(), *user_id, None)),
+            Known::Stored { id, passwords } => {
+                let names: Vec<&'static str> = passwords
+                    .into_iter()
+                    .map(|i| schema::password_column_name(kind, i))
+                    .collect();
+                Some(applied_changes(kind, line, &names, *user_id, id))
+            }
+            Known::Unsure => None,
+        };
+    }
+    decisions
 }
 
 /// A valid line's row, or the decision of a line that is not valid.
@@ -209,11 +226,15 @@ fn changes(
 ) -> Vec<&'static str> {
     let names = schema::columns(kind);
     let name = |i: usize| names[i].name;
-    let differs_mac = |given: &Option<GivenPassword>, stored: &Option<Vec<u8>>, column| {
-        given.as_ref().is_some_and(|g| {
+    let differs_mac = |stored: &Option<Vec<u8>>, column| {
+        let given = row
+            .password(column)
+            .as_ref()
+            .zip(row.mac(keys, kind, column));
+        given.is_some_and(|(given, mac)| {
             stored.as_deref().is_none_or(|stored| {
                 let aad = crypto::account_aad(kind, &row.user_norm, &row.address_norm, column);
-                !keys.mac_matches(stored, &g.mac, &aad, g.secret.expose())
+                !keys.mac_matches(stored, mac, &aad, given.secret.expose())
             })
         })
     };
@@ -226,7 +247,7 @@ fn changes(
                 (stored.display_name != row.display_name, DISPLAY_NAME),
                 (stored.username != row.username, INCOMING_USERNAME),
                 (
-                    differs_mac(&row.password, &stored.password_mac, PasswordColumn::Primary),
+                    differs_mac(&stored.password_mac, PasswordColumn::Primary),
                     INCOMING_PASSWORD,
                 ),
                 (
@@ -234,11 +255,7 @@ fn changes(
                     OUTGOING_USERNAME,
                 ),
                 (
-                    differs_mac(
-                        &row.outgoing_password,
-                        &stored.outgoing_password_mac,
-                        PasswordColumn::Outgoing,
-                    ),
+                    differs_mac(&stored.outgoing_password_mac, PasswordColumn::Outgoing),
                     OUTGOING_PASSWORD,
                 ),
             ];
@@ -251,7 +268,7 @@ fn changes(
                 (stored.username != row.username, USERNAME),
                 (stored.domain != row.domain, DOMAIN),
                 (
-                    differs_mac(&row.password, &stored.password_mac, PasswordColumn::Primary),
+                    differs_mac(&stored.password_mac, PasswordColumn::Primary),
                     PASSWORD,
                 ),
             ];
@@ -274,16 +291,15 @@ pub fn seal(
         .zip(decisions)
         .map(|(line, d)| match (&line.check, d.write_for) {
             (Checked::Valid(row), Some(_)) => {
-                let seal = |given: &Option<GivenPassword>, column| {
-                    given.as_ref().map(|p| {
-                        let aad =
-                            crypto::account_aad(kind, &row.user_norm, &row.address_norm, column);
-                        keys.seal(&aad, p.secret.expose())
-                    })
+                let seal = |column| {
+                    let given = row.password(column).as_ref()?;
+                    let aad = crypto::account_aad(kind, &row.user_norm, &row.address_norm, column);
+                    let mac = *row.mac(keys, kind, column)?;
+                    Some((keys.seal(&aad, given.secret.expose()), mac))
                 };
                 Ciphertexts {
-                    password: seal(&row.password, PasswordColumn::Primary),
-                    outgoing_password: seal(&row.outgoing_password, PasswordColumn::Outgoing),
+                    password: seal(PasswordColumn::Primary),
+                    outgoing_password: seal(PasswordColumn::Outgoing),
                 }
             }
             _ => Ciphertexts::default(),
@@ -306,14 +322,10 @@ pub fn writes<'a>(
             let (Checked::Valid(row), Some(user_id)) = (&line.check, d.write_for) else {
                 return None;
             };
-            let stored = |given: &'a Option<GivenPassword>, ciphertext: &'a Option<Vec<u8>>| {
-                given
+            let stored = |sealed: &'a Option<(Vec<u8>, PasswordMac)>| {
+                sealed
                     .as_ref()
-                    .zip(ciphertext.as_ref())
-                    .map(|(g, c)| SealedRef {
-                        ciphertext: c,
-                        mac: &g.mac,
-                    })
+                    .map(|(ciphertext, mac)| SealedRef { ciphertext, mac })
             };
             Some((
                 d.outcome,
@@ -326,8 +338,8 @@ pub fn writes<'a>(
                     username: &row.username,
                     domain: row.domain.as_deref(),
                     outgoing_username: row.outgoing_username.as_deref(),
-                    password: stored(&row.password, &c.password),
-                    outgoing_password: stored(&row.outgoing_password, &c.outgoing_password),
+                    password: stored(&c.password),
+                    outgoing_password: stored(&c.outgoing_password),
                 },
             ))
         })
@@ -353,7 +365,7 @@ mod tests {
 
     fn parse(rows: &[[&str; 5]]) -> Vec<ParsedLine> {
         let columns = ColumnMap::positional(&schema::EXCHANGE);
-        let mut v = Validator::new(AccountKind::Exchange, columns, Keys::from_master(&[3; 32]));
+        let mut v = Validator::new(AccountKind::Exchange, columns);
         let mut lines: Vec<ParsedLine> = rows
             .iter()
             .enumerate()

@@ -20,7 +20,6 @@ use super::validate::{ParsedLine, Validator};
 use super::{
     ColumnReport, FieldReport, HeaderChoice, ImportError, ImportOptions, Progress, SampleRow,
 };
-use crate::crypto::Keys;
 use crate::csv::{self, ColumnMap, Delimiter, Detected, Encoding, ReadOptions, Record};
 use crate::sheet::{self, SheetReader};
 
@@ -142,18 +141,16 @@ pub type Finished = tokio::sync::oneshot::Receiver<Result<FileDigest, ImportErro
 pub fn spawn(
     input: impl Read + Send + 'static,
     options: &ImportOptions,
-    keys: Keys,
 ) -> Result<(mpsc::Receiver<Message>, Finished), ImportError> {
     let (sender, receiver) = mpsc::channel(AHEAD);
     let options = options.clone();
-    let digest = super::on_thread("import-read", move || read(input, &options, keys, &sender))?;
+    let digest = super::on_thread("import-read", move || read(input, &options, &sender))?;
     Ok((receiver, digest))
 }
 
 fn read(
     input: impl Read,
     options: &ImportOptions,
-    keys: Keys,
     sender: &mpsc::Sender<Message>,
 ) -> Result<FileDigest, ImportError> {
     let hasher = Rc::new(RefCell::new(Sha256::new()));
@@ -266,7 +263,7 @@ fn read(
         return Err(ImportError::Stopped);
     }
 
-    let mut validator = Validator::new(options.kind, columns, keys);
+    let mut validator = Validator::new(options.kind, columns);
     let mut sample = Vec::new();
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut have_record = !header;
