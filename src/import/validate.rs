@@ -389,10 +389,19 @@ fn given_password(cell: &str, field: &'static str) -> Result<Option<GivenPasswor
 /// a duplicate of that line. Called on every chunk in file order, on the deciding thread
 /// rather than the reading one, whose work bounds how fast a file is read.
 pub(super) fn mark_duplicates(seen: &mut FirstSeen, lines: &mut [ParsedLine]) {
-    for line in lines {
-        if let Checked::Valid(row) = &line.check
-            && let Some(first) = seen.check(&[&row.user_norm, &row.address_norm], line.line)
-        {
+    let keys = lines.iter().filter_map(|line| match &line.check {
+        Checked::Valid(row) => Some((
+            [row.user_norm.as_str(), row.address_norm.as_str()],
+            line.line,
+        )),
+        _ => None,
+    });
+    let firsts = seen.check_all(keys);
+    let valid = lines
+        .iter_mut()
+        .filter(|line| matches!(line.check, Checked::Valid(_)));
+    for (line, first) in valid.zip(firsts) {
+        if let Some(first) = first {
             line.check = Checked::Duplicate { first };
         }
     }
