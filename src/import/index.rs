@@ -93,7 +93,7 @@ impl StoreIndex {
     /// The store id of each user of `emails`, by normalised email, looked up together (see
     /// [`Sorted::get_all`]).
     pub fn users(&self, emails: &[&str]) -> Vec<Option<i64>> {
-        let keys: Vec<Key> = emails.iter().map(|e| self.user_key(e)).collect();
+        let keys: Vec<Key> = emails.iter().map(|e| self.user_key(e.as_bytes())).collect();
         self.users
             .get_all(&keys)
             .into_iter()
@@ -121,7 +121,9 @@ impl StoreIndex {
             .iter()
             .zip(&rows)
             .map(|((user_id, _), row)| {
-                row.map_or([0, 0], |row| self.account_key(*user_id, &row.address_norm))
+                row.map_or([0, 0], |row| {
+                    self.account_key(*user_id, row.address_norm.as_bytes())
+                })
             })
             .collect();
         let stored = self.accounts.get_all(&account_keys);
@@ -148,12 +150,15 @@ impl StoreIndex {
         let Some(stored) = stored else {
             return Known::New;
         };
+        fn text(t: &Option<String>) -> Option<&[u8]> {
+            t.as_deref().map(str::as_bytes)
+        }
         let fields = self.fields_digest(
-            &line.address,
-            row.display_name.as_deref(),
-            &row.username,
-            row.domain.as_deref(),
-            row.outgoing_username.as_deref(),
+            line.address.as_bytes(),
+            text(&row.display_name),
+            row.username.as_bytes(),
+            text(&row.domain),
+            text(&row.outgoing_username),
         );
         if fields != stored.fields {
             return Known::Unsure;
@@ -179,28 +184,28 @@ impl StoreIndex {
         }
     }
 
-    fn user_key(&self, email_norm: &str) -> Key {
+    fn user_key(&self, email_norm: &[u8]) -> Key {
         let mut h = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
         h.write_u8(b'u');
-        h.write(email_norm.as_bytes());
+        h.write(email_norm);
         key(h.finish128().as_u128())
     }
 
-    fn account_key(&self, user_id: i64, address_norm: &str) -> Key {
+    fn account_key(&self, user_id: i64, address_norm: &[u8]) -> Key {
         let mut h = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
         h.write_u8(b'a');
         h.write_i64(user_id);
-        h.write(address_norm.as_bytes());
+        h.write(address_norm);
         key(h.finish128().as_u128())
     }
 
     fn fields_digest(
         &self,
-        address: &str,
-        display_name: Option<&str>,
-        username: &str,
-        domain: Option<&str>,
-        outgoing_username: Option<&str>,
+        address: &[u8],
+        display_name: Option<&[u8]>,
+        username: &[u8],
+        domain: Option<&[u8]>,
+        outgoing_username: Option<&[u8]>,
     ) -> u64 {
         let mut h = SipHasher13::new_with_keys(self.keys.1, self.keys.0);
         for field in [
@@ -217,7 +222,7 @@ impl StoreIndex {
                 Some(text) => {
                     h.write_u8(1);
                     h.write_usize(text.len());
-                    h.write(text.as_bytes());
+                    h.write(text);
                 }
             }
         }
@@ -238,7 +243,7 @@ impl StoreIndex {
 }
 
 impl ScanSink for StoreIndex {
-    fn user(&mut self, id: i64, email_norm: &str) {
+    fn user(&mut self, id: i64, email_norm: &[u8]) {
         let key = self.user_key(email_norm);
         self.users.push(key, id);
     }

@@ -23,7 +23,7 @@ pub struct Relay {
 /// The digesting side: batches to hand to the real sink, in the order they were read.
 pub struct Batches(Receiver<Batch>);
 
-/// Rows copied out of a scan: their text and bytes in two buffers, each field a range of one.
+/// Rows copied out of a scan: their bytes in one buffer, each field a range of it.
 #[derive(Default)]
 struct Batch {
     buffers: Buffers,
@@ -78,20 +78,19 @@ impl Relay {
 impl Batch {
     /// Hands every row to `sink`, users first, as the scan read them.
     fn replay(&self, sink: &mut dyn ScanSink) {
-        let text = |r: &Range<usize>| self.buffers.text_at(r);
         let bytes = |r: &Range<usize>| self.buffers.bytes_at(r);
         for (id, email) in &self.users {
-            sink.user(*id, text(email));
+            sink.user(*id, bytes(email));
         }
         for a in &self.accounts {
             sink.account(&ScannedAccount {
                 user_id: a.user_id,
-                address: text(&a.address),
-                address_norm: text(&a.address_norm),
-                display_name: a.display_name.as_ref().map(text),
-                username: text(&a.username),
-                domain: a.domain.as_ref().map(text),
-                outgoing_username: a.outgoing_username.as_ref().map(text),
+                address: bytes(&a.address),
+                address_norm: bytes(&a.address_norm),
+                display_name: a.display_name.as_ref().map(bytes),
+                username: bytes(&a.username),
+                domain: a.domain.as_ref().map(bytes),
+                outgoing_username: a.outgoing_username.as_ref().map(bytes),
                 password_mac: a.password_mac.as_ref().map(bytes),
                 outgoing_password_mac: a.outgoing_password_mac.as_ref().map(bytes),
                 id: a.id,
@@ -101,8 +100,8 @@ impl Batch {
 }
 
 impl ScanSink for Relay {
-    fn user(&mut self, id: i64, email_norm: &str) {
-        let email = self.batch.buffers.text(email_norm);
+    fn user(&mut self, id: i64, email_norm: &[u8]) {
+        let email = self.batch.buffers.bytes(email_norm);
         self.batch.users.push((id, email));
         self.full();
     }
@@ -112,12 +111,12 @@ impl ScanSink for Relay {
         let row = AccountRow {
             user_id: a.user_id,
             id: a.id,
-            address: b.text(a.address),
-            address_norm: b.text(a.address_norm),
-            display_name: a.display_name.map(|t| b.text(t)),
-            username: b.text(a.username),
-            domain: a.domain.map(|t| b.text(t)),
-            outgoing_username: a.outgoing_username.map(|t| b.text(t)),
+            address: b.bytes(a.address),
+            address_norm: b.bytes(a.address_norm),
+            display_name: a.display_name.map(|t| b.bytes(t)),
+            username: b.bytes(a.username),
+            domain: a.domain.map(|t| b.bytes(t)),
+            outgoing_username: a.outgoing_username.map(|t| b.bytes(t)),
             password_mac: a.password_mac.map(|m| b.bytes(m)),
             outgoing_password_mac: a.outgoing_password_mac.map(|m| b.bytes(m)),
         };
@@ -144,8 +143,8 @@ mod tests {
     struct Recorder(Vec<String>);
 
     impl ScanSink for Recorder {
-        fn user(&mut self, id: i64, email_norm: &str) {
-            self.0.push(format!("user {id} {email_norm}"));
+        fn user(&mut self, id: i64, email_norm: &[u8]) {
+            self.0.push(format!("user {id} {email_norm:?}"));
         }
 
         fn account(&mut self, a: &ScannedAccount<'_>) {
@@ -155,18 +154,18 @@ mod tests {
 
     fn rows(sink: &mut dyn ScanSink, n: i64) {
         for id in 0..n {
-            sink.user(id, &format!("user{id}@example.com"));
+            sink.user(id, format!("user{id}@example.com").as_bytes());
         }
         for id in 0..n {
             let address = format!("Mail{id}@example.com");
             let mac = [id as u8; 17];
             sink.account(&ScannedAccount {
                 user_id: id,
-                address: &address,
-                address_norm: &address.to_lowercase(),
-                display_name: (id % 2 == 0).then_some("Zoë, Ødegård"),
-                username: "user",
-                domain: (id % 3 == 0).then_some("CORP"),
+                address: address.as_bytes(),
+                address_norm: address.to_lowercase().as_bytes(),
+                display_name: (id % 2 == 0).then_some("Zoë, Ødegård".as_bytes()),
+                username: b"user",
+                domain: (id % 3 == 0).then_some(b"CORP"),
                 outgoing_username: None,
                 password_mac: Some(&mac),
                 outgoing_password_mac: (id % 5 == 0).then_some(&mac[..16]),

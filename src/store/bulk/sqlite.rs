@@ -85,7 +85,7 @@ impl SqliteRead {
         let mut users = self.conn.prepare("SELECT id, email_norm FROM users")?;
         let mut rows = users.query([])?;
         while let Some(row) = rows.next()? {
-            sink.user(row.get(0)?, text(row, 1)?);
+            sink.user(row.get(0)?, stored_bytes(row, 1)?);
         }
         let mut accounts = self.conn.prepare(
             "SELECT user_id, address, address_norm, display_name, username, domain, \
@@ -96,14 +96,14 @@ impl SqliteRead {
         while let Some(row) = rows.next()? {
             sink.account(&ScannedAccount {
                 user_id: row.get(0)?,
-                address: text(row, 1)?,
-                address_norm: text(row, 2)?,
-                display_name: opt_text(row, 3)?,
-                username: text(row, 4)?,
-                domain: opt_text(row, 5)?,
-                outgoing_username: opt_text(row, 6)?,
-                password_mac: opt_blob(row, 7)?,
-                outgoing_password_mac: opt_blob(row, 8)?,
+                address: stored_bytes(row, 1)?,
+                address_norm: stored_bytes(row, 2)?,
+                display_name: opt_stored_bytes(row, 3)?,
+                username: stored_bytes(row, 4)?,
+                domain: opt_stored_bytes(row, 5)?,
+                outgoing_username: opt_stored_bytes(row, 6)?,
+                password_mac: opt_stored_bytes(row, 7)?,
+                outgoing_password_mac: opt_stored_bytes(row, 8)?,
                 id: row.get(9)?,
             });
         }
@@ -373,29 +373,24 @@ impl SqliteBulk {
     }
 }
 
-/// Column `i` of `row` as text, borrowed from the row.
-fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, StoreError> {
-    Ok(row.get_ref(i)?.as_str().map_err(|e| conversion(i, e))?)
+/// Column `i` of `row`, text or a blob, as its bytes, borrowed from the row.
+fn stored_bytes<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
+    Ok(row.get_ref(i)?.as_bytes().map_err(|e| conversion(i, e))?)
 }
 
-/// Column `i` of `row` as text or NULL, borrowed from the row.
-fn opt_text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, StoreError> {
+/// Column `i` of `row`, text, a blob or NULL, as its bytes, borrowed from the row.
+fn opt_stored_bytes<'r>(
+    row: &'r rusqlite::Row<'_>,
+    i: usize,
+) -> Result<Option<&'r [u8]>, StoreError> {
     Ok(row
         .get_ref(i)?
-        .as_str_or_null()
-        .map_err(|e| conversion(i, e))?)
-}
-
-/// Column `i` of `row` as a blob or NULL, borrowed from the row.
-fn opt_blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r [u8]>, StoreError> {
-    Ok(row
-        .get_ref(i)?
-        .as_blob_or_null()
+        .as_bytes_or_null()
         .map_err(|e| conversion(i, e))?)
 }
 
 fn conversion(i: usize, e: rusqlite::types::FromSqlError) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
 }
 
 /// Binds `values` to the parameters `$1`, `$2`, … of `statement`. SQLite numbers named
