@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use super::validate::{Checked, ParsedLine, ValidRow};
+use super::validate::{ParsedLine, ValidRow};
 use crate::crypto::{Keys, PasswordColumn};
 use crate::model::AccountKind;
 use crate::store::{ScanSink, ScannedAccount};
@@ -101,40 +101,24 @@ impl StoreIndex {
             .collect()
     }
 
-    /// What the index tells of each of `lines`, valid lines of `kind`, each beside its user's
-    /// store id; looked up together (see [`Sorted::get_all`]). `keys` computes the MACs of
-    /// the lines' passwords.
+    /// What the index tells of each of `lines`, valid lines of `kind` (each with its
+    /// checked row) beside their user's store id; looked up together (see
+    /// [`Sorted::get_all`]). `keys` computes the MACs of the lines' passwords.
     pub fn accounts(
         &self,
-        lines: &[(i64, &ParsedLine)],
+        lines: &[(i64, &ParsedLine, &ValidRow)],
         keys: &Keys,
         kind: AccountKind,
     ) -> Vec<Known> {
-        let rows: Vec<Option<&ValidRow>> = lines
-            .iter()
-            .map(|(_, line)| match &line.check {
-                Checked::Valid(row) => Some(&**row),
-                _ => None,
-            })
-            .collect();
         let account_keys: Vec<Key> = lines
             .iter()
-            .zip(&rows)
-            .map(|((user_id, _), row)| {
-                row.map_or([0, 0], |row| {
-                    self.account_key(*user_id, row.address_norm.as_bytes())
-                })
-            })
+            .map(|(user_id, _, row)| self.account_key(*user_id, row.address_norm.as_bytes()))
             .collect();
         let stored = self.accounts.get_all(&account_keys);
         lines
             .iter()
-            .zip(rows)
             .zip(stored)
-            .map(|(((_, line), row), stored)| match row {
-                Some(row) => self.compare(line, row, stored, keys, kind),
-                None => Known::Unsure,
-            })
+            .map(|((_, line, row), stored)| self.compare(line, row, stored, keys, kind))
             .collect()
     }
 

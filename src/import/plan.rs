@@ -77,36 +77,40 @@ pub fn decide_indexed(
 ) -> Vec<Option<Decision>> {
     let mut decisions: Vec<Option<Decision>> =
         lines.iter().map(|line| unmatched(line).err()).collect();
-    let valid: Vec<(usize, &str)> = lines
+    let valid: Vec<(usize, &ValidRow)> = lines
         .iter()
         .enumerate()
         .filter_map(|(i, line)| match &line.check {
-            Checked::Valid(row) => Some((i, row.user_norm.as_str())),
+            Checked::Valid(row) => Some((i, &**row)),
             _ => None,
         })
         .collect();
-    let emails: Vec<&str> = valid.iter().map(|(_, email)| *email).collect();
+    let emails: Vec<&str> = valid
+        .iter()
+        .map(|(_, row)| row.user_norm.as_str())
+        .collect();
+    // The lines whose user exists: where each is in the chunk, and what the index takes.
+    let mut positions = Vec::with_capacity(valid.len());
     let mut owned = Vec::with_capacity(valid.len());
-    for ((i, _), user) in valid.iter().zip(index.users(&emails)) {
+    for ((i, row), user) in valid.into_iter().zip(index.users(&emails)) {
         match user {
-            Some(user_id) => owned.push((*i, user_id)),
-            None => decisions[*i] = Some(discarded(&lines[*i])),
+            Some(user_id) => {
+                positions.push(i);
+                owned.push((user_id, &lines[i], row));
+            }
+            None => decisions[i] = Some(discarded(&lines[i])),
         }
     }
-    let with_users: Vec<(i64, &ParsedLine)> = owned
-        .iter()
-        .map(|(i, user_id)| (*user_id, &lines[*i]))
-        .collect();
-    for ((i, user_id), known) in owned.iter().zip(index.accounts(&with_users, keys, kind)) {
-        let line = &lines[*i];
-        decisions[*i] = match known {
-            Known::New => Some(applied(line, Outcome::Added, String::new(), *user_id, None)),
+    let known = index.accounts(&owned, keys, kind);
+    for ((i, (user_id, line, _)), known) in positions.into_iter().zip(owned).zip(known) {
+        decisions[i] = match known {
+            Known::New => Some(applied(line, Outcome::Added, String::new(), user_id, None)),
             Known::Stored { id, passwords } => {
                 let names: Vec<&'static str> = passwords
                     .into_iter()
                     .map(|i| schema::password_column_name(kind, i))
                     .collect();
-                Some(applied_changes(kind, line, &names, *user_id, id))
+                Some(applied_changes(kind, line, &names, user_id, id))
             }
             Known::Unsure => None,
         };

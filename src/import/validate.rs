@@ -93,9 +93,9 @@ pub struct GivenPassword {
 impl ValidRow {
     /// The MAC of the password given for `column`, bound to the account and column, for
     /// telling an unchanged password without decrypting the stored one; `None` when the
-    /// cell was blank. Computed when first asked for, both columns' at once: a line that a
-    /// preview only adds never needs one, and on an empty store they were a sixth of the
-    /// reading thread's work.
+    /// cell was blank. Computed when first asked for, both columns' at once, so every call
+    /// must pass the import's own `keys` and `kind`: a line that a preview only adds never
+    /// needs one, and on an empty store they were a sixth of the reading thread's work.
     pub fn mac(
         &self,
         keys: &Keys,
