@@ -5,10 +5,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::api::{App, json_of};
-use crate::support::{fixture, store_test};
+use crate::support::{TestDb, fixture, store_test};
 
 /// The fixture users, Alice's iPhone, and the fixture Email file committed.
-async fn imported(app: &App) -> serde_json::Value {
+/// Alice's iPhone enrolled, then the Email fixture imported: her profile is queued for it.
+pub(crate) async fn imported(app: &App) -> serde_json::Value {
     app.load_directory().await;
     let device = json_of(
         app.call(Method::POST, "/api/devices")
@@ -228,14 +229,23 @@ store_test! {
     }
 }
 
+/// Every push job sent an hour ago and nudged once since, with no answer: overdue.
+pub(crate) async fn sent_an_hour_ago(db: &TestDb) {
+    db.execute(
+        "UPDATE push_jobs SET state = 'sent', nudges = 1, \
+         sent_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 3600000",
+        "UPDATE push_jobs SET state = 'sent', nudges = 1, \
+         sent_at = CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) - 3600000",
+    )
+    .await;
+}
+
 store_test! {
     async fn push_jobs_lists_the_sent_jobs_whose_answer_is_overdue(db: TestDb) {
         let app = App::start(&db).await;
         imported(&app).await;
         // Alice's iPhone was sent its profile an hour ago and nudged once since.
-        let an_hour_ago = "UPDATE push_jobs SET state = 'sent', sent_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 3600000, nudges = 1";
-        let an_hour_ago_pg = "UPDATE push_jobs SET state = 'sent', sent_at = CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) - 3600000, nudges = 1";
-        db.execute(an_hour_ago, an_hour_ago_pg).await;
+        sent_an_hour_ago(&db).await;
         let status = json_of(app.call(Method::GET, "/api/push/jobs").send().await.unwrap(), StatusCode::OK).await;
         assert_eq!((status["jobs"]["sent"].as_i64(), status["jobs"]["overdue"].as_i64()), (Some(1), Some(1)), "{status}");
         let overdue = &status["overdue"][0];

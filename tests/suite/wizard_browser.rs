@@ -776,6 +776,22 @@ async fn an_admin_runs_the_whole_import_wizard_in_chromium() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_page_lists_the_devices_whose_answer_is_overdue() {
+    let Some((db, app)) = app_with_an_admin().await else {
+        return;
+    };
+    crate::api_wiring::imported(&app).await;
+    crate::api_wiring::sent_an_hour_ago(&db).await;
+    let mut browser = Browser::signed_in(&app, "wizard-screenshots-overdue").await;
+    browser.goto(&format!("{}/push", app.base)).await;
+    let overdue = browser.text("#push-overdue").await;
+    assert!(overdue.contains("ALICE-IPHONE"), "{overdue}");
+    assert!(overdue.contains("nudged"), "{overdue}");
+    browser.audit("push-overdue").await;
+    browser.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_review_fetches_one_page_of_outcomes_at_a_time() {
     let Some((db, app)) = app_with_an_admin().await else {
         return;
