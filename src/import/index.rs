@@ -320,8 +320,7 @@ impl<V> Sorted<V> {
 
     #[cfg(test)]
     fn get(&self, key: Key) -> Option<&V> {
-        let run = self.entries.get(self.run(key))?;
-        run.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.find(self.run(key), key)
     }
 
     /// The value of each of `keys`. Each look-up is a cache miss or two in a table far
@@ -337,11 +336,14 @@ impl<V> Sorted<V> {
         std::hint::black_box(first_words);
         keys.iter()
             .zip(runs)
-            .map(|(key, run)| {
-                let run = self.entries.get(run)?;
-                run.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-            })
+            .map(|(key, run)| self.find(run, *key))
             .collect()
+    }
+
+    /// The value of `key`, searched for in the entries `run`.
+    fn find(&self, run: Range<usize>, key: Key) -> Option<&V> {
+        let run = self.entries.get(run)?;
+        run.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// Where the entries whose keys share `key`'s top bits are.

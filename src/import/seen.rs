@@ -113,34 +113,34 @@ impl Table {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
+        let at = self.probe(digest.key);
+        let slot = &mut self.slots[at];
+        if slot.line != 0 {
+            return Some(u64::from(slot.line));
+        }
+        *slot = Slot {
+            key: digest.key,
+            line: u32::try_from(line).unwrap_or(u32::MAX).max(1),
+        };
+        self.len += 1;
+        None
+    }
+
+    /// The slot holding `key`, else the free slot where it belongs.
+    fn probe(&self, key: [u32; 3]) -> usize {
         let mask = self.slots.len() - 1;
-        let mut at = home(digest.key) & mask;
-        loop {
-            let slot = &mut self.slots[at];
-            if slot.line == 0 {
-                *slot = Slot {
-                    key: digest.key,
-                    line: u32::try_from(line).unwrap_or(u32::MAX).max(1),
-                };
-                self.len += 1;
-                return None;
-            }
-            if slot.key == digest.key {
-                return Some(u64::from(slot.line));
-            }
+        let mut at = home(key) & mask;
+        while self.slots[at].line != 0 && self.slots[at].key != key {
             at = (at + 1) & mask;
         }
+        at
     }
 
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(FIRST_SLOTS);
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
-        let mask = size - 1;
         for slot in old.into_iter().filter(|s| s.line != 0) {
-            let mut at = home(slot.key) & mask;
-            while self.slots[at].line != 0 {
-                at = (at + 1) & mask;
-            }
+            let at = self.probe(slot.key);
             self.slots[at] = slot;
         }
     }

@@ -421,6 +421,21 @@ store_test! {
 }
 
 store_test! {
+    async fn the_file_digest_is_the_sha256_of_every_byte_read(db: TestDb) {
+        use sha2::{Digest, Sha256};
+        let store = store_with_users(&db).await;
+        // Many times the reader's 64 KiB buffer, ending without a line break.
+        let mut file = crate::hardening::nobody_lines(5_000).into_bytes();
+        file.pop();
+        let expected = mdm_mail::crypto::to_hex(&Sha256::digest(&file));
+        let options = ImportOptions::new(AccountKind::Email);
+        let result = run(&store, file, &options, Mode::Preview).await.unwrap();
+        assert_eq!(result.counts.rows, 5_000);
+        assert_eq!(result.file_sha256, expected);
+    }
+}
+
+store_test! {
     async fn each_import_is_recorded_with_its_lines(db: TestDb) {
         let store = store_with_users(&db).await;
         let result = commit(&store, read_fixture("email.csv"), AccountKind::Email).await;
