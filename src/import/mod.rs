@@ -3,8 +3,8 @@
 //!
 //! [`run`] is the one entry point for the CLI, the HTTP API and the wizard, in either mode:
 //! a preview computes exactly what a commit would do and writes nothing; a commit applies it in
-//! one transaction and records the import. The stages: [`read`] (bytes to checked lines, on a
-//! blocking thread), [`plan`] (outcomes against the store), then the writes.
+//! one transaction and records the import. The stages: [`read`] (bytes to checked lines, on
+//! threads of its own), [`plan`] (outcomes against the store), then the writes.
 
 mod buffers;
 pub mod directory;
@@ -348,7 +348,7 @@ impl ImportError {
 /// [`Mode::Commit`], applies the result in one transaction. `sink` receives every line's
 /// outcome in file order.
 ///
-/// Three stages overlap: reading and checking lines (a blocking thread), deciding them
+/// Three stages overlap: reading and checking lines (threads of their own), deciding them
 /// against the store as it was when the import began (a read-only transaction of its own),
 /// and writing (the import's transaction, in a task of its own). Lines never depend on each
 /// other's writes, since a repeated account is a duplicate, so deciding need not wait for
@@ -556,8 +556,8 @@ async fn against(
         batches.digest_into(&mut index);
         index.finish()
     })?;
-    // A failed scan drops the relay, which ends the digesting thread too.
-    snapshot.scan(options.kind, relay).await?.finish();
+    // The scan drops every relay, finished or failed, which ends the digesting thread.
+    snapshot.scan(options.kind, relay).await?;
     Ok(Some(digested.await.map_err(|_| ImportError::Stopped)?))
 }
 

@@ -1,6 +1,6 @@
-//! The reading side of an import, run on a blocking thread: bytes → records → checked lines,
-//! sent in chunks to the side that talks to the store, so parsing, validation and sealing
-//! overlap with database work and memory holds a few chunks, never the file.
+//! The reading side of an import: bytes → records on one thread, records → checked lines on
+//! another, sent in chunks to the side that talks to the store, so parsing, validation and
+//! database work overlap and memory holds a few chunks, never the file.
 //!
 //! A CSV file is read as it arrives. A spreadsheet file (a ZIP archive, told by its first
 //! bytes) must be read out of order, so it is first copied to a temporary file, as it
@@ -272,15 +272,39 @@ fn read(
         return Err(ImportError::Stopped);
     }
 
+    // Lines are checked on a thread of their own: parsing and checking together were the
+    // work that bounded how fast a file is read, with a core to spare for one of them.
+    let (to_check, parsed) = std::sync::mpsc::sync_channel::<Records>(AHEAD);
+    let (recycle, emptied) = std::sync::mpsc::channel::<Records>();
     let mut validator = Validator::new(options.kind, columns);
+    let lines = sender.clone();
+    let checked = super::on_thread("import-check", move || {
+        for mut records in parsed {
+            let chunk = records
+                .filled()
+                .iter()
+                .map(|r| validator.check(r))
+                .collect();
+            if lines.blocking_send(Message::Lines(chunk)).is_err() {
+                return Err(ImportError::Stopped);
+            }
+            records.len = 0;
+            // The reader may have stopped; then the records are not needed again.
+            let _ = recycle.send(records);
+        }
+        Ok(validator.other_width())
+    })?;
     let mut sample = Vec::new();
-    let mut chunk = Vec::with_capacity(CHUNK);
-    let mut have_record = !header;
+    let mut records = Records::default();
+    let mut first = (!header).then_some(record);
     loop {
-        if !have_record && !source.read(&mut record)? {
+        let record = records.next();
+        if let Some(first) = first.take() {
+            *record = first;
+        } else if !source.read(record)? {
+            records.len -= 1;
             break;
         }
-        have_record = false;
         if sample.len() < options.sample_rows {
             sample.push(SampleRow {
                 line: record.line(),
@@ -302,29 +326,58 @@ fn read(
                     .collect(),
             });
         }
-        chunk.push(validator.check(&record));
         if let Some(progress) = &options.progress {
             progress.rows.fetch_add(1, Ordering::Relaxed);
         }
-        if chunk.len() == CHUNK
-            && sender
-                .blocking_send(Message::Lines(std::mem::take(&mut chunk)))
+        if records.len == CHUNK {
+            let next = emptied.try_recv().unwrap_or_default();
+            if to_check
+                .send(std::mem::replace(&mut records, next))
                 .is_err()
-        {
-            return Err(ImportError::Stopped);
+            {
+                return Err(ImportError::Stopped);
+            }
         }
     }
-    if !chunk.is_empty() && sender.blocking_send(Message::Lines(chunk)).is_err() {
+    if records.len > 0 && to_check.send(records).is_err() {
         return Err(ImportError::Stopped);
     }
+    drop(to_check);
     // Every byte has been read: ending the reader ends the hashing.
     drop(source);
     let sha256 = hashed.blocking_recv().map_err(|_| ImportError::Stopped)?;
+    let other_width = checked
+        .blocking_recv()
+        .map_err(|_| ImportError::Stopped)??;
     Ok(FileDigest {
         sha256,
         sample,
-        other_width: validator.other_width(),
+        other_width,
     })
+}
+
+/// Up to a chunk of records, parsed and waiting to be checked. The records' memory is
+/// handed back and filled again, not allocated anew for every line.
+#[derive(Default)]
+struct Records {
+    records: Vec<Record>,
+    len: usize,
+}
+
+impl Records {
+    /// The record to fill next, counted as filled.
+    fn next(&mut self) -> &mut Record {
+        if self.len == self.records.len() {
+            self.records.push(Record::default());
+        }
+        self.len += 1;
+        &mut self.records[self.len - 1]
+    }
+
+    /// The records filled.
+    fn filled(&self) -> &[Record] {
+        &self.records[..self.len]
+    }
 }
 
 /// Whether a column no field is read from looks, by its header, like it holds passwords

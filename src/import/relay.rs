@@ -1,7 +1,7 @@
 //! Digesting a store scan on a thread of its own: the scan copies each row into a batch and
 //! goes on reading, while another thread hands the batches to the real sink (the index,
-//! whose keyed hashes cost as much as reading the rows). One snapshot is read, by one
-//! connection, as before; only the work on each row is split in two.
+//! whose keyed hashes cost as much as reading the rows). A scan read in parts side by side
+//! relays each part through a clone of its own.
 
 use std::ops::Range;
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -57,11 +57,6 @@ pub fn channel() -> (Relay, Batches) {
 }
 
 impl Relay {
-    /// Sends the rows not yet sent; the digesting side ends once this is done.
-    pub fn finish(mut self) {
-        self.send();
-    }
-
     fn send(&mut self) {
         let batch = std::mem::take(&mut self.batch);
         // The digesting side is gone only if it failed, which its result reports.
@@ -70,6 +65,27 @@ impl Relay {
 
     fn full(&mut self) {
         if self.batch.users.len() + self.batch.accounts.len() >= BATCH_ROWS {
+            self.send();
+        }
+    }
+}
+
+/// Another relay to the same digesting side, for a part of the scan read on another
+/// thread: it sends batches of its own.
+impl Clone for Relay {
+    fn clone(&self) -> Relay {
+        Relay {
+            batch: Batch::default(),
+            sender: self.sender.clone(),
+        }
+    }
+}
+
+/// A relay sends the rows it holds when dropped; the digesting side ends once every relay
+/// is dropped.
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if !self.batch.users.is_empty() || !self.batch.accounts.is_empty() {
             self.send();
         }
     }
@@ -126,7 +142,7 @@ impl ScanSink for Relay {
 }
 
 impl Batches {
-    /// Hands every batch to `sink` as it comes, until the relay is finished or dropped.
+    /// Hands every batch to `sink` as it comes, until every relay is dropped.
     pub fn digest_into(self, sink: &mut dyn ScanSink) {
         for batch in self.0 {
             batch.replay(sink);
@@ -185,9 +201,36 @@ mod tests {
             relayed
         });
         rows(&mut relay, 10_000);
-        relay.finish();
+        drop(relay);
         let relayed = digesting.join().expect("digesting thread");
         assert_eq!(relayed.0.len(), 20_000);
         assert_eq!(relayed.0, direct.0);
+    }
+
+    #[test]
+    fn rows_relayed_by_clones_side_by_side_all_arrive() {
+        let mut direct = Recorder::default();
+        rows(&mut direct, 3_000);
+        rows(&mut direct, 3_000);
+        let (relay, batches) = channel();
+        let digesting = std::thread::spawn(move || {
+            let mut relayed = Recorder::default();
+            batches.digest_into(&mut relayed);
+            relayed
+        });
+        let parts: Vec<_> = (0..2)
+            .map(|_| {
+                let mut clone = relay.clone();
+                std::thread::spawn(move || rows(&mut clone, 3_000))
+            })
+            .collect();
+        drop(relay);
+        for part in parts {
+            part.join().expect("relaying thread");
+        }
+        let mut relayed = digesting.join().expect("digesting thread").0;
+        relayed.sort();
+        direct.0.sort();
+        assert_eq!(relayed, direct.0);
     }
 }

@@ -95,7 +95,7 @@ impl ValidRow {
     /// telling an unchanged password without decrypting the stored one; `None` when the
     /// cell was blank. Computed when first asked for, both columns' at once, so every call
     /// must pass the import's own `keys` and `kind`: a line that a preview only adds never
-    /// needs one, and on an empty store they were a sixth of the reading thread's work.
+    /// needs one, and on an empty store they were a sixth of the checking thread's work.
     pub fn mac(
         &self,
         keys: &Keys,
@@ -387,7 +387,7 @@ fn given_password(cell: &str, field: &'static str) -> Result<Option<GivenPasswor
 
 /// Marks each valid line whose user and address an earlier line of the file already had as
 /// a duplicate of that line. Called on every chunk in file order, on the deciding thread
-/// rather than the reading one, whose work bounds how fast a file is read.
+/// rather than the checking one, whose work bounds how fast a file is read.
 pub(super) fn mark_duplicates(seen: &mut FirstSeen, lines: &mut [ParsedLine]) {
     let keys = lines.iter().filter_map(|line| match &line.check {
         Checked::Valid(row) => Some((

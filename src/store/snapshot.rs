@@ -46,7 +46,7 @@ pub struct ScannedAccount<'a> {
     pub id: i64,
 }
 
-/// Receives what a scan reads: every user, then every account of one kind.
+/// Receives what a scan reads: users and accounts of one kind, in no order.
 pub trait ScanSink: Send {
     /// One user, with the bytes of their normalised email.
     fn user(&mut self, id: i64, email_norm: &[u8]);
@@ -124,17 +124,15 @@ impl ImportSnapshot {
         }
     }
 
-    /// Hands every user, then every account of `kind`, to `sink`, and gives it back.
-    pub async fn scan<S: ScanSink + 'static>(
+    /// Hands every user and every account of `kind` to `sink`, or on SQLite to clones of
+    /// it, one for each part of the store read side by side.
+    pub async fn scan<S: ScanSink + Clone + 'static>(
         &mut self,
         kind: AccountKind,
         mut sink: S,
-    ) -> Result<S, StoreError> {
+    ) -> Result<(), StoreError> {
         match self {
-            ImportSnapshot::Sqlite(_) => {
-                self.on_sqlite(move |read| read.scan(kind, &mut sink).map(|()| sink))
-                    .await
-            }
+            ImportSnapshot::Sqlite(_) => self.on_sqlite(move |read| read.scan(kind, sink)).await,
             ImportSnapshot::Postgres(tx) => {
                 let TxInner::Postgres(tx) = &mut tx.inner else {
                     unreachable!("a PostgreSQL snapshot")
@@ -170,7 +168,7 @@ impl ImportSnapshot {
                         id: row.try_get(9)?,
                     });
                 }
-                Ok(sink)
+                Ok(())
             }
         }
     }

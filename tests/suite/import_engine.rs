@@ -119,6 +119,34 @@ store_test! {
 }
 
 store_test! {
+    async fn a_store_read_in_parts_side_by_side_is_indexed_whole(db: TestDb) {
+        // Enough accounts that every part of the scan holds some, and every seventh changed
+        // since, so that a part read twice or not at all shows in the outcomes.
+        let store = store_with_users(&db).await;
+        let file: String = (0..3_000)
+            .map(|i| format!("alice@example.com,Alice,a{i}@example.com,alice,pw-{i},alice,out\n"))
+            .collect();
+        let gaps: String = (0..3_000)
+            .step_by(7)
+            .map(|i| format!("alice@example.com,Alice,a{i}@example.com,alice,pw-{i}b,alice,out\n"))
+            .collect();
+        import(&store, &file, LARGE, COMMIT).await;
+        import(&store, &gaps, LARGE, COMMIT).await;
+
+        let (again, lines) = import(&store, &file, LARGE, Mode::Preview).await;
+
+        assert_eq!((again.counts.updated, again.counts.added), (429, 0));
+        assert_eq!(again.counts.unchanged, 3_000 - 429);
+        let updated: Vec<u64> = lines
+            .iter()
+            .filter(|(_, outcome, _)| *outcome == Outcome::Updated)
+            .map(|(line, _, _)| *line)
+            .collect();
+        assert_eq!(updated, (1..=3_000).step_by(7).collect::<Vec<u64>>());
+    }
+}
+
+store_test! {
     async fn a_store_sealed_in_the_previous_format_still_imports_compares_and_opens(db: TestDb) {
         let store = store_with_users(&db).await;
         import(&store, STORED, LARGE, COMMIT).await;

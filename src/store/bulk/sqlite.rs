@@ -9,6 +9,7 @@
 //! text as [`crate::store::Tx`] runs through sqlx and the same values in the same types.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
@@ -45,7 +46,13 @@ fn open(path: &Path, cache_kib: i64) -> Result<Connection, StoreError> {
 /// serves as well as a large one.
 pub struct SqliteRead {
     conn: Connection,
+    /// More connections that see the same state, for scanning side by side.
+    scanners: Vec<Connection>,
 }
+
+/// Connections an import's snapshot scans with at most. On one connection, a scan of a
+/// million users and accounts kept one core busy for a second while the other idled.
+const MAX_SCANNERS: usize = 4;
 
 /// A user and their accounts of one kind, one row per account (the account columns NULL for
 /// a user without any).
@@ -55,13 +62,47 @@ const USER_ACCOUNTS: &str = "SELECT u.id, a.address, a.address_norm, a.display_n
      WHERE u.email_norm = $2";
 
 impl SqliteRead {
-    /// Opens the database file at `path` and takes a snapshot of it.
+    /// Opens the database file at `path` and takes a snapshot of it, on a connection for
+    /// each core (two to [`MAX_SCANNERS`]) when they can be started on one and the same
+    /// state. They are, when no commit landed while they were being started, which
+    /// `PRAGMA data_version` (it changes on every commit by another connection) tells;
+    /// when commits keep landing, the snapshot is read with one.
     pub fn begin(path: &Path) -> Result<SqliteRead, StoreError> {
+        const ATTEMPTS: usize = 3;
+        // Two at least, on one core too, so that the way a store is read in parts is the
+        // way every machine reads it.
+        let wanted = std::thread::available_parallelism()
+            .map_or(2, usize::from)
+            .clamp(2, MAX_SCANNERS);
+        let watch = open(path, 64)?;
+        let version = || -> Result<i64, StoreError> {
+            Ok(watch.query_row("PRAGMA data_version", [], |row| row.get(0))?)
+        };
+        for _ in 0..ATTEMPTS {
+            let before = version()?;
+            let mut conns = (0..wanted)
+                .map(|_| Self::begin_one(path))
+                .collect::<Result<Vec<_>, _>>()?;
+            if version()? == before {
+                let conn = conns.remove(0);
+                return Ok(SqliteRead {
+                    conn,
+                    scanners: conns,
+                });
+            }
+        }
+        Ok(SqliteRead {
+            conn: Self::begin_one(path)?,
+            scanners: Vec::new(),
+        })
+    }
+
+    fn begin_one(path: &Path) -> Result<Connection, StoreError> {
         let conn = open(path, 2048)?;
         // A read transaction's snapshot starts at its first read, so one is made at once.
         conn.execute_batch("BEGIN")?;
         conn.query_row("SELECT count(*) FROM secret_key_check", [], |_| Ok(()))?;
-        Ok(SqliteRead { conn })
+        Ok(conn)
     }
 
     /// How many users and accounts of `kind` the store holds.
@@ -79,35 +120,60 @@ impl SqliteRead {
         )?)
     }
 
-    /// Hands every user, then every account of `kind`, to `sink`, each table in storage
-    /// order: two sequential scans, never a probe per row.
-    pub fn scan(&mut self, kind: AccountKind, sink: &mut dyn ScanSink) -> Result<(), StoreError> {
-        let mut users = self.conn.prepare("SELECT id, email_norm FROM users")?;
-        let mut rows = users.query([])?;
-        while let Some(row) = rows.next()? {
-            sink.user(row.get(0)?, stored_bytes(row, 1)?);
-        }
-        let mut accounts = self.conn.prepare(
-            "SELECT user_id, address, address_norm, display_name, username, domain, \
-             outgoing_username, password_mac, outgoing_password_mac, id \
-             FROM email_accounts WHERE kind = $1",
-        )?;
-        let mut rows = accounts.query([kind.as_str()])?;
-        while let Some(row) = rows.next()? {
-            sink.account(&ScannedAccount {
-                user_id: row.get(0)?,
-                address: stored_bytes(row, 1)?,
-                address_norm: stored_bytes(row, 2)?,
-                display_name: opt_stored_bytes(row, 3)?,
-                username: stored_bytes(row, 4)?,
-                domain: opt_stored_bytes(row, 5)?,
-                outgoing_username: opt_stored_bytes(row, 6)?,
-                password_mac: opt_stored_bytes(row, 7)?,
-                outgoing_password_mac: opt_stored_bytes(row, 8)?,
-                id: row.get(9)?,
-            });
-        }
-        Ok(())
+    /// Hands every user and every account of `kind` to a clone of `sink`, each table in
+    /// storage order: sequential scans, never a probe per row. With more than one
+    /// connection, each reads on a thread of its own (`import-scan`): the first reads the
+    /// users, and all of them take the accounts' ids in parts, the next part to whichever
+    /// is free, so that they finish together however the work falls.
+    pub fn scan<S: ScanSink + Clone>(
+        &mut self,
+        kind: AccountKind,
+        sink: S,
+    ) -> Result<(), StoreError> {
+        const PARTS_PER_SCANNER: usize = 8;
+        let (low, high): (Option<i64>, Option<i64>) =
+            self.conn
+                .query_row("SELECT min(id), max(id) FROM email_accounts", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+        let parts = match low.zip(high) {
+            None => Vec::new(),
+            Some((low, high)) if self.scanners.is_empty() => vec![low..=high],
+            Some((low, high)) => split(low..=high, PARTS_PER_SCANNER * (1 + self.scanners.len())),
+        };
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let take_parts = |conn: &Connection, sink: &mut S| -> Result<(), StoreError> {
+            loop {
+                let part = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(ids) = parts.get(part) else {
+                    return Ok(());
+                };
+                scan_accounts(conn, kind, ids.clone(), sink)?;
+            }
+        };
+        std::thread::scope(|scope| {
+            let mut threads = Vec::new();
+            for conn in &mut self.scanners {
+                let mut sink = sink.clone();
+                let take_parts = &take_parts;
+                let thread = std::thread::Builder::new()
+                    .name("import-scan".to_owned())
+                    .spawn_scoped(scope, move || take_parts(conn, &mut sink))
+                    .map_err(|e| StoreError::Thread(e.to_string()))?;
+                threads.push(thread);
+            }
+            let mut sink = sink;
+            let mut result =
+                scan_users(&self.conn, &mut sink).and_then(|()| take_parts(&self.conn, &mut sink));
+            drop(sink);
+            for thread in threads {
+                let scanned = thread
+                    .join()
+                    .unwrap_or_else(|_| Err(StoreError::Thread("a scan panicked".to_owned())));
+                result = result.and(scanned);
+            }
+            result
+        })
     }
 
     /// The users among `emails_norm`, keyed by normalised email, each with their stored
@@ -371,6 +437,63 @@ impl SqliteBulk {
         self.conn.execute_batch("ROLLBACK")?;
         Ok(())
     }
+}
+
+/// Hands every user to `sink`.
+fn scan_users(conn: &Connection, sink: &mut dyn ScanSink) -> Result<(), StoreError> {
+    let mut users = conn.prepare("SELECT id, email_norm FROM users")?;
+    let mut rows = users.query([])?;
+    while let Some(row) = rows.next()? {
+        sink.user(row.get(0)?, stored_bytes(row, 1)?);
+    }
+    Ok(())
+}
+
+/// Hands every account of `kind` whose id is in `ids` to `sink`.
+fn scan_accounts(
+    conn: &Connection,
+    kind: AccountKind,
+    ids: RangeInclusive<i64>,
+    sink: &mut dyn ScanSink,
+) -> Result<(), StoreError> {
+    let mut accounts = conn.prepare_cached(
+        "SELECT user_id, address, address_norm, display_name, username, domain, \
+         outgoing_username, password_mac, outgoing_password_mac, id \
+         FROM email_accounts WHERE kind = $1 AND id BETWEEN $2 AND $3",
+    )?;
+    let mut rows = accounts.query(params![kind.as_str(), ids.start(), ids.end()])?;
+    while let Some(row) = rows.next()? {
+        sink.account(&ScannedAccount {
+            user_id: row.get(0)?,
+            address: stored_bytes(row, 1)?,
+            address_norm: stored_bytes(row, 2)?,
+            display_name: opt_stored_bytes(row, 3)?,
+            username: stored_bytes(row, 4)?,
+            domain: opt_stored_bytes(row, 5)?,
+            outgoing_username: opt_stored_bytes(row, 6)?,
+            password_mac: opt_stored_bytes(row, 7)?,
+            outgoing_password_mac: opt_stored_bytes(row, 8)?,
+            id: row.get(9)?,
+        });
+    }
+    Ok(())
+}
+
+/// `ids` cut into `parts` ranges of about as many ids each, in order, together covering
+/// every id of it.
+fn split(ids: RangeInclusive<i64>, parts: usize) -> Vec<RangeInclusive<i64>> {
+    let (low, high) = (i128::from(*ids.start()), i128::from(*ids.end()));
+    let parts = i128::try_from(parts.max(1)).unwrap_or(1);
+    let span = (high - low + 1).max(0);
+    // Every bound lies between `low` and `high + 1`, both i64 values or one past.
+    let bound = |i: i128| low + span * i / parts;
+    (0..parts)
+        .map(|i| {
+            let start = i64::try_from(bound(i)).unwrap_or(i64::MAX);
+            let end = i64::try_from(bound(i + 1) - 1).unwrap_or(i64::MAX);
+            start..=end
+        })
+        .collect()
 }
 
 /// Column `i` of `row`, text or a blob, as its bytes, borrowed from the row.
