@@ -50,9 +50,15 @@ pub struct SqliteRead {
     scanners: Vec<Connection>,
 }
 
-/// Connections an import's snapshot scans with at most. On one connection, a scan of a
-/// million users and accounts kept one core busy for a second while the other idled.
-const MAX_SCANNERS: usize = 4;
+/// Page cache of each of a snapshot's connections, in KiB: enough for the upper levels of
+/// the indexes its probes walk; a scan reads every page once, and a larger cache only held
+/// pages never read again, a few MiB for each connection.
+const SNAPSHOT_CACHE_KIB: i64 = 256;
+
+/// Connections an import's snapshot is read with. On one, a scan of a million users and
+/// accounts kept one core busy for a second while the other idled. Each costs a few MiB, and
+/// a million-line import whose every password changed already peaks near 190 MiB.
+const SCANNERS: usize = 2;
 
 /// A user and their accounts of one kind, one row per account (the account columns NULL for
 /// a user without any).
@@ -62,25 +68,20 @@ const USER_ACCOUNTS: &str = "SELECT u.id, a.address, a.address_norm, a.display_n
      WHERE u.email_norm = $2";
 
 impl SqliteRead {
-    /// Opens the database file at `path` and takes a snapshot of it, on a connection for
-    /// each core (two to [`MAX_SCANNERS`]) when they can be started on one and the same
-    /// state. They are, when no commit landed while they were being started, which
-    /// `PRAGMA data_version` (it changes on every commit by another connection) tells;
-    /// when commits keep landing, the snapshot is read with one.
+    /// Opens the database file at `path` and takes a snapshot of it, on [`SCANNERS`]
+    /// connections when they can be started on one and the same state. They are, when no
+    /// commit landed while they were being started, which `PRAGMA data_version` (it changes
+    /// on every commit by another connection) tells; when commits keep landing, the
+    /// snapshot is read with one.
     pub fn begin(path: &Path) -> Result<SqliteRead, StoreError> {
         const ATTEMPTS: usize = 3;
-        // Two at least, on one core too, so that the way a store is read in parts is the
-        // way every machine reads it.
-        let wanted = std::thread::available_parallelism()
-            .map_or(2, usize::from)
-            .clamp(2, MAX_SCANNERS);
         let watch = open(path, 64)?;
         let version = || -> Result<i64, StoreError> {
             Ok(watch.query_row("PRAGMA data_version", [], |row| row.get(0))?)
         };
         for _ in 0..ATTEMPTS {
             let before = version()?;
-            let mut conns = (0..wanted)
+            let mut conns = (0..SCANNERS)
                 .map(|_| Self::begin_one(path))
                 .collect::<Result<Vec<_>, _>>()?;
             if version()? == before {
@@ -98,7 +99,7 @@ impl SqliteRead {
     }
 
     fn begin_one(path: &Path) -> Result<Connection, StoreError> {
-        let conn = open(path, 2048)?;
+        let conn = open(path, SNAPSHOT_CACHE_KIB)?;
         // A read transaction's snapshot starts at its first read, so one is made at once.
         conn.execute_batch("BEGIN")?;
         conn.query_row("SELECT count(*) FROM secret_key_check", [], |_| Ok(()))?;
@@ -122,7 +123,7 @@ impl SqliteRead {
 
     /// Hands every user and every account of `kind` to a clone of `sink`, each table in
     /// storage order: sequential scans, never a probe per row. With more than one
-    /// connection, each reads on a thread of its own (`import-scan`): the first reads the
+    /// connection, the others read on threads of their own (`import-scan`): the first reads the
     /// users, and all of them take the accounts' ids in parts, the next part to whichever
     /// is free, so that they finish together however the work falls.
     pub fn scan<S: ScanSink + Clone>(
