@@ -373,7 +373,7 @@ pub async fn run(
         Mode::Commit { .. } => Some(write::start(store, options.kind, keys.id()).await?),
         Mode::Preview => None,
     };
-    let (messages, reader) = read::spawn(input, options)?;
+    let (lines, reader) = read::spawn(input, options)?;
     let mut snapshot = store.import_snapshot().await?;
     let decided = match against(&mut snapshot, options).await {
         Ok(index) => {
@@ -383,7 +383,7 @@ pub async fn run(
                 &keys,
                 options,
                 mode,
-                messages,
+                lines,
                 writer.as_ref(),
                 sink,
             )
@@ -570,7 +570,7 @@ async fn decide_all(
     keys: &Keys,
     options: &ImportOptions,
     mode: Mode<'_>,
-    mut messages: tokio::sync::mpsc::Receiver<read::Message>,
+    mut lines_read: read::Lines,
     writer: Option<&write::Writer>,
     mut sink: Option<&mut dyn LineSink>,
 ) -> Result<Decided, ImportError> {
@@ -582,7 +582,7 @@ async fn decide_all(
     let mut fingerprint = Sha256::new();
     fingerprint.update(kind.as_str());
     let mut seen = seen::FirstSeen::default();
-    while let Some(message) = messages.recv().await {
+    while let Some(message) = lines_read.next().await {
         let mut lines = match message {
             read::Message::Opened(opened) => {
                 if let (Some(writer), Mode::Commit { actor, source, .. }) = (writer, mode) {
@@ -644,6 +644,7 @@ async fn decide_all(
                 )))
                 .await?;
         }
+        lines_read.done(lines);
     }
     let info = info.ok_or(ImportError::Empty)?;
     Ok(Decided {

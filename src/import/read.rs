@@ -141,17 +141,42 @@ pub type Finished = tokio::sync::oneshot::Receiver<Result<FileDigest, ImportErro
 pub fn spawn(
     input: impl Read + Send + 'static,
     options: &ImportOptions,
-) -> Result<(mpsc::Receiver<Message>, Finished), ImportError> {
-    let (sender, receiver) = mpsc::channel(AHEAD);
+) -> Result<(Lines, Finished), ImportError> {
+    let (sender, messages) = mpsc::channel(AHEAD);
+    let (spent, decided) = std::sync::mpsc::channel();
     let options = options.clone();
-    let digest = super::on_thread("import-read", move || read(input, &options, &sender))?;
-    Ok((receiver, digest))
+    let digest = super::on_thread("import-read", move || {
+        read(input, &options, &sender, decided)
+    })?;
+    Ok((Lines { messages, spent }, digest))
+}
+
+/// The checked lines of a file as they come, and the way back for those decided.
+pub struct Lines {
+    messages: mpsc::Receiver<Message>,
+    spent: std::sync::mpsc::Sender<Vec<ParsedLine>>,
+}
+
+impl Lines {
+    /// The next message; `None` once the file is read, or reading stopped.
+    pub async fn next(&mut self) -> Option<Message> {
+        self.messages.recv().await
+    }
+
+    /// Hands back lines that are decided and done with, to be freed on the thread that made
+    /// them: jemalloc then gives their memory straight to the next lines, where freeing them
+    /// on the deciding thread cost both threads.
+    pub fn done(&self, lines: Vec<ParsedLine>) {
+        // Once checking has ended, they are freed here.
+        let _ = self.spent.send(lines);
+    }
 }
 
 fn read(
     input: impl Read,
     options: &ImportOptions,
     sender: &mpsc::Sender<Message>,
+    decided: std::sync::mpsc::Receiver<Vec<ParsedLine>>,
 ) -> Result<FileDigest, ImportError> {
     // The file's SHA-256 is taken on a thread of its own: on the reading thread it was a
     // sixteenth of the work that bounds how fast a file is read.
@@ -280,11 +305,12 @@ fn read(
     let lines = sender.clone();
     let checked = super::on_thread("import-check", move || {
         for mut records in parsed {
-            let chunk = records
-                .filled()
-                .iter()
-                .map(|r| validator.check(r))
-                .collect();
+            let mut chunk = Vec::new();
+            for mut done in decided.try_iter() {
+                done.clear();
+                chunk = done;
+            }
+            chunk.extend(records.filled().iter().map(|r| validator.check(r)));
             if lines.blocking_send(Message::Lines(chunk)).is_err() {
                 return Err(ImportError::Stopped);
             }
