@@ -322,6 +322,11 @@ impl Record {
         self.raw.len()
     }
 
+    /// About the bytes of memory the record's cells take: their text and a position each.
+    pub fn footprint(&self) -> usize {
+        self.raw.as_slice().len() + self.raw.len() * std::mem::size_of::<usize>()
+    }
+
     /// Whether the record has no cells at all.
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()

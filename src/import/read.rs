@@ -23,6 +23,12 @@ use crate::sheet::{self, SheetReader};
 
 /// Lines sent at a time.
 const CHUNK: usize = 2048;
+/// Bytes of records sent to be checked at a time at most, however few lines that is: a
+/// file of long lines (a huge cell, or a million cells) must not be held a chunk at a time.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Bytes a record may have taken and still be filled again: one that held a huge line is
+/// dropped instead, so that the records kept for reuse stay small.
+const REUSED_RECORD_BYTES: usize = 512;
 /// Chunks read ahead of the side that decides them, to even out their pace. No number
 /// worth its memory would cover a scan of the store before the first line is decided: a
 /// million users take a quarter of a second, while a chunk is read in a millisecond or two.
@@ -314,7 +320,7 @@ fn read(
             if lines.blocking_send(Message::Lines(chunk)).is_err() {
                 return Err(ImportError::Stopped);
             }
-            records.len = 0;
+            records.clear();
             // The reader may have stopped; then the records are not needed again.
             let _ = recycle.send(records);
         }
@@ -352,10 +358,11 @@ fn read(
                     .collect(),
             });
         }
+        records.bytes += record.footprint();
         if let Some(progress) = &options.progress {
             progress.rows.fetch_add(1, Ordering::Relaxed);
         }
-        if records.len == CHUNK {
+        if records.len == CHUNK || records.bytes >= CHUNK_BYTES {
             let next = emptied.try_recv().unwrap_or_default();
             if to_check
                 .send(std::mem::replace(&mut records, next))
@@ -388,6 +395,8 @@ fn read(
 struct Records {
     records: Vec<Record>,
     len: usize,
+    /// The records' footprint ([`Record::footprint`]) together.
+    bytes: usize,
 }
 
 impl Records {
@@ -403,6 +412,17 @@ impl Records {
     /// The records filled.
     fn filled(&self) -> &[Record] {
         &self.records[..self.len]
+    }
+
+    /// Empties the records to be filled again, dropping those that grew large.
+    fn clear(&mut self) {
+        for record in &mut self.records[..self.len] {
+            if record.footprint() > REUSED_RECORD_BYTES {
+                *record = Record::default();
+            }
+        }
+        self.len = 0;
+        self.bytes = 0;
     }
 }
 
@@ -442,5 +462,72 @@ impl<R: Read> Read for Counted<R> {
             progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AccountKind;
+
+    const HEADER: &str = "user_email,display_name,email_address,incoming_username,\
+                          incoming_password,outgoing_username,outgoing_password\n";
+
+    /// How many lines each chunk the reading side sends holds, for `text`.
+    fn chunk_sizes(text: String) -> Vec<usize> {
+        let options = ImportOptions::new(AccountKind::Email);
+        let (mut lines, finished) = spawn(std::io::Cursor::new(text), &options).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut sizes = Vec::new();
+        runtime.block_on(async {
+            while let Some(message) = lines.next().await {
+                if let Message::Lines(chunk) = message {
+                    sizes.push(chunk.len());
+                    lines.done(chunk);
+                }
+            }
+        });
+        finished.blocking_recv().unwrap().unwrap();
+        sizes
+    }
+
+    #[test]
+    fn short_lines_are_sent_a_full_chunk_at_a_time() {
+        let line = "a@example.com,A,a@example.com,a,p,a,p\n";
+        let sizes = chunk_sizes(HEADER.to_owned() + &line.repeat(CHUNK * 2 + 5));
+        assert_eq!(sizes, [CHUNK, CHUNK, 5]);
+    }
+
+    #[test]
+    fn long_lines_are_sent_a_mebibyte_at_a_time() {
+        // A huge cell, and a line of many cells: each record takes over 100 KB, so a chunk
+        // stopped at a MiB of them holds 11 at most.
+        let long = format!(
+            "a@example.com,{},a@example.com,a,p,a,p\n",
+            "x".repeat(100_000)
+        );
+        let wide = format!(
+            "a@example.com,A,a@example.com,a,p,a,p{}\n",
+            ",".repeat(20_000)
+        );
+        for line in [long, wide] {
+            let sizes = chunk_sizes(HEADER.to_owned() + &line.repeat(40));
+            assert_eq!(sizes.iter().sum::<usize>(), 40);
+            assert!(sizes.iter().all(|&n| n <= 11), "{sizes:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_that_held_a_long_line_is_not_kept_for_reuse() {
+        let mut records = Records::default();
+        *records.next() = Record::from_cells(2, ["a@example.com", "A"]);
+        let long = "x".repeat(REUSED_RECORD_BYTES);
+        *records.next() = Record::from_cells(3, ["a@example.com", &long]);
+        records.clear();
+        assert_eq!(records.filled().len(), 0);
+        assert_eq!(records.records[0].len(), 2, "a short record is kept");
+        assert_eq!(records.records[1].footprint(), 0, "a long one is dropped");
     }
 }
