@@ -122,9 +122,9 @@ impl SqliteRead {
     }
 
     /// Hands every user and every account of `kind` to a clone of `sink`, each table in
-    /// storage order: sequential scans, never a probe per row. With more than one
-    /// connection, the others read on threads of their own (`import-scan`): the first reads the
-    /// users, and all of them take the accounts' ids in parts, the next part to whichever
+    /// storage order: sequential scans, never a probe per row. The first connection reads
+    /// the users; then every connection, each but the first on a thread of its own
+    /// (`import-scan`), takes the accounts' ids a part at a time, the next part to whichever
     /// is free, so that they finish together however the work falls.
     pub fn scan<S: ScanSink + Clone>(
         &mut self,
@@ -137,11 +137,9 @@ impl SqliteRead {
                 .query_row("SELECT min(id), max(id) FROM email_accounts", [], |row| {
                     Ok((row.get(0)?, row.get(1)?))
                 })?;
-        let parts = match low.zip(high) {
-            None => Vec::new(),
-            Some((low, high)) if self.scanners.is_empty() => vec![low..=high],
-            Some((low, high)) => split(low..=high, PARTS_PER_SCANNER * (1 + self.scanners.len())),
-        };
+        let parts = low.zip(high).map_or_else(Vec::new, |(low, high)| {
+            split(low..=high, PARTS_PER_SCANNER * (1 + self.scanners.len()))
+        });
         let next = std::sync::atomic::AtomicUsize::new(0);
         let take_parts = |conn: &Connection, sink: &mut S| -> Result<(), StoreError> {
             loop {
