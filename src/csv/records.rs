@@ -34,6 +34,23 @@ pub enum ReadError {
         /// The file's last line.
         last: u64,
     },
+    /// A quoted cell runs on for more than [`MAX_RECORD_BYTES`]: its closing quote is
+    /// missing, or the file holds something other than account rows.
+    #[error(
+        "line {line}: unterminated quote: the quote that opens a cell on this line is not closed within the next MiB, which no value comes near; close it (a quote inside a quoted cell is written twice: \"\")"
+    )]
+    QuoteRunsOn {
+        /// The line the quote is on.
+        line: u64,
+    },
+    /// A line is longer than [`MAX_RECORD_BYTES`].
+    #[error(
+        "line {line}: the line is longer than 1 MiB, far longer than any row of users, devices or accounts; check that this is the file you meant to import"
+    )]
+    LineTooLong {
+        /// The line that starts the record.
+        line: u64,
+    },
     /// The file could not be read.
     #[error("cannot read: {0}")]
     Io(#[source] io::Error),
@@ -41,6 +58,15 @@ pub enum ReadError {
 
 impl From<io::Error> for ReadError {
     fn from(e: io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<ReadError>()) {
+            if let Some(read) = e
+                .into_inner()
+                .and_then(|inner| inner.downcast::<ReadError>().ok())
+            {
+                return *read;
+            }
+            return ReadError::Io(io::Error::other("unreadable input"));
+        }
         if e.get_ref().is_some_and(|inner| inner.is::<DecodeError>()) {
             let inner = e
                 .into_inner()
@@ -65,6 +91,12 @@ impl From<::csv::Error> for ReadError {
 
 /// How many bytes are examined to detect the encoding and the delimiter.
 const SAMPLE: usize = 256 * 1024;
+
+/// The longest record read, in bytes of text: a row of users, devices or accounts is a few
+/// hundred bytes (each value is refused past 256 characters), and the parser holds a record
+/// whole, so a line of a whole file (a quote never closed, a file that is not a table) would
+/// otherwise take memory in proportion to the file.
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 
 type Source<R> = LineBreaks<Chain<Cursor<Vec<u8>>, DecodeReader<Chain<Cursor<Vec<u8>>, R>>>>;
 
@@ -160,31 +192,38 @@ impl<R: Read> CsvReader<R> {
     fn line_at(&mut self, reported: u64) -> u64 {
         let breaks = &mut self.inner.get_mut().breaks;
         let mut start = reported;
-        while let Some(&(offset, cr)) = breaks.front() {
-            if offset > start {
+        while let Some(run) = breaks.front() {
+            if run.start > start {
                 break;
             }
-            if offset == start {
-                start += 1;
-            }
+            start = start.max(run.end);
+            self.lines_before += run.lines;
             breaks.pop_front();
-            let crlf = cr && breaks.front() == Some(&(offset + 1, false));
-            if !crlf {
-                self.lines_before += 1;
-            }
         }
         self.lines_before + 1
     }
 }
 
-/// Passes text through while noting where every CR and LF byte is, so that records can be
+/// Passes text through while noting where the CR and LF bytes are, so that records can be
 /// given physical line numbers, and following quotes as the parser does, so that a quote
-/// never closed can be named. Only the breaks the parser has read ahead are kept.
+/// never closed can be named and no record runs past [`MAX_RECORD_BYTES`]. Only the breaks
+/// the parser has read ahead are kept, adjacent ones as one run: the parser skips blank lines
+/// without a word, and a file of nothing but line breaks is kept as one run.
 struct LineBreaks<R> {
     inner: R,
     offset: u64,
-    breaks: VecDeque<(u64, bool)>,
+    breaks: VecDeque<Breaks>,
     quotes: Quotes,
+}
+
+/// Adjacent line break bytes, `start..end`.
+struct Breaks {
+    start: u64,
+    end: u64,
+    /// The lines they end: a CR followed by an LF ends one.
+    lines: u64,
+    /// Whether the last of them is a CR.
+    last_cr: bool,
 }
 
 impl<R> LineBreaks<R> {
@@ -202,10 +241,23 @@ impl<R: Read> Read for LineBreaks<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         for i in memchr::memchr2_iter(b'\r', b'\n', &buf[..n]) {
-            self.breaks
-                .push_back((self.offset + i as u64, buf[i] == b'\r'));
+            let at = self.offset + i as u64;
+            let cr = buf[i] == b'\r';
+            match self.breaks.back_mut() {
+                Some(run) if run.end == at => {
+                    run.end += 1;
+                    run.lines += u64::from(cr || !run.last_cr);
+                    run.last_cr = cr;
+                }
+                _ => self.breaks.push_back(Breaks {
+                    start: at,
+                    end: at + 1,
+                    lines: 1,
+                    last_cr: cr,
+                }),
+            }
         }
-        self.quotes.scan(&buf[..n]);
+        self.quotes.scan(&buf[..n]).map_err(io::Error::other)?;
         self.offset += n as u64;
         Ok(n)
     }
@@ -226,6 +278,11 @@ struct Quotes {
     /// A quote inside a quoted cell was the last byte read: the next byte decides whether
     /// it closed the cell or was the first of `""`.
     undecided: bool,
+    /// Bytes read so far.
+    offset: u64,
+    /// Where the record being read starts (after the last line break outside quotes), and
+    /// on which line.
+    record: (u64, u64),
 }
 
 impl Quotes {
@@ -236,11 +293,17 @@ impl Quotes {
             previous: b'\n',
             open_since: None,
             undecided: false,
+            offset: 0,
+            record: (0, first_line),
         }
     }
 
-    fn scan(&mut self, text: &[u8]) {
-        let Some(&last) = text.last() else { return };
+    /// Follows `text`, the next bytes; an error when the record they are part of runs past
+    /// [`MAX_RECORD_BYTES`].
+    fn scan(&mut self, text: &[u8]) -> Result<(), ReadError> {
+        let Some(&last) = text.last() else {
+            return Ok(());
+        };
         let mut skip = None;
         if std::mem::take(&mut self.undecided) {
             if text[0] == b'"' {
@@ -255,9 +318,14 @@ impl Quotes {
             }
             let before = if i == 0 { self.previous } else { text[i - 1] };
             match text[i] {
-                b'\r' => self.line += 1,
-                b'\n' if before != b'\r' => self.line += 1,
-                b'\n' => {}
+                b'\r' | b'\n' => {
+                    self.line += u64::from(text[i] == b'\r' || before != b'\r');
+                    if self.open_since.is_none() {
+                        let at = self.offset + i as u64;
+                        self.check_record_length(at)?;
+                        self.record = (at + 1, self.line);
+                    }
+                }
                 _ if self.open_since.is_some() => match text.get(i + 1) {
                     Some(b'"') => skip = Some(i + 1),
                     Some(_) => self.open_since = None,
@@ -270,6 +338,23 @@ impl Quotes {
             }
         }
         self.previous = last;
+        self.offset += text.len() as u64;
+        self.check_record_length(self.offset)
+    }
+
+    /// An error when the record being read, which runs on to byte `end` at least, is longer
+    /// than [`MAX_RECORD_BYTES`]. Checked where records end and where reads end, so that a
+    /// record is refused exactly when it is too long, wherever the reads fall.
+    fn check_record_length(&self, end: u64) -> Result<(), ReadError> {
+        if end - self.record.0 <= MAX_RECORD_BYTES {
+            return Ok(());
+        }
+        Err(match self.open_since {
+            Some(line) => ReadError::QuoteRunsOn { line },
+            None => ReadError::LineTooLong {
+                line: self.record.1,
+            },
+        })
     }
 
     /// At the end of the text: the line of a quote never closed, and the last line.
@@ -489,14 +574,54 @@ mod tests {
     fn a_quote_split_across_reads_is_followed() {
         let mut quotes = Quotes::new(b',', 1);
         for part in [&b"a,\"x"[..], b"\"", b"\"y\"", b"\n"] {
-            quotes.scan(part);
+            quotes.scan(part).unwrap();
         }
         assert_eq!(quotes.unterminated(), None);
         let mut quotes = Quotes::new(b',', 1);
         for part in [&b"a,\"x"[..], b"\"", b"\"\n"] {
-            quotes.scan(part);
+            quotes.scan(part).unwrap();
         }
         assert_eq!(quotes.unterminated(), Some((1, 1)));
+    }
+
+    #[test]
+    fn a_line_longer_than_a_mebibyte_is_refused_at_the_line_it_starts() {
+        // A byte too long, wherever the reads fall.
+        let long = "x".repeat(MAX_RECORD_BYTES as usize - 1);
+        let text = format!("a,\"two\nlines\"\n\nb,{long}\nc,d\n");
+        let err = read_all(text.as_bytes()).unwrap_err();
+        assert!(matches!(err, ReadError::LineTooLong { line: 4 }), "{err}");
+        // A line of nothing but delimiters is as long, though its cells are blank.
+        let commas = ",".repeat(MAX_RECORD_BYTES as usize + 1);
+        let err = read_all(commas.as_bytes()).unwrap_err();
+        assert!(matches!(err, ReadError::LineTooLong { line: 1 }), "{err}");
+        // At the bound, the line is read.
+        let text = format!("a,{}\r\nb\n", "x".repeat(MAX_RECORD_BYTES as usize - 2));
+        assert_eq!(read_all(text.as_bytes()).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_quote_still_open_a_mebibyte_on_is_named_before_the_file_ends() {
+        let rest = "e,f\n".repeat(MAX_RECORD_BYTES as usize / 4 + 1);
+        let text = format!("a,b\nc,\"d\n{rest}");
+        let err = read_all(text.as_bytes()).unwrap_err();
+        assert!(matches!(err, ReadError::QuoteRunsOn { line: 2 }), "{err}");
+        assert!(
+            err.to_string().starts_with("line 2: unterminated quote"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn adjacent_line_breaks_are_kept_as_one_run() {
+        let mut breaks = LineBreaks::new(&b"a\n\r\n\r\r\n\n"[..], b',', 1);
+        let mut buf = [0; 3];
+        while breaks.read(&mut buf).unwrap() > 0 {}
+        assert_eq!(breaks.breaks.len(), 1);
+        assert_eq!(breaks.breaks[0].lines, 5);
+        let (recs, _) = records(&[&b"a\n"[..], &[b'\n'; 100_000], b"b\r\n\r\nc"].concat());
+        let lines: Vec<u64> = recs.iter().map(|r| r.0).collect();
+        assert_eq!(lines, vec![1, 100_002, 100_004]);
     }
 
     #[test]

@@ -267,6 +267,82 @@ async fn a_quote_never_closed_refuses_the_file_at_the_line_it_opens() {
 }
 
 #[tokio::test]
+async fn a_line_longer_than_a_mebibyte_refuses_the_file_without_reading_on() {
+    let db = with_fixture_users().await;
+    // A quote closed only at the end of a long file, and a line of nothing but delimiters:
+    // each would be read whole as one record, in memory in proportion to the file.
+    let rest = "x@example.com,X,x@mail.example.com,x,p,x,p\n".repeat(60_000);
+    let quoted = format!(
+        "{}{rest}\"\n",
+        &SWALLOWED[..SWALLOWED.find("chloe").unwrap()]
+    );
+    let commas = format!(
+        "{}{}\n",
+        &SWALLOWED[..SWALLOWED.find("bob").unwrap()],
+        ",".repeat(3 << 20)
+    );
+    for (name, text, expected) in [
+        ("quoted.csv", &quoted, "line 2: unterminated quote"),
+        (
+            "commas.csv",
+            &commas,
+            "line 2: the line is longer than 1 MiB",
+        ),
+    ] {
+        let file = db.dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let refused = db.run(&["import", file.to_str().unwrap(), "--type", "email"]);
+        assert_eq!(refused.status.code(), Some(1), "{name}");
+        let message = stderr(&refused);
+        assert!(
+            message.contains(&format!("{name}: nothing was imported: {expected}")),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
+        0
+    );
+
+    let app = App::start(&db).await;
+    let body = json_of(
+        app.call(Method::POST, "/api/imports/preview?type=email")
+            .body(commas)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["error"]["code"], "unreadable_file");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2: the line is longer than 1 MiB"),
+        "{body}"
+    );
+
+    let users = db.dir.path().join("users-long.csv");
+    std::fs::write(
+        &users,
+        format!(
+            "email,display_name\nx@example.com,{}\n",
+            "X".repeat(2 << 20)
+        ),
+    )
+    .unwrap();
+    let refused = db.run(&["users", "import", users.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("line 2: the line is longer than 1 MiB"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM users").await, 3);
+}
+
+#[tokio::test]
 async fn loaders_refuse_control_characters_naming_line_and_field() {
     let db = TestDb::sqlite().await;
     let users = db.dir.path().join("users.csv");
