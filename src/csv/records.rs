@@ -34,10 +34,10 @@ pub enum ReadError {
         /// The file's last line.
         last: u64,
     },
-    /// A quoted cell runs on for more than [`MAX_RECORD_BYTES`]: its closing quote is
-    /// missing, or the file holds something other than account rows.
+    /// A quoted cell runs on past [`MAX_RECORD_BYTES`]: its closing quote is missing, or
+    /// the file holds something other than rows of users, devices or accounts.
     #[error(
-        "line {line}: unterminated quote: the quote that opens a cell on this line is not closed within the next MiB, which no value comes near; close it (a quote inside a quoted cell is written twice: \"\")"
+        "line {line}: unterminated quote: the quote that opens a cell on this line is not closed within the next 16 MiB, which no value comes near; close it (a quote inside a quoted cell is written twice: \"\")"
     )]
     QuoteRunsOn {
         /// The line the quote is on.
@@ -45,9 +45,17 @@ pub enum ReadError {
     },
     /// A line is longer than [`MAX_RECORD_BYTES`].
     #[error(
-        "line {line}: the line is longer than 1 MiB, far longer than any row of users, devices or accounts; check that this is the file you meant to import"
+        "line {line}: the line is longer than 16 MiB, far longer than any row of users, devices or accounts; check that this is the file you meant to import"
     )]
     LineTooLong {
+        /// The line that starts the record.
+        line: u64,
+    },
+    /// A line has more than [`MAX_RECORD_CELLS`] cells.
+    #[error(
+        "line {line}: the line has more than 16384 cells, more than a spreadsheet has columns; check that this is the file you meant to import"
+    )]
+    TooManyCells {
         /// The line that starts the record.
         line: u64,
     },
@@ -92,11 +100,17 @@ impl From<::csv::Error> for ReadError {
 /// How many bytes are examined to detect the encoding and the delimiter.
 const SAMPLE: usize = 256 * 1024;
 
-/// The longest record read, in bytes of text: a row of users, devices or accounts is a few
-/// hundred bytes (each value is refused past 256 characters), and the parser holds a record
-/// whole, so a line of a whole file (a quote never closed, a file that is not a table) would
-/// otherwise take memory in proportion to the file.
-pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+/// The longest record read, in bytes of text. The parser holds a record whole, so a record
+/// of a whole file (a quote never closed, a file that is not a table) would otherwise take
+/// memory in proportion to the file. A row of users, devices or accounts is a few hundred
+/// bytes; a line up to this long is still read, and rejected on its own for its over-long
+/// value, so one bad cell does not stop the file.
+pub const MAX_RECORD_BYTES: u64 = 16 << 20;
+
+/// The most cells a record may have, as many as a spreadsheet has columns: the parser keeps
+/// a position for each, so a line of nothing but delimiters would take eight times its
+/// length in memory.
+pub const MAX_RECORD_CELLS: usize = crate::sheet::MAX_COLUMNS;
 
 type Source<R> = LineBreaks<Chain<Cursor<Vec<u8>>, DecodeReader<Chain<Cursor<Vec<u8>>, R>>>>;
 
@@ -108,6 +122,9 @@ pub struct CsvReader<R: Read> {
     /// Line breaks before the current position in the text handed to the CSV parser, plus
     /// the line of a skipped `sep=` line.
     lines_before: u64,
+    /// Line breaks inside the quoted cells of the record read last, counted once the next
+    /// record is.
+    quoted_lines: u64,
 }
 
 /// Opens `input` (from its first byte): detects the encoding and the delimiter, skips a
@@ -145,6 +162,7 @@ pub fn open<R: Read>(mut input: R, options: &ReadOptions) -> Result<CsvReader<R>
         detected,
         delimiter,
         lines_before: u64::from(sep.is_some()),
+        quoted_lines: 0,
     })
 }
 
@@ -174,11 +192,12 @@ impl<R: Read> CsvReader<R> {
                     None => Ok(false),
                 };
             }
+            // A blank record's line is found too, so that the breaks before it are let go.
+            let reported = record.raw.position().map_or(0, |p| p.byte());
+            record.line = self.line_at(reported);
             if record.raw.iter().all(|cell| cell.trim().is_empty()) {
                 continue;
             }
-            let reported = record.raw.position().map_or(0, |p| p.byte());
-            record.line = self.line_at(reported);
             record.from_sheet = false;
             return Ok(true);
         }
@@ -197,6 +216,8 @@ impl<R: Read> CsvReader<R> {
                 break;
             }
             start = start.max(run.end);
+            // The lines inside the quoted cells of the record before this run.
+            self.lines_before += std::mem::replace(&mut self.quoted_lines, run.quoted_lines);
             self.lines_before += run.lines;
             breaks.pop_front();
         }
@@ -204,19 +225,20 @@ impl<R: Read> CsvReader<R> {
     }
 }
 
-/// Passes text through while noting where the CR and LF bytes are, so that records can be
-/// given physical line numbers, and following quotes as the parser does, so that a quote
-/// never closed can be named and no record runs past [`MAX_RECORD_BYTES`]. Only the breaks
-/// the parser has read ahead are kept, adjacent ones as one run: the parser skips blank lines
-/// without a word, and a file of nothing but line breaks is kept as one run.
+/// Passes text through while following it as the parser does (see [`Quotes`]), noting where
+/// the line breaks between records are, so that records can be given physical line numbers.
+/// Only the breaks the parser has read ahead are kept, adjacent ones as one run (the parser
+/// skips blank lines without a word: a file of nothing but line breaks is one run), and the
+/// breaks inside a quoted cell as a count: a record of many lines is no more to keep.
 struct LineBreaks<R> {
     inner: R,
-    offset: u64,
     breaks: VecDeque<Breaks>,
     quotes: Quotes,
 }
 
-/// Adjacent line break bytes, `start..end`.
+/// Adjacent line break bytes between records, `start..end`, then the lines that quoted cells
+/// went on to after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Breaks {
     start: u64,
     end: u64,
@@ -224,13 +246,14 @@ struct Breaks {
     lines: u64,
     /// Whether the last of them is a CR.
     last_cr: bool,
+    /// Lines ended inside quoted cells after them, before the next run.
+    quoted_lines: u64,
 }
 
 impl<R> LineBreaks<R> {
     fn new(inner: R, delimiter: u8, first_line: u64) -> Self {
         LineBreaks {
             inner,
-            offset: 0,
             breaks: VecDeque::new(),
             quotes: Quotes::new(delimiter, first_line),
         }
@@ -240,25 +263,9 @@ impl<R> LineBreaks<R> {
 impl<R: Read> Read for LineBreaks<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for i in memchr::memchr2_iter(b'\r', b'\n', &buf[..n]) {
-            let at = self.offset + i as u64;
-            let cr = buf[i] == b'\r';
-            match self.breaks.back_mut() {
-                Some(run) if run.end == at => {
-                    run.end += 1;
-                    run.lines += u64::from(cr || !run.last_cr);
-                    run.last_cr = cr;
-                }
-                _ => self.breaks.push_back(Breaks {
-                    start: at,
-                    end: at + 1,
-                    lines: 1,
-                    last_cr: cr,
-                }),
-            }
-        }
-        self.quotes.scan(&buf[..n]).map_err(io::Error::other)?;
-        self.offset += n as u64;
+        self.quotes
+            .scan(&buf[..n], &mut self.breaks)
+            .map_err(io::Error::other)?;
         Ok(n)
     }
 }
@@ -266,7 +273,9 @@ impl<R: Read> Read for LineBreaks<R> {
 /// Whether the text read so far ends inside a quoted cell, and on which line that cell's
 /// quote opened, following the parser's rules: a quote opens a cell only as the cell's first
 /// character, `""` inside it is a quote, and any other quote closes it. Only quotes and line
-/// breaks are looked at, so this costs one `memchr3` pass.
+/// breaks are looked at one by one, found by one `memchr3` pass; the delimiters between them
+/// are only counted. So the record being read is known, and one that is too long or has too
+/// many cells is refused before the parser takes in more of it.
 struct Quotes {
     delimiter: u8,
     /// The physical line of the position reached.
@@ -283,6 +292,8 @@ struct Quotes {
     /// Where the record being read starts (after the last line break outside quotes), and
     /// on which line.
     record: (u64, u64),
+    /// Cells of the record being read so far.
+    cells: usize,
 }
 
 impl Quotes {
@@ -295,12 +306,13 @@ impl Quotes {
             undecided: false,
             offset: 0,
             record: (0, first_line),
+            cells: 1,
         }
     }
 
-    /// Follows `text`, the next bytes; an error when the record they are part of runs past
-    /// [`MAX_RECORD_BYTES`].
-    fn scan(&mut self, text: &[u8]) -> Result<(), ReadError> {
+    /// Follows `text`, the next bytes, noting its line breaks in `breaks`; an error when
+    /// the record they are part of runs past [`MAX_RECORD_BYTES`] or [`MAX_RECORD_CELLS`].
+    fn scan(&mut self, text: &[u8], breaks: &mut VecDeque<Breaks>) -> Result<(), ReadError> {
         let Some(&last) = text.last() else {
             return Ok(());
         };
@@ -312,18 +324,27 @@ impl Quotes {
                 self.open_since = None;
             }
         }
+        let mut unseen = 0;
         for i in memchr::memchr3_iter(b'"', b'\r', b'\n', text) {
+            self.count_cells(&text[unseen..i])?;
+            unseen = i + 1;
             if skip == Some(i) {
                 continue;
             }
             let before = if i == 0 { self.previous } else { text[i - 1] };
             match text[i] {
                 b'\r' | b'\n' => {
-                    self.line += u64::from(text[i] == b'\r' || before != b'\r');
-                    if self.open_since.is_none() {
-                        let at = self.offset + i as u64;
+                    let cr = text[i] == b'\r';
+                    let lines = u64::from(cr || before != b'\r');
+                    self.line += lines;
+                    let at = self.offset + i as u64;
+                    if self.open_since.is_some() {
+                        quoted_break(breaks, at, lines);
+                    } else {
                         self.check_record_length(at)?;
                         self.record = (at + 1, self.line);
+                        self.cells = 1;
+                        unquoted_break(breaks, at, lines, cr);
                     }
                 }
                 _ if self.open_since.is_some() => match text.get(i + 1) {
@@ -337,9 +358,24 @@ impl Quotes {
                 _ => {}
             }
         }
+        self.count_cells(&text[unseen..])?;
         self.previous = last;
         self.offset += text.len() as u64;
         self.check_record_length(self.offset)
+    }
+
+    /// Counts the cells that `text`, bytes without quotes or line breaks, starts.
+    fn count_cells(&mut self, text: &[u8]) -> Result<(), ReadError> {
+        if self.open_since.is_some() {
+            return Ok(());
+        }
+        self.cells += text.iter().filter(|&&b| b == self.delimiter).count();
+        if self.cells <= MAX_RECORD_CELLS {
+            return Ok(());
+        }
+        Err(ReadError::TooManyCells {
+            line: self.record.1,
+        })
     }
 
     /// An error when the record being read, which runs on to byte `end` at least, is longer
@@ -363,6 +399,42 @@ impl Quotes {
         self.open_since
             .filter(|_| !self.undecided)
             .map(|line| (line, self.line - u64::from(ended_on_break)))
+    }
+}
+
+/// Notes a line break outside quotes, at byte `at`, ending `lines` lines (none for the LF of
+/// a CRLF): a run of its own, or the end of the last one.
+fn unquoted_break(breaks: &mut VecDeque<Breaks>, at: u64, lines: u64, cr: bool) {
+    match breaks.back_mut() {
+        Some(run) if run.end == at => {
+            run.end += 1;
+            run.lines += lines;
+            run.last_cr = cr;
+        }
+        _ => breaks.push_back(Breaks {
+            start: at,
+            end: at + 1,
+            lines,
+            last_cr: cr,
+            quoted_lines: 0,
+        }),
+    }
+}
+
+/// Notes a line break inside a quoted cell, at byte `at`: counted after the last run, or,
+/// in the file's first record, after an empty run where it is.
+fn quoted_break(breaks: &mut VecDeque<Breaks>, at: u64, lines: u64) {
+    if breaks.is_empty() {
+        breaks.push_back(Breaks {
+            start: at,
+            end: at,
+            lines: 0,
+            last_cr: false,
+            quoted_lines: 0,
+        });
+    }
+    if let Some(run) = breaks.back_mut() {
+        run.quoted_lines += lines;
     }
 }
 
@@ -574,34 +646,44 @@ mod tests {
     fn a_quote_split_across_reads_is_followed() {
         let mut quotes = Quotes::new(b',', 1);
         for part in [&b"a,\"x"[..], b"\"", b"\"y\"", b"\n"] {
-            quotes.scan(part).unwrap();
+            quotes.scan(part, &mut VecDeque::new()).unwrap();
         }
         assert_eq!(quotes.unterminated(), None);
         let mut quotes = Quotes::new(b',', 1);
         for part in [&b"a,\"x"[..], b"\"", b"\"\n"] {
-            quotes.scan(part).unwrap();
+            quotes.scan(part, &mut VecDeque::new()).unwrap();
         }
         assert_eq!(quotes.unterminated(), Some((1, 1)));
     }
 
     #[test]
-    fn a_line_longer_than_a_mebibyte_is_refused_at_the_line_it_starts() {
+    fn a_line_longer_than_the_bound_is_refused_at_the_line_it_starts() {
         // A byte too long, wherever the reads fall.
         let long = "x".repeat(MAX_RECORD_BYTES as usize - 1);
         let text = format!("a,\"two\nlines\"\n\nb,{long}\nc,d\n");
         let err = read_all(text.as_bytes()).unwrap_err();
         assert!(matches!(err, ReadError::LineTooLong { line: 4 }), "{err}");
-        // A line of nothing but delimiters is as long, though its cells are blank.
-        let commas = ",".repeat(MAX_RECORD_BYTES as usize + 1);
-        let err = read_all(commas.as_bytes()).unwrap_err();
-        assert!(matches!(err, ReadError::LineTooLong { line: 1 }), "{err}");
-        // At the bound, the line is read.
+        // At the bound, the line is read, and the next one after it.
         let text = format!("a,{}\r\nb\n", "x".repeat(MAX_RECORD_BYTES as usize - 2));
         assert_eq!(read_all(text.as_bytes()).unwrap(), 2);
     }
 
     #[test]
-    fn a_quote_still_open_a_mebibyte_on_is_named_before_the_file_ends() {
+    fn a_line_of_more_cells_than_a_spreadsheet_has_columns_is_refused() {
+        let text = format!("a,b\n\"x\ny\",{}\n", ",".repeat(MAX_RECORD_CELLS));
+        let err = read_all(text.as_bytes()).unwrap_err();
+        assert!(matches!(err, ReadError::TooManyCells { line: 2 }), "{err}");
+        // Delimiters inside a quoted cell start no cells.
+        let quoted = format!(
+            "a,\"{}\",{}\n",
+            ",".repeat(40_000),
+            ",".repeat(MAX_RECORD_CELLS - 3)
+        );
+        assert_eq!(read_all(quoted.as_bytes()).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_quote_still_open_past_the_bound_is_named_before_the_file_ends() {
         let rest = "e,f\n".repeat(MAX_RECORD_BYTES as usize / 4 + 1);
         let text = format!("a,b\nc,\"d\n{rest}");
         let err = read_all(text.as_bytes()).unwrap_err();
@@ -622,6 +704,31 @@ mod tests {
         let (recs, _) = records(&[&b"a\n"[..], &[b'\n'; 100_000], b"b\r\n\r\nc"].concat());
         let lines: Vec<u64> = recs.iter().map(|r| r.0).collect();
         assert_eq!(lines, vec![1, 100_002, 100_004]);
+    }
+
+    #[test]
+    fn line_breaks_inside_quoted_cells_are_counted_not_kept() {
+        let cell = "x\n".repeat(10_000);
+        let text = format!("\"{cell}\",a\n\"{cell}\"\r\n");
+        let mut breaks = LineBreaks::new(text.as_bytes(), b',', 1);
+        let mut buf = [0; 1000];
+        while breaks.read(&mut buf).unwrap() > 0 {}
+        assert_eq!(breaks.breaks.len(), 3);
+        assert_eq!(breaks.breaks[0].quoted_lines, 10_000);
+        let text = format!("\"{cell}\",a\n \n\"{cell}\"\r\n\r\nb,\"{cell}\"\nc\n");
+        let (recs, _) = records(text.as_bytes());
+        let lines: Vec<u64> = recs.iter().map(|r| r.0).collect();
+        assert_eq!(lines, vec![1, 10_003, 20_005, 30_006]);
+    }
+
+    #[test]
+    fn blank_lines_are_let_go_as_they_are_read() {
+        let text = " \n".repeat(100_000) + "a\n";
+        let mut reader = open(text.as_bytes(), &ReadOptions::default()).unwrap();
+        let mut record = Record::default();
+        assert!(reader.read(&mut record).unwrap());
+        assert_eq!(record.line(), 100_001);
+        assert!(reader.inner.get_ref().breaks.len() < 10);
     }
 
     #[test]
