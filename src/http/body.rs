@@ -3,10 +3,13 @@
 //! before answering 413, so the client gets the message rather than a reset connection
 //! while it is still sending.
 
+use std::io::{self, Seek};
+
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::error::ApiError;
 
@@ -15,7 +18,11 @@ const DRAIN_FACTOR: u64 = 4;
 
 /// Reads `body` whole if it is at most `limit` bytes, else answers 413.
 pub async fn read_limited(body: Body, limit: u64) -> Result<Bytes, ApiError> {
-    let (data, seen) = read_up_to(body, limit, limit.saturating_mul(DRAIN_FACTOR)).await?;
+    // Sized from Content-Length where the client sent one: a buffer grown by doubling held
+    // half as much again as the body while it was copied.
+    let declared = body.size_hint().exact().unwrap_or(0).min(limit);
+    let mut data = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+    let seen = read_up_to(body, &mut data, limit, limit.saturating_mul(DRAIN_FACTOR)).await?;
     if seen > limit {
         return Err(ApiError::too_large(limit));
     }
@@ -26,17 +33,67 @@ pub async fn read_limited(body: Body, limit: u64) -> Result<Bytes, ApiError> {
 /// needed: the client, still sending, then gets the answer rather than a reset connection.
 /// At most `limit` times [`DRAIN_FACTOR`] bytes are read.
 pub async fn discard(body: Body, limit: u64) -> Result<(), ApiError> {
-    read_up_to(body, 0, limit.saturating_mul(DRAIN_FACTOR)).await?;
+    read_up_to(body, &mut Vec::new(), 0, limit.saturating_mul(DRAIN_FACTOR)).await?;
     Ok(())
 }
 
-/// Reads `body` until its end or `drain` bytes, keeping the first `keep` if it is no
-/// longer; the bytes kept and how many were read.
-async fn read_up_to(mut body: Body, keep: u64, drain: u64) -> Result<(Vec<u8>, u64), ApiError> {
-    // Sized from Content-Length where the client sent one: a buffer grown by doubling held
-    // half as much again as the body while it was copied.
-    let declared = body.size_hint().exact().unwrap_or(0).min(keep);
-    let mut data = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+/// Where the bytes of a body that are kept go.
+trait Keep {
+    async fn keep(&mut self, chunk: &[u8]) -> Result<(), ApiError>;
+}
+
+impl Keep for Vec<u8> {
+    async fn keep(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+/// A temporary file that an upload is written to as it arrives, deleted when closed.
+struct Spool(tokio::fs::File);
+
+impl Spool {
+    async fn new() -> Result<Spool, ApiError> {
+        let file = tokio::task::spawn_blocking(tempfile::tempfile)
+            .await
+            .map_err(|e| ApiError::internal("upload", &e))?
+            .map_err(spool_failed)?;
+        Ok(Spool(tokio::fs::File::from_std(file)))
+    }
+
+    /// The file, written out and ready to be read from its start.
+    async fn into_file(self) -> Result<std::fs::File, ApiError> {
+        let mut file = self.0;
+        file.flush().await.map_err(spool_failed)?;
+        let mut file = file.into_std().await;
+        file.rewind().map_err(spool_failed)?;
+        Ok(file)
+    }
+}
+
+impl Keep for Spool {
+    async fn keep(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        self.0.write_all(chunk).await.map_err(spool_failed)
+    }
+}
+
+fn spool_failed(e: io::Error) -> ApiError {
+    ApiError::internal("upload", &SpoolError(e))
+}
+
+/// A temporary file for an upload could not be made or written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the upload to a temporary file: {0}")]
+struct SpoolError(#[source] io::Error);
+
+/// Reads `body` until its end or `drain` bytes, handing the first `keep` to `kept` if it
+/// is no longer; how many bytes were read.
+async fn read_up_to(
+    mut body: Body,
+    kept: &mut impl Keep,
+    keep: u64,
+    drain: u64,
+) -> Result<u64, ApiError> {
     let mut seen: u64 = 0;
     loop {
         let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
@@ -56,16 +113,19 @@ async fn read_up_to(mut body: Body, keep: u64, drain: u64) -> Result<(Vec<u8>, u
             break;
         }
         if seen <= keep {
-            data.extend_from_slice(&chunk);
+            kept.keep(&chunk).await?;
         }
     }
-    Ok((data, seen))
+    Ok(seen)
 }
 
-/// An uploaded file: its bytes and the name the client gave it.
+/// An uploaded file, in a temporary file deleted when it is dropped: a request holds no
+/// more of an upload in memory than the chunk being written.
 pub struct Upload {
-    /// The file's content.
-    pub bytes: Bytes,
+    /// The file's content, read from its start.
+    pub file: std::fs::File,
+    /// Its length in bytes.
+    pub len: u64,
     /// The file name, or a description when the body was the file itself.
     pub name: String,
 }
@@ -75,28 +135,68 @@ pub struct Upload {
 /// parser would otherwise apply on top of ours.
 pub async fn upload(request: Request, limit: u64) -> Result<Upload, ApiError> {
     let (parts, body) = request.into_parts();
-    let bytes = read_limited(body, limit).await?;
+    let mut spooled = Spool::new().await?;
+    let len = read_up_to(
+        body,
+        &mut spooled,
+        limit,
+        limit.saturating_mul(DRAIN_FACTOR),
+    )
+    .await?;
+    if len > limit {
+        return Err(ApiError::too_large(limit));
+    }
+    let spooled = spooled.into_file().await?;
     if !is_multipart(&parts.headers) {
         return Ok(Upload {
-            bytes,
+            file: spooled,
+            len,
             name: "request body".to_owned(),
         });
     }
-    let request = Request::from_parts(parts, Body::from(bytes));
+    // The form is parsed from its spool, and the file field spooled on its own.
+    let request = Request::from_parts(parts, Body::from_stream(chunks(spooled)));
     let bad = |why: String| ApiError::parameter("file", why);
     let mut form = Multipart::from_request(request, &())
         .await
         .map_err(|e| bad(e.body_text()))?;
-    while let Some(field) = form.next_field().await.map_err(|e| bad(e.body_text()))? {
+    while let Some(mut field) = form.next_field().await.map_err(|e| bad(e.body_text()))? {
         if field.name() == Some("file") {
             let name = field.file_name().unwrap_or("upload.csv").to_owned();
-            let bytes = field.bytes().await.map_err(|e| bad(e.body_text()))?;
-            return Ok(Upload { bytes, name });
+            let mut file = Spool::new().await?;
+            let mut len = 0;
+            while let Some(chunk) = field.chunk().await.map_err(|e| bad(e.body_text()))? {
+                len += chunk.len() as u64;
+                file.keep(&chunk).await?;
+            }
+            let file = file.into_file().await?;
+            return Ok(Upload { file, len, name });
         }
     }
     Err(bad(
         "the multipart form has no field called \"file\"".to_owned()
     ))
+}
+
+/// The bytes of `file`, a chunk at a time.
+fn chunks(
+    file: std::fs::File,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static {
+    const CHUNK: usize = 64 * 1024;
+    let file = Some(tokio::fs::File::from_std(file));
+    futures_util::stream::unfold(file, |file| async move {
+        let mut file = file?;
+        let mut chunk = vec![0; CHUNK];
+        match file.read(&mut chunk).await {
+            Ok(0) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                Some((Ok(Bytes::from(chunk)), Some(file)))
+            }
+            // Nothing is read after an error.
+            Err(e) => Some((Err(e), None)),
+        }
+    })
 }
 
 /// A JSON body of type `T`, at most `limit` bytes, sent as JSON (`application/json` or a

@@ -227,13 +227,13 @@ pub async fn preview(
         .parse::<OutcomeFilter>("results_outcome")?
         .unwrap_or(OutcomeFilter::All);
     let upload = body::upload(request, state.settings.upload_limit).await?;
-    options.size_hint = Some(upload.bytes.len() as u64);
+    options.size_hint = Some(upload.len);
     let mut collect = Collect::page(filter, offset.unsigned_abs(), limit.unsigned_abs());
     let sink: Option<&mut dyn LineSink> = (limit > 0).then_some(&mut collect as &mut dyn LineSink);
     let result = import::run(
         &state.store,
         &state.settings.key_source(),
-        Cursor::new(upload.bytes),
+        upload.file,
         &options,
         Mode::Preview,
         sink,
@@ -258,7 +258,7 @@ pub async fn commit(
     let save_as = params.given("save_mapping")?.map(str::to_owned);
     let fingerprint = params.get("fingerprint").map(str::to_owned);
     let upload = body::upload(request, state.settings.upload_limit).await?;
-    options.size_hint = Some(upload.bytes.len() as u64);
+    options.size_hint = Some(upload.len);
     let mode = Mode::Commit {
         actor: &actor,
         source: &upload.name,
@@ -267,7 +267,7 @@ pub async fn commit(
     let result = import::run(
         &state.store,
         &state.settings.key_source(),
-        Cursor::new(upload.bytes),
+        upload.file,
         &options,
         mode,
         None,
