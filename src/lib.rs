@@ -22,4 +22,5 @@ pub mod profile;
 pub mod push;
 pub mod secrets;
 pub mod sheet;
+pub mod spool;
 pub mod store;

@@ -3,15 +3,16 @@
 //! before answering 413, so the client gets the message rather than a reset connection
 //! while it is still sending.
 
-use std::io::{self, Seek};
+use std::io::{self, Read};
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
+use crate::spool;
 
 /// How far past the limit a body is drained before the connection is given up on.
 const DRAIN_FACTOR: u64 = 4;
@@ -49,31 +50,38 @@ impl Keep for Vec<u8> {
     }
 }
 
-/// A temporary file that an upload is written to as it arrives, deleted when closed.
-struct Spool(tokio::fs::File);
+/// A temporary file that an upload is written to as it arrives (see [`crate::spool`]).
+struct Spool {
+    file: tokio::fs::File,
+    cipher: spool::Cipher,
+}
 
 impl Spool {
     async fn new() -> Result<Spool, ApiError> {
-        let file = tokio::task::spawn_blocking(tempfile::tempfile)
+        let (file, cipher) = tokio::task::spawn_blocking(spool::create)
             .await
             .map_err(|e| ApiError::internal("upload", &e))?
             .map_err(spool_failed)?;
-        Ok(Spool(tokio::fs::File::from_std(file)))
+        Ok(Spool {
+            file: tokio::fs::File::from_std(file),
+            cipher,
+        })
     }
 
     /// The file, written out and ready to be read from its start.
-    async fn into_file(self) -> Result<std::fs::File, ApiError> {
-        let mut file = self.0;
+    async fn into_reader(self) -> Result<spool::Reader, ApiError> {
+        let mut file = self.file;
         file.flush().await.map_err(spool_failed)?;
-        let mut file = file.into_std().await;
-        file.rewind().map_err(spool_failed)?;
-        Ok(file)
+        let file = file.into_std().await;
+        self.cipher.reader(file).map_err(spool_failed)
     }
 }
 
 impl Keep for Spool {
     async fn keep(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
-        self.0.write_all(chunk).await.map_err(spool_failed)
+        let mut sealed = chunk.to_vec();
+        self.cipher.encrypt(&mut sealed).map_err(spool_failed)?;
+        self.file.write_all(&sealed).await.map_err(spool_failed)
     }
 }
 
@@ -123,7 +131,7 @@ async fn read_up_to(
 /// more of an upload in memory than the chunk being written.
 pub struct Upload {
     /// The file's content, read from its start.
-    pub file: std::fs::File,
+    pub file: spool::Reader,
     /// Its length in bytes.
     pub len: u64,
     /// The file name, or a description when the body was the file itself.
@@ -146,7 +154,7 @@ pub async fn upload(request: Request, limit: u64) -> Result<Upload, ApiError> {
     if len > limit {
         return Err(ApiError::too_large(limit));
     }
-    let spooled = spooled.into_file().await?;
+    let spooled = spooled.into_reader().await?;
     if !is_multipart(&parts.headers) {
         return Ok(Upload {
             file: spooled,
@@ -169,7 +177,7 @@ pub async fn upload(request: Request, limit: u64) -> Result<Upload, ApiError> {
                 len += chunk.len() as u64;
                 file.keep(&chunk).await?;
             }
-            let file = file.into_file().await?;
+            let file = file.into_reader().await?;
             return Ok(Upload { file, len, name });
         }
     }
@@ -178,21 +186,23 @@ pub async fn upload(request: Request, limit: u64) -> Result<Upload, ApiError> {
     ))
 }
 
-/// The bytes of `file`, a chunk at a time.
-fn chunks(
-    file: std::fs::File,
-) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static {
+/// The bytes of `file`, a chunk at a time, each read on a blocking thread.
+fn chunks(file: spool::Reader) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send {
     const CHUNK: usize = 64 * 1024;
-    let file = Some(tokio::fs::File::from_std(file));
-    futures_util::stream::unfold(file, |file| async move {
+    futures_util::stream::unfold(Some(file), |file| async move {
         let mut file = file?;
-        let mut chunk = vec![0; CHUNK];
-        match file.read(&mut chunk).await {
-            Ok(0) => None,
-            Ok(n) => {
-                chunk.truncate(n);
-                Some((Ok(Bytes::from(chunk)), Some(file)))
-            }
+        let read = tokio::task::spawn_blocking(move || {
+            let mut chunk = vec![0; CHUNK];
+            let n = file.read(&mut chunk)?;
+            chunk.truncate(n);
+            Ok::<_, io::Error>((chunk, file))
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|read| read);
+        match read {
+            Ok((chunk, _)) if chunk.is_empty() => None,
+            Ok((chunk, file)) => Some((Ok(Bytes::from(chunk)), Some(file))),
             // Nothing is read after an error.
             Err(e) => Some((Err(e), None)),
         }

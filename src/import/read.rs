@@ -6,7 +6,7 @@
 //! bytes) must be read out of order, so it is first copied to a temporary file, as it
 //! arrives, and its sheet then read row by row from there.
 
-use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
+use std::io::{BufReader, Cursor, Read};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -20,6 +20,7 @@ use super::{
 };
 use crate::csv::{self, ColumnMap, Delimiter, Detected, Encoding, ReadOptions, Record};
 use crate::sheet::{self, SheetReader};
+use crate::spool;
 
 /// Lines sent at a time.
 const CHUNK: usize = 2048;
@@ -78,7 +79,7 @@ pub struct SheetInfo {
 /// Where records come from: CSV text, or a sheet of a spreadsheet file copied aside.
 enum Source<R: Read> {
     Text(Box<csv::CsvReader<std::io::Chain<Cursor<Vec<u8>>, R>>>),
-    Sheet(Box<SheetReader<BufReader<std::fs::File>>>),
+    Sheet(Box<SheetReader<BufReader<spool::Reader>>>),
 }
 
 impl<R: Read> Source<R> {
@@ -103,10 +104,10 @@ fn open<R: Read>(
         .map_err(csv::ReadError::from)?;
     let input = Cursor::new(head).chain(input);
     if sheet::is_zip(input.get_ref().0.get_ref()) {
-        let mut copy = tempfile::tempfile().map_err(csv::ReadError::Io)?;
+        let mut copy = spool::Writer::new().map_err(csv::ReadError::Io)?;
         let mut input = input;
         std::io::copy(&mut input, &mut copy).map_err(csv::ReadError::from)?;
-        copy.seek(SeekFrom::Start(0)).map_err(csv::ReadError::Io)?;
+        let copy = copy.into_reader().map_err(csv::ReadError::Io)?;
         let reader = sheet::open(BufReader::new(copy), options.sheet.as_deref())?;
         return Ok(Source::Sheet(Box::new(reader)));
     }
