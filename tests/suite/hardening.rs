@@ -209,32 +209,38 @@ bob@example.com,\"Bob,bob@mail.example.com,bob,imap-2,bob,smtp-2\n\
 chloe@example.com,Chloé,chloe@mail.example.com,chloe,imap-3,chloe,smtp-3\n\
 alice@example.com,Alice Adams,alice2@mail.example.com,alice,imap-4,alice,smtp-4\n";
 
-#[tokio::test]
-async fn a_quote_never_closed_refuses_the_file_at_the_line_it_opens() {
-    let db = with_fixture_users().await;
-    let file = db.dir.path().join("swallowed.csv");
-    std::fs::write(&file, SWALLOWED).unwrap();
-    for extra in [&[][..], &["--dry-run"]] {
-        let mut args = vec!["import", file.to_str().unwrap(), "--type", "email"];
-        args.extend_from_slice(extra);
-        let refused = db.run(&args);
-        assert_eq!(refused.status.code(), Some(1), "{extra:?}");
-        let message = stderr(&refused);
-        assert!(
-            message.contains("swallowed.csv: nothing was imported: line 2: unterminated quote")
-                && message.contains("lines 2 to 4"),
-            "{message}"
-        );
-    }
-    assert_eq!(
-        db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
-        0
+/// Writes `text` to a file called `name` and runs the binary with `args`, the file in place
+/// of `FILE`: the whole file must be refused (exit 1) with `expected` after its name. The
+/// message, for further checks.
+fn refused(db: &TestDb, args: &[&str], name: &str, text: &str, expected: &str) -> String {
+    let file = db.dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if *a == "FILE" {
+                file.to_str().unwrap()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let refused = db.run(&args);
+    assert_eq!(refused.status.code(), Some(1), "{args:?}");
+    let message = stderr(&refused);
+    assert!(
+        message.contains(&format!("{name}: nothing was imported: {expected}")),
+        "{message}"
     );
+    message
+}
 
-    let app = App::start(&db).await;
+/// Previews `text` through the API: refused as unreadable, with a message that starts with
+/// `expected`.
+async fn preview_refused(app: &App, text: String, expected: &str) {
     let body = json_of(
         app.call(Method::POST, "/api/imports/preview?type=email")
-            .body(SWALLOWED)
+            .body(text)
             .send()
             .await
             .unwrap(),
@@ -242,26 +248,34 @@ async fn a_quote_never_closed_refuses_the_file_at_the_line_it_opens() {
     )
     .await;
     assert_eq!(body["error"]["code"], "unreadable_file");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("line 2: unterminated quote"),
-        "{body}"
-    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with(expected), "{body}");
+}
 
-    let directory = db.dir.path().join("users-swallowed.csv");
-    std::fs::write(
-        &directory,
-        "email,display_name\nx@example.com,\"X\ny@example.com,Y\n",
-    )
-    .unwrap();
-    let refused = db.run(&["users", "import", directory.to_str().unwrap()]);
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(
-        stderr(&refused).contains("line 2: unterminated quote"),
-        "{}",
-        stderr(&refused)
+const IMPORT: [&str; 4] = ["import", "FILE", "--type", "email"];
+const USERS_IMPORT: [&str; 3] = ["users", "import", "FILE"];
+
+#[tokio::test]
+async fn a_quote_never_closed_refuses_the_file_at_the_line_it_opens() {
+    let db = with_fixture_users().await;
+    let unterminated = "line 2: unterminated quote";
+    for args in [&IMPORT[..], &[&IMPORT[..], &["--dry-run"]].concat()] {
+        let message = refused(&db, args, "swallowed.csv", SWALLOWED, unterminated);
+        assert!(message.contains("lines 2 to 4"), "{message}");
+    }
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
+        0
+    );
+    preview_refused(&App::start(&db).await, SWALLOWED.to_owned(), unterminated).await;
+
+    let users = "email,display_name\nx@example.com,\"X\ny@example.com,Y\n";
+    refused(
+        &db,
+        &USERS_IMPORT,
+        "users-swallowed.csv",
+        users,
+        unterminated,
     );
     assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM users").await, 3);
 }
@@ -281,61 +295,23 @@ async fn a_record_past_the_bounds_refuses_the_file_without_reading_on() {
         &SWALLOWED[..SWALLOWED.find("bob").unwrap()],
         ",".repeat(20_000)
     );
-    for (name, text, expected) in [
-        ("quoted.csv", &quoted, "line 2: unterminated quote"),
-        (
-            "commas.csv",
-            &commas,
-            "line 2: the line has more than 16384 cells",
-        ),
-    ] {
-        let file = db.dir.path().join(name);
-        std::fs::write(&file, text).unwrap();
-        let refused = db.run(&["import", file.to_str().unwrap(), "--type", "email"]);
-        assert_eq!(refused.status.code(), Some(1), "{name}");
-        let message = stderr(&refused);
-        assert!(
-            message.contains(&format!("{name}: nothing was imported: {expected}")),
-            "{message}"
-        );
-    }
+    let too_many = "line 2: the line has more than 16384 cells";
+    refused(
+        &db,
+        &IMPORT,
+        "quoted.csv",
+        &quoted,
+        "line 2: unterminated quote",
+    );
+    refused(&db, &IMPORT, "commas.csv", &commas, too_many);
     assert_eq!(
         db.scalar_i64("SELECT COUNT(*) FROM email_accounts").await,
         0
     );
+    preview_refused(&App::start(&db).await, commas, too_many).await;
 
-    let app = App::start(&db).await;
-    let body = json_of(
-        app.call(Method::POST, "/api/imports/preview?type=email")
-            .body(commas)
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    assert_eq!(body["error"]["code"], "unreadable_file");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("line 2: the line has more than 16384 cells"),
-        "{body}"
-    );
-
-    let users = db.dir.path().join("users-long.csv");
-    std::fs::write(
-        &users,
-        format!("email,display_name\nx@example.com,{}\n", ",".repeat(20_000)),
-    )
-    .unwrap();
-    let refused = db.run(&["users", "import", users.to_str().unwrap()]);
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(
-        stderr(&refused).contains("line 2: the line has more than 16384 cells"),
-        "{}",
-        stderr(&refused)
-    );
+    let users = format!("email,display_name\nx@example.com,{}\n", ",".repeat(20_000));
+    refused(&db, &USERS_IMPORT, "users-wide.csv", &users, too_many);
     assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM users").await, 3);
 }
 
