@@ -4,7 +4,7 @@
 //! relays each part through a clone of its own.
 
 use std::ops::Range;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use super::buffers::Buffers;
 use crate::store::{ScanSink, ScannedAccount};
@@ -60,7 +60,12 @@ impl Relay {
     fn send(&mut self) {
         let batch = std::mem::take(&mut self.batch);
         // The digesting side is gone only if it failed, which its result reports.
-        let _ = self.sender.send(batch);
+        if let Err(TrySendError::Full(batch)) = self.sender.try_send(batch) {
+            let sender = &self.sender;
+            may_block(|| {
+                let _ = sender.send(batch);
+            });
+        }
     }
 
     fn full(&mut self) {
@@ -78,6 +83,20 @@ impl Clone for Relay {
             batch: Batch::default(),
             sender: self.sender.clone(),
         }
+    }
+}
+
+/// Runs `wait`, which blocks until the digesting side takes a batch. The PostgreSQL scan
+/// relays from an async task: on a thread of a multi-threaded runtime, the runtime is told
+/// first, so that its other tasks (the server's other requests) move to other threads
+/// rather than wait behind the scan.
+fn may_block(wait: impl FnOnce()) {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait);
+        }
+        _ => wait(),
     }
 }
 
@@ -205,6 +224,38 @@ mod tests {
         let relayed = digesting.join().expect("digesting thread");
         assert_eq!(relayed.0.len(), 20_000);
         assert_eq!(relayed.0, direct.0);
+    }
+
+    #[test]
+    fn a_relay_waiting_on_the_digesting_side_lets_its_runtimes_other_tasks_run() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let (relay, batches) = channel();
+        let (signal, other_task_ran) = std::sync::mpsc::channel();
+        // The digesting side takes nothing until another task of the runtime has run, or
+        // until it gives up waiting for one.
+        let digesting = std::thread::spawn(move || {
+            let gave_up = other_task_ran
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .is_err();
+            let mut relayed = Recorder::default();
+            batches.digest_into(&mut relayed);
+            (gave_up, relayed.0.len())
+        });
+        let rows_sent = 2 * (QUEUED + 2) * BATCH_ROWS;
+        runtime.block_on(async move {
+            // The scan fills the queue and waits, on the runtime's only thread.
+            let scan = tokio::spawn(async move {
+                rows(&mut { relay }, (rows_sent / 2) as i64);
+            });
+            tokio::spawn(async move { signal.send(()) });
+            scan.await.unwrap();
+        });
+        let (gave_up, relayed) = digesting.join().expect("digesting thread");
+        assert!(!gave_up, "the waiting relay held its runtime's only thread");
+        assert_eq!(relayed, rows_sent);
     }
 
     #[test]
