@@ -529,11 +529,8 @@ fn bind(statement: &mut Statement<'_>, values: &[&dyn ToSql]) -> Result<(), Stor
 mod tests {
     use super::*;
 
-    /// Every statement run here compiles against the schema and names its parameters in
-    /// the order they first appear, so that binding by position binds `$n` to the n-th value.
-    #[test]
-    fn every_statement_names_its_parameters_in_order() {
-        let conn = Connection::open_in_memory().unwrap();
+    /// Runs the migrations on `conn`.
+    fn migrate(conn: &Connection) {
         let mut migrations: Vec<_> = std::fs::read_dir("migrations/sqlite")
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -543,6 +540,69 @@ mod tests {
             conn.execute_batch(&std::fs::read_to_string(migration).unwrap())
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn a_snapshot_begun_while_commits_land_reads_one_state_on_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let writer = Connection::open(&path).unwrap();
+        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
+        writer.pragma_update(None, "synchronous", "OFF").unwrap();
+        migrate(&writer);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let users = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM users", [], |row| row.get(0))
+                .unwrap()
+        };
+        let stop = &stop;
+        let (begun, apart, single) = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for id in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    writer
+                        .execute(
+                            "INSERT INTO users (email, email_norm, created_at, updated_at) \
+                             VALUES ($1, $1, 0, 0)",
+                            [format!("u{id}@example.com")],
+                        )
+                        .unwrap();
+                    // Pauses long enough that some snapshots begin between two commits.
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            });
+            // Counted, not asserted, so that the writer is stopped whatever happens.
+            let (mut apart, mut single) = (0, 0);
+            let begun = (0..300)
+                .map_while(|_| SqliteRead::begin(&path).ok())
+                .inspect(|read| {
+                    let seen = users(&read.conn);
+                    apart += read.scanners.iter().filter(|s| users(s) != seen).count();
+                    single += usize::from(read.scanners.is_empty());
+                })
+                .count();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (begun, apart, single)
+        });
+        assert_eq!(begun, 300);
+        assert_eq!(
+            apart, 0,
+            "scanners read another state than the first connection"
+        );
+        assert!(
+            single < begun,
+            "every snapshot was read with one connection"
+        );
+    }
+
+    /// Every statement run here compiles against the schema and names its parameters in
+    /// the order they first appear, so that binding by position binds `$n` to the n-th value.
+    #[test]
+    fn every_statement_names_its_parameters_in_order() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn);
         for sql in [
             INSERT_ACCOUNT,
             UPDATE_ACCOUNT,
