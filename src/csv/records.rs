@@ -37,7 +37,8 @@ pub enum ReadError {
     /// A quoted cell runs on past [`MAX_RECORD_BYTES`]: its closing quote is missing, or
     /// the file holds something other than rows of users, devices or accounts.
     #[error(
-        "line {line}: unterminated quote: the quote that opens a cell on this line is not closed within the next 16 MiB, which no value comes near; close it (a quote inside a quoted cell is written twice: \"\")"
+        "line {line}: unterminated quote: the quote that opens a cell on this line is not closed within the next {} MiB, which no value comes near; close it (a quote inside a quoted cell is written twice: \"\")",
+        MAX_RECORD_BYTES >> 20
     )]
     QuoteRunsOn {
         /// The line the quote is on.
@@ -45,7 +46,8 @@ pub enum ReadError {
     },
     /// A line is longer than [`MAX_RECORD_BYTES`].
     #[error(
-        "line {line}: the line is longer than 16 MiB, far longer than any row of users, devices or accounts; check that this is the file you meant to import"
+        "line {line}: the line is longer than {} MiB, far longer than any row of users, devices or accounts; check that this is the file you meant to import",
+        MAX_RECORD_BYTES >> 20
     )]
     LineTooLong {
         /// The line that starts the record.
@@ -53,7 +55,7 @@ pub enum ReadError {
     },
     /// A line has more than [`MAX_RECORD_CELLS`] cells.
     #[error(
-        "line {line}: the line has more than 16384 cells, more than a spreadsheet has columns; check that this is the file you meant to import"
+        "line {line}: the line has more than {MAX_RECORD_CELLS} cells, more than a spreadsheet has columns; check that this is the file you meant to import"
     )]
     TooManyCells {
         /// The line that starts the record.
@@ -64,27 +66,18 @@ pub enum ReadError {
     Io(#[source] io::Error),
 }
 
+/// The errors of decoding and of following the text travel through the parser as I/O
+/// errors, and are taken back out here.
 impl From<io::Error> for ReadError {
     fn from(e: io::Error) -> Self {
-        if e.get_ref().is_some_and(|inner| inner.is::<ReadError>()) {
-            if let Some(read) = e
-                .into_inner()
-                .and_then(|inner| inner.downcast::<ReadError>().ok())
-            {
-                return *read;
-            }
-            return ReadError::Io(io::Error::other("unreadable input"));
+        let e = match e.downcast::<ReadError>() {
+            Ok(read) => return read,
+            Err(e) => e,
+        };
+        match e.downcast::<DecodeError>() {
+            Ok(decode) => ReadError::Decode(decode),
+            Err(e) => ReadError::Io(e),
         }
-        if e.get_ref().is_some_and(|inner| inner.is::<DecodeError>()) {
-            let inner = e
-                .into_inner()
-                .and_then(|inner| inner.downcast::<DecodeError>().ok());
-            if let Some(decode) = inner {
-                return ReadError::Decode(*decode);
-            }
-            return ReadError::Io(io::Error::other("undecodable input"));
-        }
-        ReadError::Io(e)
     }
 }
 
@@ -238,14 +231,11 @@ struct LineBreaks<R> {
 
 /// Adjacent line break bytes between records, `start..end`, then the lines that quoted cells
 /// went on to after them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Breaks {
     start: u64,
     end: u64,
     /// The lines they end: a CR followed by an LF ends one.
     lines: u64,
-    /// Whether the last of them is a CR.
-    last_cr: bool,
     /// Lines ended inside quoted cells after them, before the next run.
     quoted_lines: u64,
 }
@@ -334,8 +324,7 @@ impl Quotes {
             let before = if i == 0 { self.previous } else { text[i - 1] };
             match text[i] {
                 b'\r' | b'\n' => {
-                    let cr = text[i] == b'\r';
-                    let lines = u64::from(cr || before != b'\r');
+                    let lines = u64::from(text[i] == b'\r' || before != b'\r');
                     self.line += lines;
                     let at = self.offset + i as u64;
                     if self.open_since.is_some() {
@@ -344,7 +333,7 @@ impl Quotes {
                         self.check_record_length(at)?;
                         self.record = (at + 1, self.line);
                         self.cells = 1;
-                        unquoted_break(breaks, at, lines, cr);
+                        unquoted_break(breaks, at, lines);
                     }
                 }
                 _ if self.open_since.is_some() => match text.get(i + 1) {
@@ -404,18 +393,16 @@ impl Quotes {
 
 /// Notes a line break outside quotes, at byte `at`, ending `lines` lines (none for the LF of
 /// a CRLF): a run of its own, or the end of the last one.
-fn unquoted_break(breaks: &mut VecDeque<Breaks>, at: u64, lines: u64, cr: bool) {
+fn unquoted_break(breaks: &mut VecDeque<Breaks>, at: u64, lines: u64) {
     match breaks.back_mut() {
         Some(run) if run.end == at => {
             run.end += 1;
             run.lines += lines;
-            run.last_cr = cr;
         }
         _ => breaks.push_back(Breaks {
             start: at,
             end: at + 1,
             lines,
-            last_cr: cr,
             quoted_lines: 0,
         }),
     }
@@ -429,7 +416,6 @@ fn quoted_break(breaks: &mut VecDeque<Breaks>, at: u64, lines: u64) {
             start: at,
             end: at,
             lines: 0,
-            last_cr: false,
             quoted_lines: 0,
         });
     }

@@ -3,8 +3,8 @@
 //! database work overlap and memory holds a few chunks, never the file.
 //!
 //! A CSV file is read as it arrives. A spreadsheet file (a ZIP archive, told by its first
-//! bytes) must be read out of order, so it is first copied to a temporary file, as it
-//! arrives, and its sheet then read row by row from there.
+//! bytes) must be read out of order, so it is first copied to a temporary file (encrypted,
+//! see [`crate::spool`]), as it arrives, and its sheet then read row by row from there.
 
 use std::io::{BufReader, Cursor, Read};
 use std::sync::Arc;
