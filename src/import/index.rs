@@ -4,10 +4,11 @@
 //!
 //! A million lines looked up one by one cost a million random reads of the users' and the
 //! accounts' indexes; two sequential scans cost a fraction of that, and the digests hold a
-//! million users and a million accounts in about 69 MiB. Keys and digests are SipHash values
-//! under a key drawn at random for the import, so nobody can make two of them collide on
-//! purpose, and at 128 bits for keys (64 for each digest) an accidental collision is out of
-//! reach. A line the digests cannot settle (a field other than a password changed, or a
+//! million users and a million accounts in about 69 MiB. Keys and the digest of an account's
+//! other fields are SipHash values under a key drawn at random for the import, and a
+//! password's digest is part of its MAC, a keyed hash already; so nobody can make two of
+//! them collide on purpose, and at 128 bits for keys (64 for each digest) an accidental
+//! collision is out of reach. A line the digests cannot settle (a field other than a password changed, or a
 //! password stored under the older MAC) is looked up as a small import's lines are.
 
 use std::hash::Hasher;
@@ -16,16 +17,15 @@ use std::ops::Range;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 use super::validate::{ParsedLine, ValidRow};
-use crate::crypto::{Keys, PasswordColumn};
+use crate::crypto::{Keys, MAC_LEN, PasswordColumn};
 use crate::model::AccountKind;
 use crate::store::{ScanSink, ScannedAccount};
 
 /// The digest of a password that is not stored.
 const NONE: u64 = 0;
-/// The digest of a password whose MAC is of the older kind, which a digest cannot compare.
+/// The digest of a password whose MAC is of the older kind (16 bytes, where this version's
+/// are [`MAC_LEN`]), which a digest cannot compare.
 const LEGACY: u64 = 1;
-/// Bytes of a MAC of the older kind.
-const LEGACY_MAC_LEN: usize = 16;
 
 /// A store's users and accounts of one kind, as digests.
 pub struct StoreIndex {
@@ -112,7 +112,7 @@ impl StoreIndex {
     ) -> Vec<Known> {
         let account_keys: Vec<Key> = lines
             .iter()
-            .map(|(user_id, _, row)| self.account_key(*user_id, row.address_norm.as_bytes()))
+            .map(|(user_id, _, row)| self.account_key(*user_id, row.address_norm().as_bytes()))
             .collect();
         let stored = self.accounts.get_all(&account_keys);
         lines
@@ -134,15 +134,15 @@ impl StoreIndex {
         let Some(stored) = stored else {
             return Known::New;
         };
-        fn text(t: &Option<String>) -> Option<&[u8]> {
-            t.as_deref().map(str::as_bytes)
+        fn text(t: Option<&str>) -> Option<&[u8]> {
+            t.map(str::as_bytes)
         }
         let fields = self.fields_digest(
-            line.address.as_bytes(),
-            text(&row.display_name),
-            row.username.as_bytes(),
-            text(&row.domain),
-            text(&row.outgoing_username),
+            line.address().as_bytes(),
+            text(row.display_name()),
+            row.username().as_bytes(),
+            text(row.domain()),
+            text(row.outgoing_username()),
         );
         if fields != stored.fields {
             return Known::Unsure;
@@ -158,7 +158,7 @@ impl StoreIndex {
             if stored == LEGACY {
                 return Known::Unsure;
             }
-            if stored != self.mac_digest(row.mac(keys, kind, column).map(|m| &m[..])) {
+            if stored != Self::mac_digest(row.mac(keys, kind, column).map(|m| &m[..])) {
                 changed.push(i);
             }
         }
@@ -213,15 +213,16 @@ impl StoreIndex {
         h.finish()
     }
 
-    fn mac_digest(&self, mac: Option<&[u8]>) -> u64 {
+    /// A password's digest: 64 bits of its MAC, which is already a keyed hash, so that
+    /// equal digests are equal MACs but by a chance of one in 2^64.
+    fn mac_digest(mac: Option<&[u8]>) -> u64 {
         match mac {
             None => NONE,
-            Some(mac) if mac.len() == LEGACY_MAC_LEN => LEGACY,
-            Some(mac) => {
-                let mut h = SipHasher13::new_with_keys(self.keys.0 ^ 1, self.keys.1);
-                h.write(mac);
-                h.finish().max(LEGACY + 1)
-            }
+            Some(mac) => match mac.get(1..9).and_then(|bits| bits.try_into().ok()) {
+                Some(bits) if mac.len() == MAC_LEN => u64::from_le_bytes(bits).max(LEGACY + 1),
+                // The older MAC, or one of no length this version writes.
+                _ => LEGACY,
+            },
         }
     }
 }
@@ -243,8 +244,8 @@ impl ScanSink for StoreIndex {
                 a.domain,
                 a.outgoing_username,
             ),
-            password: self.mac_digest(a.password_mac),
-            outgoing_password: self.mac_digest(a.outgoing_password_mac),
+            password: Self::mac_digest(a.password_mac),
+            outgoing_password: Self::mac_digest(a.outgoing_password_mac),
         };
         self.accounts.push(key, digest);
     }
@@ -413,13 +414,12 @@ mod tests {
 
     #[test]
     fn a_password_stored_under_the_older_mac_cannot_be_compared_by_digest() {
-        let index = StoreIndex::new(0, 0);
-        assert_eq!(index.mac_digest(None), NONE);
-        assert_eq!(index.mac_digest(Some(&[0; LEGACY_MAC_LEN])), LEGACY);
-        assert!(index.mac_digest(Some(&[2; 17])) > LEGACY);
-        assert_ne!(
-            index.mac_digest(Some(&[2; 17])),
-            index.mac_digest(Some(&[3; 17]))
-        );
+        let digest = StoreIndex::mac_digest;
+        assert_eq!(digest(None), NONE);
+        assert_eq!(digest(Some(&[0; 16])), LEGACY);
+        assert_eq!(digest(Some(&[2; 5])), LEGACY);
+        assert!(digest(Some(&[2; MAC_LEN])) > LEGACY);
+        assert!(digest(Some(&[0; MAC_LEN])) > LEGACY);
+        assert_ne!(digest(Some(&[2; MAC_LEN])), digest(Some(&[3; MAC_LEN])));
     }
 }

@@ -507,8 +507,8 @@ fn on_thread<T: Send + 'static>(
 fn line_result<'a>(line: &'a ParsedLine, decision: &'a plan::Decision) -> LineResult<'a> {
     LineResult {
         line: line.line,
-        user_email: &line.user_email,
-        account_address: &line.address,
+        user_email: line.user_email(),
+        account_address: line.address(),
         outcome: decision.outcome,
         field: decision.field,
         message: &decision.message,
@@ -674,7 +674,7 @@ async fn decide_chunk(
         .zip(&known)
         .filter(|(_, known)| known.is_none())
         .filter_map(|(l, _)| match &l.check {
-            Checked::Valid(row) => Some(row.user_norm.as_str()),
+            Checked::Valid(row) => Some(row.user_norm()),
             _ => None,
         })
         .collect();

@@ -71,7 +71,7 @@ impl Chunk {
         let text_len = writes.iter().map(|(_, w)| text_len(w)).sum::<usize>()
             + not_applied
                 .iter()
-                .map(|(l, d)| d.message.len() + l.user_email.len() + l.address.len())
+                .map(|(l, d)| d.message.len() + l.user_email().len() + l.address().len())
                 .sum::<usize>();
         let bytes_len = writes.iter().map(|(_, w)| bytes_len(w)).sum();
         let mut chunk = Chunk {
@@ -106,8 +106,8 @@ impl Chunk {
                 outcome: d.outcome,
                 field: d.field,
                 message: b.text(&d.message),
-                user_email: b.text(&line.user_email),
-                account_address: b.text(&line.address),
+                user_email: b.text(line.user_email()),
+                account_address: b.text(line.address()),
             };
             chunk.not_applied.push(record);
         }
@@ -280,7 +280,12 @@ mod tests {
             .map(|(l, d)| {
                 format!(
                     "{} {:?} {:?} {} {} {}",
-                    l.line, d.outcome, d.field, d.message, l.user_email, l.address
+                    l.line,
+                    d.outcome,
+                    d.field,
+                    d.message,
+                    l.user_email(),
+                    l.address()
                 )
             })
             .collect();

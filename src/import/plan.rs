@@ -46,19 +46,19 @@ pub fn decide_line(
         Ok(row) => row,
         Err(decision) => return decision,
     };
-    let Some(user) = users.get(&row.user_norm) else {
+    let Some(user) = users.get(row.user_norm()) else {
         return discarded(line);
     };
     let stored = user
         .accounts
         .iter()
-        .find(|a| a.address_norm == row.address_norm);
+        .find(|a| a.address_norm == row.address_norm());
     match stored {
         None => applied(line, Outcome::Added, String::new(), user.user_id, None),
         Some(stored) => applied_changes(
             kind,
             line,
-            &changes(kind, keys, row, &line.address, stored),
+            &changes(kind, keys, row, line.address(), stored),
             user.user_id,
             stored.id,
         ),
@@ -85,10 +85,7 @@ pub fn decide_indexed(
             _ => None,
         })
         .collect();
-    let emails: Vec<&str> = valid
-        .iter()
-        .map(|(_, row)| row.user_norm.as_str())
-        .collect();
+    let emails: Vec<&str> = valid.iter().map(|(_, row)| row.user_norm()).collect();
     // The lines whose user exists: where each is in the chunk, and what the index takes.
     let mut positions = Vec::with_capacity(valid.len());
     let mut owned = Vec::with_capacity(valid.len());
@@ -144,7 +141,7 @@ fn discarded(line: &ParsedLine) -> Decision {
     Decision {
         outcome: Outcome::Discarded,
         field: None,
-        message: format!("no user with email {}", line.user_email),
+        message: format!("no user with email {}", line.user_email()),
         write_for: None,
         account: None,
     }
@@ -182,7 +179,7 @@ fn applied(
     account: Option<i64>,
 ) -> Decision {
     let note = match &line.check {
-        Checked::Valid(row) => row.note.as_deref(),
+        Checked::Valid(row) => row.note(),
         _ => None,
     };
     let message = match note {
@@ -231,14 +228,11 @@ fn changes(
     let names = schema::columns(kind);
     let name = |i: usize| names[i].name;
     let differs_mac = |stored: &Option<Vec<u8>>, column| {
-        let given = row
-            .password(column)
-            .as_ref()
-            .zip(row.mac(keys, kind, column));
+        let given = row.password(column).zip(row.mac(keys, kind, column));
         given.is_some_and(|(given, mac)| {
             stored.as_deref().is_none_or(|stored| {
-                let aad = crypto::account_aad(kind, &row.user_norm, &row.address_norm, column);
-                !keys.mac_matches(stored, mac, &aad, given.secret.expose())
+                let aad = crypto::account_aad(kind, row.user_norm(), row.address_norm(), column);
+                !keys.mac_matches(stored, mac, &aad, given)
             })
         })
     };
@@ -248,14 +242,17 @@ fn changes(
             use schema::email::*;
             let checks = [
                 (stored.address != address, ADDRESS),
-                (stored.display_name != row.display_name, DISPLAY_NAME),
-                (stored.username != row.username, INCOMING_USERNAME),
+                (
+                    stored.display_name.as_deref() != row.display_name(),
+                    DISPLAY_NAME,
+                ),
+                (stored.username != row.username(), INCOMING_USERNAME),
                 (
                     differs_mac(&stored.password_mac, PasswordColumn::Primary),
                     INCOMING_PASSWORD,
                 ),
                 (
-                    stored.outgoing_username != row.outgoing_username,
+                    stored.outgoing_username.as_deref() != row.outgoing_username(),
                     OUTGOING_USERNAME,
                 ),
                 (
@@ -269,8 +266,8 @@ fn changes(
             use schema::exchange::*;
             let checks = [
                 (stored.address != address, ADDRESS),
-                (stored.username != row.username, USERNAME),
-                (stored.domain != row.domain, DOMAIN),
+                (stored.username != row.username(), USERNAME),
+                (stored.domain.as_deref() != row.domain(), DOMAIN),
                 (
                     differs_mac(&stored.password_mac, PasswordColumn::Primary),
                     PASSWORD,
@@ -296,10 +293,11 @@ pub fn seal(
         .map(|(line, d)| match (&line.check, d.write_for) {
             (Checked::Valid(row), Some(_)) => {
                 let seal = |column| {
-                    let given = row.password(column).as_ref()?;
-                    let aad = crypto::account_aad(kind, &row.user_norm, &row.address_norm, column);
+                    let given = row.password(column)?;
+                    let aad =
+                        crypto::account_aad(kind, row.user_norm(), row.address_norm(), column);
                     let mac = *row.mac(keys, kind, column)?;
-                    Some((keys.seal(&aad, given.secret.expose()), mac))
+                    Some((keys.seal(&aad, given), mac))
                 };
                 Ciphertexts {
                     password: seal(PasswordColumn::Primary),
@@ -336,12 +334,12 @@ pub fn writes<'a>(
                 AccountWrite {
                     id: d.account,
                     user_id,
-                    address: &line.address,
-                    address_norm: &row.address_norm,
-                    display_name: row.display_name.as_deref(),
-                    username: &row.username,
-                    domain: row.domain.as_deref(),
-                    outgoing_username: row.outgoing_username.as_deref(),
+                    address: line.address(),
+                    address_norm: row.address_norm(),
+                    display_name: row.display_name(),
+                    username: row.username(),
+                    domain: row.domain(),
+                    outgoing_username: row.outgoing_username(),
                     password: stored(&c.password),
                     outgoing_password: stored(&c.outgoing_password),
                 },

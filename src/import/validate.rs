@@ -3,6 +3,7 @@
 //! of an earlier line ([`mark_duplicates`]). Valid lines leave with their keys normalised;
 //! their passwords' MACs are computed later, by whatever first compares or stores them.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use super::schema::{self, email, exchange};
@@ -10,7 +11,7 @@ use super::seen::FirstSeen;
 use crate::crypto::{Keys, PasswordColumn, PasswordMac};
 use crate::csv::{Column, ColumnMap, Record};
 use crate::model::{
-    AccountKind, EmailError, Secret, excerpt, more_chars_than, normalize_email, quoted,
+    AccountKind, EmailError, excerpt, more_chars_than, push_normalized_email, quoted,
     unstorable_character, validate_domain, validate_email,
 };
 
@@ -26,16 +27,28 @@ const MAX_NETBIOS: usize = 15;
 pub struct ParsedLine {
     /// Physical line number.
     pub line: u64,
-    /// The user email as written (trimmed).
-    pub user_email: String,
-    /// The account address as written (trimmed).
-    pub address: String,
+    /// The user email then the account address, as written (trimmed), in one string.
+    written: String,
+    /// Where the address starts in `written`.
+    address_at: usize,
     /// The verdict.
     pub check: Checked,
     /// When the admin mapped columns: for each field (in schema order), the source it was
     /// mapped to, so that outcomes can name what a changed field was read from. Shared by
     /// every line of the file; `None` without a mapping.
     pub mapped: Option<Arc<[Option<String>]>>,
+}
+
+impl ParsedLine {
+    /// The user email as written (trimmed).
+    pub fn user_email(&self) -> &str {
+        self.written.get(..self.address_at).unwrap_or_default()
+    }
+
+    /// The account address as written (trimmed).
+    pub fn address(&self) -> &str {
+        self.written.get(self.address_at..).unwrap_or_default()
+    }
 }
 
 /// What checking a line found.
@@ -57,40 +70,140 @@ pub enum Checked {
     },
 }
 
-/// A valid line's fields, normalised keys and passwords.
-#[derive(Debug)]
+/// A valid line's fields, normalised keys and passwords, held in one buffer: a million-line
+/// file makes a million rows, and a string for each field of each was a third of the
+/// checking thread's work, in allocating, copying and freeing them.
 pub struct ValidRow {
-    /// Normalised user email.
-    pub user_norm: String,
-    /// Normalised account address.
-    pub address_norm: String,
-    /// Email: name shown on sent mail.
-    pub display_name: Option<String>,
-    /// Email: incoming user name; Exchange: user name.
-    pub username: String,
-    /// Exchange: domain.
-    pub domain: Option<String>,
-    /// Email: outgoing user name.
-    pub outgoing_username: Option<String>,
-    /// (Incoming or Exchange) password, if the cell was not blank.
-    pub password: Option<GivenPassword>,
-    /// Outgoing password, if the cell was not blank.
-    pub outgoing_password: Option<GivenPassword>,
+    text: String,
+    /// Where each [`Part`] ends in `text`; it starts where the part before it ends.
+    ends: [u32; PARTS],
+    /// One bit for each part given: a part not given is `None`, apart from an empty one.
+    given: u8,
     /// What the line's outcome must also say, though the line is valid: a password kept with
     /// the white space around it, which may not be what the admin meant.
-    pub note: Option<String>,
+    note: Option<String>,
+    /// Each password column's MAC, once asked for ([`ValidRow::mac`]).
+    macs: [OnceLock<PasswordMac>; 2],
 }
 
-/// A password from the file: the text (sealed later, only if it is to be stored) and, once
-/// asked for ([`ValidRow::mac`]), its keyed MAC.
-#[derive(Debug)]
-pub struct GivenPassword {
-    /// The password.
-    pub secret: Secret,
-    mac: OnceLock<PasswordMac>,
+/// The parts of a [`ValidRow`]'s text, in the order they are held.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    UserNorm,
+    AddressNorm,
+    DisplayName,
+    Username,
+    Domain,
+    OutgoingUsername,
+    Password,
+    OutgoingPassword,
+}
+
+const PARTS: usize = 8;
+
+/// A valid line's fields as the checks found them, before they are put in one buffer.
+struct RowFields<'c> {
+    user: &'c str,
+    address: &'c str,
+    display_name: Option<&'c str>,
+    username: &'c str,
+    domain: Option<&'c str>,
+    outgoing_username: Option<&'c str>,
+    password: Option<&'c str>,
+    outgoing_password: Option<&'c str>,
+    note: Option<String>,
 }
 
 impl ValidRow {
+    /// The row of `fields`, its user email and address normalised.
+    fn new(fields: RowFields<'_>) -> ValidRow {
+        let parts = [
+            Some(fields.user),
+            Some(fields.address),
+            fields.display_name,
+            Some(fields.username),
+            fields.domain,
+            fields.outgoing_username,
+            fields.password,
+            fields.outgoing_password,
+        ];
+        let mut text = String::with_capacity(parts.iter().flatten().map(|p| p.len()).sum());
+        let mut ends = [0; PARTS];
+        let mut given = 0;
+        for (i, part) in parts.into_iter().enumerate() {
+            if let Some(part) = part {
+                given |= 1 << i;
+                if i <= Part::AddressNorm as usize {
+                    push_normalized_email(&mut text, part);
+                } else {
+                    text.push_str(part);
+                }
+            }
+            // A record is at most 16 MiB (`csv::MAX_RECORD_BYTES`), so its text fits.
+            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        ValidRow {
+            text,
+            ends,
+            given,
+            note: fields.note,
+            macs: Default::default(),
+        }
+    }
+
+    fn part(&self, part: Part) -> Option<&str> {
+        let i = part as usize;
+        if self.given & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..self.ends[i] as usize)
+    }
+
+    /// Normalised user email.
+    pub fn user_norm(&self) -> &str {
+        self.part(Part::UserNorm).unwrap_or_default()
+    }
+
+    /// Normalised account address.
+    pub fn address_norm(&self) -> &str {
+        self.part(Part::AddressNorm).unwrap_or_default()
+    }
+
+    /// Email: name shown on sent mail, when the file has the column.
+    pub fn display_name(&self) -> Option<&str> {
+        self.part(Part::DisplayName)
+    }
+
+    /// Email: incoming user name; Exchange: user name.
+    pub fn username(&self) -> &str {
+        self.part(Part::Username).unwrap_or_default()
+    }
+
+    /// Exchange: domain, when one is given.
+    pub fn domain(&self) -> Option<&str> {
+        self.part(Part::Domain)
+    }
+
+    /// Email: outgoing user name.
+    pub fn outgoing_username(&self) -> Option<&str> {
+        self.part(Part::OutgoingUsername)
+    }
+
+    /// The password given for `column`, in plain text, to be sealed; `None` when the cell
+    /// was blank.
+    pub fn password(&self, column: PasswordColumn) -> Option<&str> {
+        self.part(match column {
+            PasswordColumn::Primary => Part::Password,
+            PasswordColumn::Outgoing => Part::OutgoingPassword,
+        })
+    }
+
+    /// What the line's outcome must also say, though the line is valid.
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
     /// The MAC of the password given for `column`, bound to the account and column, for
     /// telling an unchanged password without decrypting the stored one; `None` when the
     /// cell was blank. Computed when first asked for, both columns' at once, so every call
@@ -102,26 +215,34 @@ impl ValidRow {
         kind: AccountKind,
         column: PasswordColumn,
     ) -> Option<&PasswordMac> {
-        let given = self.password(column).as_ref()?;
-        if given.mac.get().is_none() {
-            let macs = keys.account_macs(kind, &self.user_norm, &self.address_norm);
+        let slot = |column| &self.macs[usize::from(column == PasswordColumn::Outgoing)];
+        self.password(column)?;
+        if slot(column).get().is_none() {
+            let macs = keys.account_macs(kind, self.user_norm(), self.address_norm());
             for column in [PasswordColumn::Primary, PasswordColumn::Outgoing] {
-                if let Some(given) = self.password(column) {
-                    given
-                        .mac
-                        .get_or_init(|| macs.mac(column, given.secret.expose()));
+                if let Some(secret) = self.password(column) {
+                    slot(column).get_or_init(|| macs.mac(column, secret));
                 }
             }
         }
-        given.mac.get()
+        slot(column).get()
     }
+}
 
-    /// The password given for `column`.
-    pub fn password(&self, column: PasswordColumn) -> &Option<GivenPassword> {
-        match column {
-            PasswordColumn::Primary => &self.password,
-            PasswordColumn::Outgoing => &self.outgoing_password,
-        }
+impl std::fmt::Debug for ValidRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |column| self.password(column).map(|_| "***");
+        f.debug_struct("ValidRow")
+            .field("user_norm", &self.user_norm())
+            .field("address_norm", &self.address_norm())
+            .field("display_name", &self.display_name())
+            .field("username", &self.username())
+            .field("domain", &self.domain())
+            .field("outgoing_username", &self.outgoing_username())
+            .field("password", &hidden(PasswordColumn::Primary))
+            .field("outgoing_password", &hidden(PasswordColumn::Outgoing))
+            .field("note", &self.note)
+            .finish()
     }
 }
 
@@ -190,12 +311,11 @@ impl Validator {
         }
         let (user_email, address) = match shape {
             Ok(()) => (
-                self.columns.get(record, 0).into_owned(),
+                self.columns.get(record, 0),
                 self.columns
-                    .get(record, 1 + usize::from(self.kind == AccountKind::Email))
-                    .into_owned(),
+                    .get(record, 1 + usize::from(self.kind == AccountKind::Email)),
             ),
-            Err(_) => (String::new(), String::new()),
+            Err(_) => (Cow::Borrowed(""), Cow::Borrowed("")),
         };
         let check = match self.fields(record) {
             Err((field, message)) => Checked::Rejected {
@@ -206,19 +326,17 @@ impl Validator {
         };
         // A rejected line's values are kept only to name the line; a huge cell is not
         // stored or sent back whole.
-        // Only a long value is copied, shortened: most rejected lines keep theirs as read.
-        let shortened = |value: String| match excerpt(&value) {
-            std::borrow::Cow::Owned(short) => short,
-            std::borrow::Cow::Borrowed(_) => value,
-        };
         let (user_email, address) = match check {
-            Checked::Rejected { .. } => (shortened(user_email), shortened(address)),
-            _ => (user_email, address),
+            Checked::Rejected { .. } => (excerpt(&user_email), excerpt(&address)),
+            _ => (Cow::Borrowed(&*user_email), Cow::Borrowed(&*address)),
         };
+        let mut written = String::with_capacity(user_email.len() + address.len());
+        written.push_str(&user_email);
+        written.push_str(&address);
         ParsedLine {
             line: record.line(),
-            user_email,
-            address,
+            address_at: user_email.len(),
+            written,
             check,
             mapped: self.mapped.clone(),
         }
@@ -267,11 +385,11 @@ impl Validator {
         self.shape(record)?;
         // Passwords are read as given: the export never writes one, so neither a leading
         // `'` nor white space around it can have come from the export.
-        let values: [std::borrow::Cow<'_, str>; schema::MAX_COLUMNS] =
+        let values: [Cow<'_, str>; schema::MAX_COLUMNS] =
             std::array::from_fn(|field| match self.literal.get(field) {
                 Some(true) => self.columns.get_literal(record, field),
                 Some(false) => self.columns.get(record, field),
-                None => std::borrow::Cow::Borrowed(""),
+                None => Cow::Borrowed(""),
             });
         let cell = |field: usize| values[field].as_ref();
         let literal = cell;
@@ -294,8 +412,6 @@ impl Validator {
                     cell(email::OUTGOING_USERNAME),
                     name(email::OUTGOING_USERNAME),
                 )?;
-                let user_norm = normalize_email(user);
-                let address_norm = normalize_email(address);
                 let password = given_password(
                     literal(email::INCOMING_PASSWORD),
                     name(email::INCOMING_PASSWORD),
@@ -305,20 +421,20 @@ impl Validator {
                     name(email::OUTGOING_PASSWORD),
                 )?;
                 let note = notes([
-                    spaced(&password, name(email::INCOMING_PASSWORD)),
-                    spaced(&outgoing_password, name(email::OUTGOING_PASSWORD)),
+                    spaced(password, name(email::INCOMING_PASSWORD)),
+                    spaced(outgoing_password, name(email::OUTGOING_PASSWORD)),
                 ]);
-                Ok(ValidRow {
-                    user_norm,
-                    address_norm,
-                    display_name: display_name.map(str::to_owned),
-                    username: incoming.to_owned(),
+                Ok(ValidRow::new(RowFields {
+                    user,
+                    address,
+                    display_name,
+                    username: incoming,
                     domain: None,
-                    outgoing_username: Some(outgoing.to_owned()),
+                    outgoing_username: Some(outgoing),
                     password,
                     outgoing_password,
                     note,
-                })
+                }))
             }
             AccountKind::Exchange => {
                 let user = address(cell(exchange::USER_EMAIL), name(exchange::USER_EMAIL))?;
@@ -343,22 +459,20 @@ impl Validator {
                         ),
                     ));
                 }
-                let user_norm = normalize_email(user);
-                let address_norm = normalize_email(address);
                 let password =
                     given_password(literal(exchange::PASSWORD), name(exchange::PASSWORD))?;
-                let note = notes([spaced(&password, name(exchange::PASSWORD))]);
-                Ok(ValidRow {
-                    user_norm,
-                    address_norm,
+                let note = notes([spaced(password, name(exchange::PASSWORD))]);
+                Ok(ValidRow::new(RowFields {
+                    user,
+                    address,
                     display_name: None,
-                    username: username.to_owned(),
-                    domain: (!domain.is_empty()).then(|| domain.to_owned()),
+                    username,
+                    domain: (!domain.is_empty()).then_some(domain),
                     outgoing_username: None,
                     password,
                     outgoing_password: None,
                     note,
-                })
+                }))
             }
         }
     }
@@ -366,7 +480,7 @@ impl Validator {
 
 /// Checks a password cell, taken literally; a blank cell (or one of nothing but white space,
 /// which a spreadsheet shows blank) is no password: the stored one stays.
-fn given_password(cell: &str, field: &'static str) -> Result<Option<GivenPassword>, Rejection> {
+fn given_password<'c>(cell: &'c str, field: &'static str) -> Result<Option<&'c str>, Rejection> {
     if cell.trim().is_empty() {
         return Ok(None);
     }
@@ -379,10 +493,7 @@ fn given_password(cell: &str, field: &'static str) -> Result<Option<GivenPasswor
     if let Some(reason) = unstorable_character(cell) {
         return Err(reject(field, reason));
     }
-    Ok(Some(GivenPassword {
-        secret: Secret::new(cell),
-        mac: OnceLock::new(),
-    }))
+    Ok(Some(cell))
 }
 
 /// Marks each valid line whose user and address an earlier line of the file already had as
@@ -390,10 +501,7 @@ fn given_password(cell: &str, field: &'static str) -> Result<Option<GivenPasswor
 /// rather than the checking one, whose work bounds how fast a file is read.
 pub(super) fn mark_duplicates(seen: &mut FirstSeen, lines: &mut [ParsedLine]) {
     let keys = lines.iter().filter_map(|line| match &line.check {
-        Checked::Valid(row) => Some((
-            [row.user_norm.as_str(), row.address_norm.as_str()],
-            line.line,
-        )),
+        Checked::Valid(row) => Some(([row.user_norm(), row.address_norm()], line.line)),
         _ => None,
     });
     let firsts = seen.check_all(keys);
@@ -420,8 +528,8 @@ fn width_found(record: &Record, expected: usize) -> usize {
 
 /// The note for a password kept with white space at its start or end (a space, a TAB,
 /// a no-break space…), which is easily typed or pasted by mistake.
-fn spaced(password: &Option<GivenPassword>, field: &'static str) -> Option<String> {
-    let text = password.as_ref()?.secret.expose();
+fn spaced(password: Option<&str>, field: &'static str) -> Option<String> {
+    let text = password?;
     let start = text.starts_with(char::is_whitespace);
     let end = text.ends_with(char::is_whitespace);
     let place = match (start, end) {
@@ -561,12 +669,38 @@ mod tests {
         let Checked::Valid(row) = check(AccountKind::Email, &cells) else {
             panic!("valid")
         };
-        assert_eq!(row.user_norm, "alice@example.com");
-        assert!(row.password.is_some());
-        assert!(
-            row.outgoing_password.is_none(),
+        assert_eq!(row.user_norm(), "alice@example.com");
+        assert_eq!(row.address_norm(), "alice@mail.example.com");
+        assert_eq!(row.display_name(), Some("Alice"));
+        assert_eq!(row.username(), "alice");
+        assert_eq!(row.domain(), None);
+        assert_eq!(row.outgoing_username(), Some("alice"));
+        assert_eq!(row.password(PasswordColumn::Primary), Some("pw"));
+        assert_eq!(
+            row.password(PasswordColumn::Outgoing),
+            None,
             "a blank cell is no password"
         );
+        assert!(
+            !format!("{row:?}").contains("\"pw\""),
+            "passwords are not shown: {row:?}"
+        );
+    }
+
+    #[test]
+    fn an_exchange_row_without_a_domain_has_none_and_keeps_every_other_part() {
+        let cells = ["A@B.co", "Box@B.co", "CORP\\bob", "", "pässwörd"];
+        let row = valid(AccountKind::Exchange, &cells);
+        assert_eq!(row.user_norm(), "a@b.co");
+        assert_eq!(row.address_norm(), "box@b.co");
+        assert_eq!(row.display_name(), None);
+        assert_eq!(row.username(), "CORP\\bob");
+        assert_eq!(row.domain(), None);
+        assert_eq!(row.outgoing_username(), None);
+        assert_eq!(row.password(PasswordColumn::Primary), Some("pässwörd"));
+        let mut cells = cells;
+        cells[3] = "corp";
+        assert_eq!(valid(AccountKind::Exchange, &cells).domain(), Some("corp"));
     }
 
     #[test]
@@ -660,16 +794,16 @@ mod tests {
             let mut cells = ALICE;
             cells[4] = given;
             let row = valid(AccountKind::Email, &cells);
-            assert_eq!(row.password.as_ref().unwrap().secret.expose(), stored);
+            assert_eq!(row.password(PasswordColumn::Primary).unwrap(), stored);
             let mut cells = ["a@example.com", "a@example.com", "a", "", ""];
             cells[4] = given;
             let row = valid(AccountKind::Exchange, &cells);
-            assert_eq!(row.password.as_ref().unwrap().secret.expose(), stored);
+            assert_eq!(row.password(PasswordColumn::Primary).unwrap(), stored);
         }
         let mut cells = ALICE;
         cells[1] = "'=Alice";
         assert_eq!(
-            valid(AccountKind::Email, &cells).display_name.as_deref(),
+            valid(AccountKind::Email, &cells).display_name(),
             Some("=Alice"),
             "other columns undo the export's neutralisation"
         );
@@ -682,20 +816,24 @@ mod tests {
         cells[6] = "\u{a0}pw2";
         let row = valid(AccountKind::Email, &cells);
         assert_eq!(
-            row.note.as_deref(),
+            row.note(),
             Some(
                 "incoming_password has white space at its start and end, kept as given; \
                  outgoing_password has white space at its start, kept as given"
             )
         );
-        assert!(valid(AccountKind::Email, &ALICE).note.is_none());
+        assert!(valid(AccountKind::Email, &ALICE).note().is_none());
     }
 
     #[test]
     fn a_password_cell_of_only_white_space_is_blank() {
         let mut cells = ALICE;
         cells[4] = "   ";
-        assert!(valid(AccountKind::Email, &cells).password.is_none());
+        assert!(
+            valid(AccountKind::Email, &cells)
+                .password(PasswordColumn::Primary)
+                .is_none()
+        );
     }
 
     #[test]
