@@ -278,6 +278,18 @@ fn key(hash: u128) -> Key {
     [(hash >> 64) as u64, hash as u64]
 }
 
+/// Moves the items for which `first` holds before the others; returns how many there are.
+fn partition<T>(items: &mut [T], first: impl Fn(&T) -> bool) -> usize {
+    let mut firsts = 0;
+    for i in 0..items.len() {
+        if first(&items[i]) {
+            items.swap(firsts, i);
+            firsts += 1;
+        }
+    }
+    firsts
+}
+
 /// Entries per directory slot, on average.
 const PER_SLOT: usize = 4;
 
@@ -294,8 +306,29 @@ impl<V> Sorted<V> {
         self.entries.push((key, value));
     }
 
-    fn finish(&mut self) {
-        self.entries.sort_unstable_by_key(|(key, _)| *key);
+    fn finish(&mut self)
+    where
+        V: Send,
+    {
+        // Only the runs of keys sharing their top bits must be in order, for a look-up
+        // searches its run through; ordering by the top word alone is cheaper.
+        fn by_top_word<V>(entries: &mut [(Key, V)]) {
+            entries.sort_unstable_by_key(|(key, _)| key[0]);
+        }
+        // The import waits on this sort alone, once the scan is over: so the keys, uniform
+        // hashes, are split on their top bit, and the halves sorted side by side.
+        let half = partition(&mut self.entries, |(key, _)| key[0] >> 63 == 0);
+        let (low, high) = self.entries.split_at_mut(half);
+        let sorted_both = std::thread::scope(|scope| {
+            let other = std::thread::Builder::new()
+                .name("import-index".to_owned())
+                .spawn_scoped(scope, move || by_top_word(low));
+            by_top_word(high);
+            other.is_ok_and(|thread| thread.join().is_ok())
+        });
+        if !sorted_both {
+            by_top_word(&mut self.entries);
+        }
         self.entries.shrink_to_fit();
         let slots = (self.entries.len() / PER_SLOT).max(1);
         self.bits = usize::BITS - 1 - slots.leading_zeros();

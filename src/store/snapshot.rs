@@ -19,6 +19,29 @@ pub struct StoreCounts {
     pub accounts: i64,
 }
 
+impl StoreCounts {
+    /// At most how many rows tables hold whose ids run between these ends (each `None` for
+    /// an empty table): users first, then accounts.
+    pub(crate) fn at_most(ends: [Option<i64>; 4]) -> StoreCounts {
+        let span = |low: Option<i64>, high: Option<i64>| {
+            low.zip(high).map_or(0, |(low, high)| {
+                high.saturating_sub(low).saturating_add(1).max(0)
+            })
+        };
+        StoreCounts {
+            users: span(ends[0], ends[1]),
+            accounts: span(ends[2], ends[3]),
+        }
+    }
+}
+
+/// The ends of the users' ids and of all accounts' ids. Each end is a query of its own,
+/// which both engines answer from the end of the table's key; counting reads every row,
+/// and `min(id), max(id)` in one query does on SQLite.
+pub(crate) const ID_ENDS: &str = "SELECT (SELECT min(id) FROM users), \
+     (SELECT max(id) FROM users), (SELECT min(id) FROM email_accounts), \
+     (SELECT max(id) FROM email_accounts)";
+
 /// A stored account as a scan hands it over: borrowed from the row being read. Text comes
 /// as the bytes stored, unchecked: what a scan feeds only hashes it, and checking that a
 /// million rows were UTF-8 took a tenth of the scanning thread's time.
@@ -124,6 +147,23 @@ impl ImportSnapshot {
         }
     }
 
+    /// At most how many users and accounts of any kind the snapshot holds, from the spans
+    /// of their ids: read at once, where [`ImportSnapshot::counts`] reads every row.
+    pub async fn counts_at_most(&mut self) -> Result<StoreCounts, StoreError> {
+        let ends = match self {
+            ImportSnapshot::Sqlite(_) => self.on_sqlite(SqliteRead::id_ends).await?,
+            ImportSnapshot::Postgres(tx) => {
+                let TxInner::Postgres(tx) = &mut tx.inner else {
+                    unreachable!("a PostgreSQL snapshot")
+                };
+                let ends: (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+                    sqlx::query_as(ID_ENDS).fetch_one(&mut **tx).await?;
+                [ends.0, ends.1, ends.2, ends.3]
+            }
+        };
+        Ok(StoreCounts::at_most(ends))
+    }
+
     /// Hands every user and every account of `kind` to `sink`, or on SQLite to clones of
     /// it, one for each part of the store read side by side.
     pub async fn scan<S: ScanSink + Clone + 'static>(
@@ -204,5 +244,27 @@ impl ImportSnapshot {
                 let _ = tx.rollback().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_from_id_ends_are_zero_for_an_empty_table_and_saturate_rather_than_overflow() {
+        let at_most = StoreCounts::at_most;
+        assert_eq!(at_most([None; 4]), StoreCounts::default());
+        assert_eq!(
+            at_most([Some(3), Some(3), Some(-5), Some(10)]),
+            StoreCounts {
+                users: 1,
+                accounts: 16
+            }
+        );
+        assert_eq!(
+            at_most([Some(i64::MIN), Some(i64::MAX), None, None]).users,
+            i64::MAX
+        );
     }
 }

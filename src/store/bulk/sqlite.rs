@@ -21,6 +21,7 @@ use crate::model::{AccountKind, Counts};
 use crate::store::imports::{
     FINISH_IMPORT, INSERT_IMPORT, INSERT_IMPORT_LINE, INSERT_IMPORT_RESULTS, int,
 };
+use crate::store::snapshot::ID_ENDS;
 use crate::store::{
     AccountWrite, LineRecord, NewImport, ScanSink, ScannedAccount, StoreCounts, StoreError,
     StoredAccount, UserAccounts, now_ms,
@@ -106,6 +107,13 @@ impl SqliteRead {
         Ok(conn)
     }
 
+    /// The ends of the users' and the accounts' ids (see [`ID_ENDS`]).
+    pub fn id_ends(&mut self) -> Result<[Option<i64>; 4], StoreError> {
+        Ok(self.conn.query_row(ID_ENDS, [], |row| {
+            Ok([row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?])
+        })?)
+    }
+
     /// How many users and accounts of `kind` the store holds.
     pub fn counts(&mut self, kind: AccountKind) -> Result<StoreCounts, StoreError> {
         Ok(self.conn.query_row(
@@ -122,32 +130,53 @@ impl SqliteRead {
     }
 
     /// Hands every user and every account of `kind` to a clone of `sink`, each table in
-    /// storage order: sequential scans, never a probe per row. The first connection reads
-    /// the users; then every connection, each but the first on a thread of its own
-    /// (`import-scan`), takes the accounts' ids a part at a time, the next part to whichever
-    /// is free, so that they finish together however the work falls.
+    /// storage order: sequential scans, never a probe per row. Both tables are cut into
+    /// parts by id, users first; every connection, each but the first on a thread of its own
+    /// (`import-scan`), takes the next part whenever it is free, so that they finish
+    /// together however the work falls. Users are read in parts too, from the table rather
+    /// than their smaller email index, because on a store without accounts one connection
+    /// reading every user was all the import did for its first 150 ms.
     pub fn scan<S: ScanSink + Clone>(
         &mut self,
         kind: AccountKind,
         sink: S,
     ) -> Result<(), StoreError> {
         const PARTS_PER_SCANNER: usize = 8;
-        let (low, high): (Option<i64>, Option<i64>) =
-            self.conn
-                .query_row("SELECT min(id), max(id) FROM email_accounts", [], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?;
-        let parts = low.zip(high).map_or_else(Vec::new, |(low, high)| {
-            split(low..=high, PARTS_PER_SCANNER * (1 + self.scanners.len()))
-        });
+        let scanners = 1 + self.scanners.len();
+        let ids = |table: &str| -> Result<Option<RangeInclusive<i64>>, StoreError> {
+            // Each in a query of its own, which SQLite answers from the ends of the table;
+            // together in one, it reads every row.
+            let (low, high): (Option<i64>, Option<i64>) = self.conn.query_row(
+                &format!("SELECT (SELECT min(id) FROM {table}), (SELECT max(id) FROM {table})"),
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            Ok(low.zip(high).map(|(low, high)| low..=high))
+        };
+        let mut parts: Vec<(ScanTable, RangeInclusive<i64>)> = Vec::new();
+        for (table, name, per_scanner) in [
+            (ScanTable::Users, "users", 2),
+            (ScanTable::Accounts, "email_accounts", PARTS_PER_SCANNER),
+        ] {
+            if let Some(ids) = ids(name)? {
+                parts.extend(
+                    split(ids, per_scanner * scanners)
+                        .into_iter()
+                        .map(|r| (table, r)),
+                );
+            }
+        }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let take_parts = |conn: &Connection, sink: &mut S| -> Result<(), StoreError> {
             loop {
                 let part = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(ids) = parts.get(part) else {
-                    return Ok(());
-                };
-                scan_accounts(conn, kind, ids.clone(), sink)?;
+                match parts.get(part) {
+                    None => return Ok(()),
+                    Some((ScanTable::Users, ids)) => scan_users(conn, ids.clone(), sink)?,
+                    Some((ScanTable::Accounts, ids)) => {
+                        scan_accounts(conn, kind, ids.clone(), sink)?
+                    }
+                }
             }
         };
         std::thread::scope(|scope| {
@@ -162,8 +191,7 @@ impl SqliteRead {
                 threads.push(thread);
             }
             let mut sink = sink;
-            let mut result =
-                scan_users(&self.conn, &mut sink).and_then(|()| take_parts(&self.conn, &mut sink));
+            let mut result = take_parts(&self.conn, &mut sink);
             drop(sink);
             for thread in threads {
                 let scanned = thread
@@ -438,10 +466,22 @@ impl SqliteBulk {
     }
 }
 
-/// Hands every user to `sink`.
-fn scan_users(conn: &Connection, sink: &mut dyn ScanSink) -> Result<(), StoreError> {
-    let mut users = conn.prepare("SELECT id, email_norm FROM users")?;
-    let mut rows = users.query([])?;
+/// A table a scan reads.
+#[derive(Clone, Copy)]
+enum ScanTable {
+    Users,
+    Accounts,
+}
+
+/// Hands every user whose id is in `ids` to `sink`.
+fn scan_users(
+    conn: &Connection,
+    ids: RangeInclusive<i64>,
+    sink: &mut dyn ScanSink,
+) -> Result<(), StoreError> {
+    let mut users =
+        conn.prepare_cached("SELECT id, email_norm FROM users WHERE id BETWEEN $1 AND $2")?;
+    let mut rows = users.query(params![ids.start(), ids.end()])?;
     while let Some(row) = rows.next()? {
         sink.user(row.get(0)?, stored_bytes(row, 1)?);
     }
@@ -529,6 +569,17 @@ fn bind(statement: &mut Statement<'_>, values: &[&dyn ToSql]) -> Result<(), Stor
 mod tests {
     use super::*;
 
+    /// A migrated store file in `dir`, in WAL mode as the store runs it, and a connection
+    /// to it that writes without waiting for the disk.
+    fn store_file(dir: &tempfile::TempDir) -> (std::path::PathBuf, Connection) {
+        let path = dir.path().join("store.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "OFF").unwrap();
+        migrate(&conn);
+        (path, conn)
+    }
+
     /// Runs the migrations on `conn`.
     fn migrate(conn: &Connection) {
         let mut migrations: Vec<_> = std::fs::read_dir("migrations/sqlite")
@@ -545,11 +596,7 @@ mod tests {
     #[test]
     fn a_snapshot_begun_while_commits_land_reads_one_state_on_every_connection() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.db");
-        let writer = Connection::open(&path).unwrap();
-        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
-        writer.pragma_update(None, "synchronous", "OFF").unwrap();
-        migrate(&writer);
+        let (path, writer) = store_file(&dir);
         let stop = std::sync::atomic::AtomicBool::new(false);
         let users = |conn: &Connection| -> i64 {
             conn.query_row("SELECT count(*) FROM users", [], |row| row.get(0))
@@ -595,6 +642,68 @@ mod tests {
             single < begun,
             "every snapshot was read with one connection"
         );
+    }
+
+    /// What a scan hands over: user ids and account ids.
+    #[derive(Clone, Default)]
+    struct Collected(std::sync::Arc<std::sync::Mutex<(Vec<i64>, Vec<i64>)>>);
+
+    impl ScanSink for Collected {
+        fn user(&mut self, id: i64, _: &[u8]) {
+            self.0.lock().unwrap().0.push(id);
+        }
+
+        fn account(&mut self, account: &ScannedAccount<'_>) {
+            self.0.lock().unwrap().1.push(account.id);
+        }
+    }
+
+    #[test]
+    fn a_scan_hands_over_every_user_and_account_of_the_kind_once_whatever_the_gaps_in_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, conn) = store_file(&dir);
+        // Ids far apart and clustered, so that some parts of the scan are empty and one
+        // holds nearly everything.
+        let user_ids: Vec<i64> = (1..=300).chain([5_000, 1 << 40]).collect();
+        let (mut email, mut exchange) = (Vec::new(), Vec::new());
+        for (n, &user) in user_ids.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO users (id, email, email_norm, created_at, updated_at) \
+                 VALUES ($1, $2, $2, 0, 0)",
+                params![user, format!("u{user}@example.com")],
+            )
+            .unwrap();
+            let id = 7 * user + 3;
+            let kind = if n % 3 == 0 { "exchange" } else { "email" };
+            conn.execute(
+                "INSERT INTO email_accounts \
+                 (id, user_id, kind, address, address_norm, username, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'a@example.com', 'a@example.com', 'a', 0, 0)",
+                params![id, user, kind],
+            )
+            .unwrap();
+            if kind == "email" {
+                &mut email
+            } else {
+                &mut exchange
+            }
+            .push(id);
+        }
+        let mut read = SqliteRead::begin(&path).unwrap();
+        assert!(!read.scanners.is_empty(), "scanned side by side");
+        let sink = Collected::default();
+        read.scan(AccountKind::Email, sink.clone()).unwrap();
+        let (mut users, mut accounts) = sink.0.lock().unwrap().clone();
+        users.sort_unstable();
+        accounts.sort_unstable();
+        assert_eq!(users, user_ids);
+        assert_eq!(accounts, email);
+
+        let counts = read.counts(AccountKind::Email).unwrap();
+        let bounds = crate::store::StoreCounts::at_most(read.id_ends().unwrap());
+        assert_eq!((counts.users, counts.accounts), (302, email.len() as i64));
+        assert!(bounds.users >= counts.users && bounds.accounts >= counts.accounts);
+        assert_eq!(bounds.accounts, (7 << 40) + 3 - 10 + 1);
     }
 
     /// Every statement run here compiles against the schema and names its parameters in
