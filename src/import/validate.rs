@@ -139,7 +139,7 @@ impl ValidRow {
                     text.push_str(part);
                 }
             }
-            // A record is at most 16 MiB (`csv::MAX_RECORD_BYTES`), so its text fits.
+            // A valid row's parts are each at most a few hundred characters, so this fits.
             ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
         }
         ValidRow {
