@@ -8,8 +8,9 @@
 //! other fields are SipHash values under a key drawn at random for the import, and a
 //! password's digest is part of its MAC, a keyed hash already; so nobody can make two of
 //! them collide on purpose, and at 128 bits for keys (64 for each digest) an accidental
-//! collision is out of reach. A line the digests cannot settle (a field other than a password changed, or a
-//! password stored under the older MAC) is looked up as a small import's lines are.
+//! collision is out of reach. A line the digests cannot settle (a field other than a
+//! password changed, or a password stored under the older MAC) is looked up as a small
+//! import's lines are.
 
 use std::hash::Hasher;
 use std::ops::Range;

@@ -99,7 +99,7 @@ enum Part {
     OutgoingPassword,
 }
 
-const PARTS: usize = 8;
+const PARTS: usize = Part::OutgoingPassword as usize + 1;
 
 /// A valid line's fields as the checks found them, before they are put in one buffer.
 struct RowFields<'c> {

@@ -143,24 +143,20 @@ impl SqliteRead {
     ) -> Result<(), StoreError> {
         const PARTS_PER_SCANNER: usize = 8;
         let scanners = 1 + self.scanners.len();
-        let ids = |table: &str| -> Result<Option<RangeInclusive<i64>>, StoreError> {
-            // Each in a query of its own, which SQLite answers from the ends of the table;
-            // together in one, it reads every row.
-            let (low, high): (Option<i64>, Option<i64>) = self.conn.query_row(
-                &format!("SELECT (SELECT min(id) FROM {table}), (SELECT max(id) FROM {table})"),
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )?;
-            Ok(low.zip(high).map(|(low, high)| low..=high))
-        };
+        let [users_low, users_high, accounts_low, accounts_high] = self.id_ends()?;
         let mut parts: Vec<(ScanTable, RangeInclusive<i64>)> = Vec::new();
-        for (table, name, per_scanner) in [
-            (ScanTable::Users, "users", 2),
-            (ScanTable::Accounts, "email_accounts", PARTS_PER_SCANNER),
+        for (table, low, high, per_scanner) in [
+            (ScanTable::Users, users_low, users_high, 2),
+            (
+                ScanTable::Accounts,
+                accounts_low,
+                accounts_high,
+                PARTS_PER_SCANNER,
+            ),
         ] {
-            if let Some(ids) = ids(name)? {
+            if let Some((low, high)) = low.zip(high) {
                 parts.extend(
-                    split(ids, per_scanner * scanners)
+                    split(low..=high, per_scanner * scanners)
                         .into_iter()
                         .map(|r| (table, r)),
                 );
@@ -665,7 +661,7 @@ mod tests {
         // Ids far apart and clustered, so that some parts of the scan are empty and one
         // holds nearly everything.
         let user_ids: Vec<i64> = (1..=300).chain([5_000, 1 << 40]).collect();
-        let (mut email, mut exchange) = (Vec::new(), Vec::new());
+        let mut email = Vec::new();
         for (n, &user) in user_ids.iter().enumerate() {
             conn.execute(
                 "INSERT INTO users (id, email, email_norm, created_at, updated_at) \
@@ -683,11 +679,8 @@ mod tests {
             )
             .unwrap();
             if kind == "email" {
-                &mut email
-            } else {
-                &mut exchange
+                email.push(id);
             }
-            .push(id);
         }
         let mut read = SqliteRead::begin(&path).unwrap();
         assert!(!read.scanners.is_empty(), "scanned side by side");
