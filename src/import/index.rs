@@ -4,7 +4,9 @@
 //!
 //! A million lines looked up one by one cost a million random reads of the users' and the
 //! accounts' indexes; two sequential scans cost a fraction of that, and the digests hold a
-//! million users and a million accounts in about 69 MiB. Keys and the digest of an account's
+//! million users and a million accounts in about 69 MiB. Rows are digested on the threads
+//! that read them ([`Gather`]): handing them to a thread of their own to digest cost copying
+//! every row and more than was saved. Keys and the digest of an account's
 //! other fields are SipHash values under a key drawn at random for the import, and a
 //! password's digest is part of its MAC, a keyed hash already; so nobody can make two of
 //! them collide on purpose, and at 128 bits for keys (64 for each digest) an accidental
@@ -14,6 +16,7 @@
 
 use std::hash::Hasher;
 use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use siphasher::sip128::{Hasher128, SipHasher13};
 
@@ -30,10 +33,35 @@ const LEGACY: u64 = 1;
 
 /// A store's users and accounts of one kind, as digests.
 pub struct StoreIndex {
-    keys: (u64, u64),
+    hashes: Hashes,
     users: Sorted<i64>,
     accounts: Sorted<AccountDigest>,
 }
+
+/// The keyed hashes an index is made of, under a key drawn at random for the import.
+#[derive(Clone, Copy)]
+struct Hashes {
+    keys: (u64, u64),
+}
+
+/// Digests a scan of the store into a [`StoreIndex`]: each clone digests the rows of the
+/// part of the scan it is given, on the thread that reads them, and adds them to the index
+/// in batches.
+pub struct Gather {
+    hashes: Hashes,
+    gathered: Arc<Mutex<Gathered>>,
+    batch: Gathered,
+}
+
+/// Digests of the rows scanned, in the order they came.
+#[derive(Default)]
+struct Gathered {
+    users: Vec<(Key, i64)>,
+    accounts: Vec<(Key, AccountDigest)>,
+}
+
+/// Rows a clone of [`Gather`] digests before adding them to the index.
+const BATCH_ROWS: usize = 4096;
 
 /// What is compared of a stored account: its fields other than passwords, then each
 /// password's MAC.
@@ -63,26 +91,110 @@ pub enum Known {
     Unsure,
 }
 
-impl StoreIndex {
-    /// An empty index, to be filled by a scan of the store.
-    pub fn new(users: i64, accounts: i64) -> StoreIndex {
+impl Gather {
+    /// Starts an index of a store of at most `users` users and `accounts` accounts, to be
+    /// filled by a scan of it.
+    pub fn new(users: i64, accounts: i64) -> Gather {
         use rand::RngExt;
         let mut rng = rand::rng();
         let capacity = |n: i64| usize::try_from(n).unwrap_or(0);
-        StoreIndex {
-            keys: (rng.random(), rng.random()),
-            users: Sorted::with_capacity(capacity(users)),
-            accounts: Sorted::with_capacity(capacity(accounts)),
+        Gather {
+            hashes: Hashes {
+                keys: (rng.random(), rng.random()),
+            },
+            gathered: Arc::new(Mutex::new(Gathered {
+                users: Vec::with_capacity(capacity(users)),
+                accounts: Vec::with_capacity(capacity(accounts)),
+            })),
+            batch: Gathered::default(),
         }
     }
 
-    /// Sorts what the scan gathered, ready for look-ups.
+    /// The index of every row this and its clones were given, sorted for look-ups. The
+    /// clones must be dropped first: their last rows are added when they are.
     pub fn finish(mut self) -> StoreIndex {
-        self.users.finish();
-        self.accounts.finish();
-        self
+        self.add_batch();
+        let gathered = std::mem::take(&mut *self.lock());
+        let mut index = StoreIndex {
+            hashes: self.hashes,
+            users: Sorted::new(gathered.users),
+            accounts: Sorted::new(gathered.accounts),
+        };
+        index.users.finish();
+        index.accounts.finish();
+        index
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Gathered> {
+        // A thread that panicked holding the lock left whole batches: nothing is half-added.
+        self.gathered.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn add_batch(&mut self) {
+        if self.batch.users.is_empty() && self.batch.accounts.is_empty() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut gathered = self.lock();
+        gathered.users.append(&mut batch.users);
+        gathered.accounts.append(&mut batch.accounts);
+        drop(gathered);
+        // The emptied vectors are kept, with their room for the next batch.
+        self.batch = batch;
+    }
+
+    fn batch_full(&mut self) {
+        if self.batch.users.len() + self.batch.accounts.len() >= BATCH_ROWS {
+            self.add_batch();
+        }
+    }
+}
+
+/// Another gatherer of the same index, for a part of the scan read on another thread.
+impl Clone for Gather {
+    fn clone(&self) -> Gather {
+        Gather {
+            hashes: self.hashes,
+            gathered: Arc::clone(&self.gathered),
+            batch: Gathered::default(),
+        }
+    }
+}
+
+/// A gatherer adds the rows it holds when dropped, whether the scan finished or failed.
+impl Drop for Gather {
+    fn drop(&mut self) {
+        self.add_batch();
+    }
+}
+
+impl ScanSink for Gather {
+    fn user(&mut self, id: i64, email_norm: &[u8]) {
+        let key = self.hashes.user_key(email_norm);
+        self.batch.users.push((key, id));
+        self.batch_full();
+    }
+
+    fn account(&mut self, a: &ScannedAccount<'_>) {
+        let key = self.hashes.account_key(a.user_id, a.address_norm);
+        let digest = AccountDigest {
+            id: a.id,
+            fields: self.hashes.fields_digest(
+                a.address,
+                a.display_name,
+                a.username,
+                a.domain,
+                a.outgoing_username,
+            ),
+            password: mac_digest(a.password_mac),
+            outgoing_password: mac_digest(a.outgoing_password_mac),
+        };
+        self.batch.accounts.push((key, digest));
+        self.batch_full();
+    }
+}
+
+impl StoreIndex {
     /// Bytes the index holds.
     pub fn bytes(&self) -> u64 {
         index_bytes(
@@ -94,7 +206,10 @@ impl StoreIndex {
     /// The store id of each user of `emails`, by normalised email, looked up together (see
     /// [`Sorted::get_all`]).
     pub fn users(&self, emails: &[&str]) -> Vec<Option<i64>> {
-        let keys: Vec<Key> = emails.iter().map(|e| self.user_key(e.as_bytes())).collect();
+        let keys: Vec<Key> = emails
+            .iter()
+            .map(|e| self.hashes.user_key(e.as_bytes()))
+            .collect();
         self.users
             .get_all(&keys)
             .into_iter()
@@ -113,7 +228,10 @@ impl StoreIndex {
     ) -> Vec<Known> {
         let account_keys: Vec<Key> = lines
             .iter()
-            .map(|(user_id, _, row)| self.account_key(*user_id, row.address_norm().as_bytes()))
+            .map(|(user_id, _, row)| {
+                self.hashes
+                    .account_key(*user_id, row.address_norm().as_bytes())
+            })
             .collect();
         let stored = self.accounts.get_all(&account_keys);
         lines
@@ -138,7 +256,7 @@ impl StoreIndex {
         fn text(t: Option<&str>) -> Option<&[u8]> {
             t.map(str::as_bytes)
         }
-        let fields = self.fields_digest(
+        let fields = self.hashes.fields_digest(
             line.address().as_bytes(),
             text(row.display_name()),
             row.username().as_bytes(),
@@ -159,7 +277,7 @@ impl StoreIndex {
             if stored == LEGACY {
                 return Known::Unsure;
             }
-            if stored != Self::mac_digest(row.mac(keys, kind, column).map(|m| &m[..])) {
+            if stored != mac_digest(row.mac(keys, kind, column).map(|m| &m[..])) {
                 changed.push(i);
             }
         }
@@ -168,7 +286,9 @@ impl StoreIndex {
             passwords: changed,
         }
     }
+}
 
+impl Hashes {
     fn user_key(&self, email_norm: &[u8]) -> Key {
         let mut h = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
         h.write_u8(b'u');
@@ -213,42 +333,18 @@ impl StoreIndex {
         }
         h.finish()
     }
-
-    /// A password's digest: 64 bits of its MAC, which is already a keyed hash, so that
-    /// equal digests are equal MACs but by a chance of one in 2^64.
-    fn mac_digest(mac: Option<&[u8]>) -> u64 {
-        match mac {
-            None => NONE,
-            Some(mac) => match mac.get(1..9).and_then(|bits| bits.try_into().ok()) {
-                Some(bits) if mac.len() == MAC_LEN => u64::from_le_bytes(bits).max(LEGACY + 1),
-                // The older MAC, or one of no length this version writes.
-                _ => LEGACY,
-            },
-        }
-    }
 }
 
-impl ScanSink for StoreIndex {
-    fn user(&mut self, id: i64, email_norm: &[u8]) {
-        let key = self.user_key(email_norm);
-        self.users.push(key, id);
-    }
-
-    fn account(&mut self, a: &ScannedAccount<'_>) {
-        let key = self.account_key(a.user_id, a.address_norm);
-        let digest = AccountDigest {
-            id: a.id,
-            fields: self.fields_digest(
-                a.address,
-                a.display_name,
-                a.username,
-                a.domain,
-                a.outgoing_username,
-            ),
-            password: Self::mac_digest(a.password_mac),
-            outgoing_password: Self::mac_digest(a.outgoing_password_mac),
-        };
-        self.accounts.push(key, digest);
+/// A password's digest: 64 bits of its MAC, which is already a keyed hash, so that
+/// equal digests are equal MACs but by a chance of one in 2^64.
+fn mac_digest(mac: Option<&[u8]>) -> u64 {
+    match mac {
+        None => NONE,
+        Some(mac) => match mac.get(1..9).and_then(|bits| bits.try_into().ok()) {
+            Some(bits) if mac.len() == MAC_LEN => u64::from_le_bytes(bits).max(LEGACY + 1),
+            // The older MAC, or one of no length this version writes.
+            _ => LEGACY,
+        },
     }
 }
 
@@ -295,16 +391,13 @@ fn partition<T>(items: &mut [T], first: impl Fn(&T) -> bool) -> usize {
 const PER_SLOT: usize = 4;
 
 impl<V> Sorted<V> {
-    fn with_capacity(n: usize) -> Sorted<V> {
+    /// `entries` in any order, to be sorted by [`Sorted::finish`].
+    fn new(entries: Vec<(Key, V)>) -> Sorted<V> {
         Sorted {
-            entries: Vec::with_capacity(n),
+            entries,
             starts: vec![0, 0],
             bits: 0,
         }
-    }
-
-    fn push(&mut self, key: Key, value: V) {
-        self.entries.push((key, value));
     }
 
     fn finish(&mut self)
@@ -397,7 +490,7 @@ mod tests {
 
     #[test]
     fn every_key_is_found_and_no_other() {
-        let mut sorted = Sorted::with_capacity(0);
+        let mut entries = Vec::new();
         let mut state = 7u64;
         let mut keys = Vec::new();
         for i in 0..10_000i64 {
@@ -406,14 +499,15 @@ mod tests {
                 .wrapping_add(1);
             let key = [state, state.rotate_left(17)];
             keys.push(key);
-            sorted.push(key, i);
+            entries.push((key, i));
         }
         // Clustered keys as well as uniform ones.
         for i in 0..100i64 {
             let key = [0, 1000 + i as u64];
             keys.push(key);
-            sorted.push(key, 20_000 + i);
+            entries.push((key, 20_000 + i));
         }
+        let mut sorted = Sorted::new(entries);
         sorted.finish();
         for (i, key) in keys.iter().enumerate() {
             let expected = if i < 10_000 {
@@ -424,15 +518,18 @@ mod tests {
             assert_eq!(sorted.get(*key), Some(&expected));
             assert_eq!(sorted.get([key[0] ^ (1 << 6), key[1]]), None);
         }
-        assert_eq!(Sorted::<i64>::with_capacity(0).get([0, 5]), None);
+        let mut empty = Sorted::<i64>::new(Vec::new());
+        empty.finish();
+        assert_eq!(empty.get([0, 5]), None);
     }
 
     #[test]
     fn keys_looked_up_together_get_what_each_gets_alone() {
-        let mut sorted = Sorted::with_capacity(0);
-        for i in 0..5_000u64 {
-            sorted.push([i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i], i);
-        }
+        let mut sorted = Sorted::new(
+            (0..5_000u64)
+                .map(|i| ([i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i], i))
+                .collect(),
+        );
         sorted.finish();
         // Present and absent keys, repeated, in no particular order.
         let keys: Vec<Key> = (0..12_000u64)
@@ -446,9 +543,61 @@ mod tests {
         assert_eq!(alone.iter().filter(|v| v.is_some()).count(), 10_000);
     }
 
+    /// Users `user{n}@example.com` with id `n`, and each an account `Mail{n}@example.com`
+    /// with id `1000 + n`.
+    fn scan_rows(sink: &mut dyn ScanSink, ids: Range<i64>) {
+        for id in ids.clone() {
+            sink.user(id, format!("user{id}@example.com").as_bytes());
+        }
+        for id in ids {
+            let address = format!("Mail{id}@example.com");
+            sink.account(&ScannedAccount {
+                user_id: id,
+                address: address.as_bytes(),
+                address_norm: address.to_lowercase().as_bytes(),
+                display_name: (id % 2 == 0).then_some("Zoë, Ødegård".as_bytes()),
+                username: b"user",
+                domain: None,
+                outgoing_username: None,
+                password_mac: Some(&[id as u8; MAC_LEN]),
+                outgoing_password_mac: None,
+                id: 1000 + id,
+            });
+        }
+    }
+
+    #[test]
+    fn rows_gathered_by_clones_side_by_side_are_all_in_the_index() {
+        let gather = Gather::new(0, 0);
+        let parts: Vec<_> = [0..3_000, 3_000..7_000, 7_000..7_001]
+            .into_iter()
+            .map(|ids| {
+                let mut clone = gather.clone();
+                std::thread::spawn(move || scan_rows(&mut clone, ids))
+            })
+            .collect();
+        for part in parts {
+            part.join().expect("scanning thread");
+        }
+        let index = gather.finish();
+        let emails: Vec<String> = (0..7_002).map(|n| format!("user{n}@example.com")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let users = index.users(&emails);
+        let expected: Vec<Option<i64>> = (0..7_002).map(|n| (n < 7_001).then_some(n)).collect();
+        assert_eq!(users, expected);
+        for id in [0, 2_999, 3_000, 6_999, 7_000] {
+            let key = index
+                .hashes
+                .account_key(id, format!("mail{id}@example.com").as_bytes());
+            let found = index.accounts.get(key).map(|a| a.id);
+            assert_eq!(found, Some(1000 + id));
+        }
+        assert_eq!(index.bytes(), index_bytes(7_001, 7_001));
+    }
+
     #[test]
     fn a_password_stored_under_the_older_mac_cannot_be_compared_by_digest() {
-        let digest = StoreIndex::mac_digest;
+        let digest = mac_digest;
         assert_eq!(digest(None), NONE);
         assert_eq!(digest(Some(&[0; 16])), LEGACY);
         assert_eq!(digest(Some(&[2; 5])), LEGACY);

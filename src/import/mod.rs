@@ -14,7 +14,6 @@ pub mod mapping;
 mod packed;
 mod plan;
 mod read;
-mod relay;
 pub mod report;
 pub mod schema;
 mod seen;
@@ -558,16 +557,11 @@ async fn against(
             return Ok(None);
         }
     }
-    // Rows are digested on a thread of their own while the scan reads on.
-    let mut index = StoreIndex::new(counts.users, counts.accounts);
-    let (relay, batches) = relay::channel();
-    let digested = on_thread("import-index", move || {
-        batches.digest_into(&mut index);
-        index.finish()
-    })?;
-    // The scan drops every relay, finished or failed, which ends the digesting thread.
-    snapshot.scan(options.kind, relay).await?;
-    Ok(Some(digested.await.map_err(|_| ImportError::Stopped)?))
+    let gather = index::Gather::new(counts.users, counts.accounts);
+    snapshot.scan(options.kind, gather.clone()).await?;
+    // Sorting takes a core or two for a tenth of a second: not on the runtime's threads.
+    let sorted = on_thread("import-index", move || gather.finish())?;
+    Ok(Some(sorted.await.map_err(|_| ImportError::Stopped)?))
 }
 
 /// Decides every line the reader sends, against `snapshot` (through `index` when there is
