@@ -387,6 +387,10 @@ fn partition<T>(items: &mut [T], first: impl Fn(&T) -> bool) -> usize {
     firsts
 }
 
+/// Keys looked up together: enough for the processor to wait for many misses at once, few
+/// enough that their pages are still in its translation cache when their runs are searched.
+const GROUP: usize = 128;
+
 /// Entries per directory slot, on average.
 const PER_SLOT: usize = 4;
 
@@ -453,19 +457,22 @@ impl<V> Sorted<V> {
 
     /// The value of each of `keys`. Each look-up is a cache miss or two in a table far
     /// larger than the caches; made one after another, each waits for its own. So the
-    /// first entry of every key's run is read before any run is searched: those reads do
-    /// not depend on each other, and the processor waits for their misses together.
+    /// first and last entries of every key's run, for a [`GROUP`] of keys at a time, are read
+    /// before any of their runs is searched: those reads do not depend on each other, and the
+    /// processor waits for their misses together.
     fn get_all(&self, keys: &[Key]) -> Vec<Option<&V>> {
-        let runs: Vec<Range<usize>> = keys.iter().map(|key| self.run(*key)).collect();
-        let first_words = runs
-            .iter()
-            .filter_map(|run| self.entries.get(run.start))
-            .fold(0u64, |acc, (key, _)| acc ^ key[0]);
-        std::hint::black_box(first_words);
-        keys.iter()
-            .zip(runs)
-            .map(|(key, run)| self.find(run, *key))
-            .collect()
+        let mut found = Vec::with_capacity(keys.len());
+        for keys in keys.chunks(GROUP) {
+            let runs: Vec<Range<usize>> = keys.iter().map(|key| self.run(*key)).collect();
+            let words = runs
+                .iter()
+                .flat_map(|run| [run.start, run.end.saturating_sub(1)])
+                .filter_map(|at| self.entries.get(at))
+                .fold(0u64, |acc, (key, _)| acc ^ key[0]);
+            std::hint::black_box(words);
+            found.extend(keys.iter().zip(runs).map(|(key, run)| self.find(run, *key)));
+        }
+        found
     }
 
     /// The value of `key`, searched for in the entries `run`.
