@@ -32,6 +32,7 @@ use sqlx::{ConnectOptions, Postgres, QueryBuilder, Sqlite, Transaction};
 
 pub use accounts::{AccountWrite, SealedAccount, SealedRef, StoredAccount, UserAccounts};
 pub use admins::{AdminSet, ListedAdmin, StoredAdmin, StoredSession};
+use bulk::scan_postgres;
 pub use bulk::{PgBulk, SqliteBulk, SqliteRead};
 pub use devices::StoredDevice;
 pub use export::{AccountSnapshots, ExportPage, ExportRow, UserMappings, UserRange};

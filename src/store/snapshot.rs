@@ -3,11 +3,11 @@
 //! the users and accounts once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use futures_util::TryStreamExt;
-use sqlx::Row;
+use sqlx::postgres::PgConnectOptions;
 
-use super::{SqliteRead, Store, StoreError, Tx, TxInner, UserAccounts};
+use super::{Pool, SqliteRead, Store, StoreError, Tx, TxInner, UserAccounts};
 use crate::model::AccountKind;
 
 /// How many users and accounts a store holds.
@@ -81,8 +81,9 @@ pub trait ScanSink: Send {
 pub enum ImportSnapshot {
     /// SQLite: a connection of its own, lent to a blocking thread for each read.
     Sqlite(Option<SqliteRead>),
-    /// PostgreSQL: a repeatable-read, read-only transaction.
-    Postgres(Tx),
+    /// PostgreSQL: a repeatable-read, read-only transaction, and the connections' settings,
+    /// for more connections that scan the same state side by side.
+    Postgres(Tx, Arc<PgConnectOptions>),
 }
 
 impl Store {
@@ -96,7 +97,15 @@ impl Store {
                     .map_err(|e| joined(&e))??;
                 Ok(ImportSnapshot::Sqlite(Some(read)))
             }
-            None => Ok(ImportSnapshot::Postgres(self.begin_read().await?)),
+            None => {
+                let Pool::Postgres(pool) = &self.pool else {
+                    unreachable!("a store without a SQLite file is on PostgreSQL")
+                };
+                Ok(ImportSnapshot::Postgres(
+                    self.begin_read().await?,
+                    pool.connect_options(),
+                ))
+            }
         }
     }
 }
@@ -131,7 +140,7 @@ impl ImportSnapshot {
     pub async fn counts(&mut self, kind: AccountKind) -> Result<StoreCounts, StoreError> {
         match self {
             ImportSnapshot::Sqlite(_) => self.on_sqlite(move |read| read.counts(kind)).await,
-            ImportSnapshot::Postgres(tx) => {
+            ImportSnapshot::Postgres(tx, _) => {
                 let TxInner::Postgres(tx) = &mut tx.inner else {
                     unreachable!("a PostgreSQL snapshot")
                 };
@@ -152,7 +161,7 @@ impl ImportSnapshot {
     pub async fn counts_at_most(&mut self) -> Result<StoreCounts, StoreError> {
         let ends = match self {
             ImportSnapshot::Sqlite(_) => self.on_sqlite(SqliteRead::id_ends).await?,
-            ImportSnapshot::Postgres(tx) => {
+            ImportSnapshot::Postgres(tx, _) => {
                 let TxInner::Postgres(tx) = &mut tx.inner else {
                     unreachable!("a PostgreSQL snapshot")
                 };
@@ -169,11 +178,11 @@ impl ImportSnapshot {
     pub async fn scan<S: ScanSink + Clone + 'static>(
         &mut self,
         kind: AccountKind,
-        mut sink: S,
+        sink: S,
     ) -> Result<(), StoreError> {
         match self {
             ImportSnapshot::Sqlite(_) => self.on_sqlite(move |read| read.scan(kind, sink)).await,
-            ImportSnapshot::Postgres(tx) => {
+            ImportSnapshot::Postgres(tx, options) => {
                 let TxInner::Postgres(tx) = &mut tx.inner else {
                     unreachable!("a PostgreSQL snapshot")
                 };
@@ -185,38 +194,7 @@ impl ImportSnapshot {
                 sqlx::query("SET LOCAL enable_seqscan = on")
                     .execute(&mut **tx)
                     .await?;
-                let mut users = sqlx::query("SELECT id, email_norm FROM users").fetch(&mut **tx);
-                while let Some(row) = users.try_next().await? {
-                    sink.user(row.try_get(0)?, row.try_get::<&str, _>(1)?.as_bytes());
-                }
-                drop(users);
-                let mut accounts = sqlx::query(
-                    "SELECT user_id, address, address_norm, display_name, username, domain, \
-                     outgoing_username, password_mac, outgoing_password_mac, id \
-                     FROM email_accounts WHERE kind = $1",
-                )
-                .bind(kind.as_str())
-                .fetch(&mut **tx);
-                while let Some(row) = accounts.try_next().await? {
-                    let text = |i| row.try_get::<&str, _>(i).map(str::as_bytes);
-                    let opt_text = |i| {
-                        row.try_get::<Option<&str>, _>(i)
-                            .map(|t| t.map(str::as_bytes))
-                    };
-                    sink.account(&ScannedAccount {
-                        user_id: row.try_get(0)?,
-                        address: text(1)?,
-                        address_norm: text(2)?,
-                        display_name: opt_text(3)?,
-                        username: text(4)?,
-                        domain: opt_text(5)?,
-                        outgoing_username: opt_text(6)?,
-                        password_mac: row.try_get(7)?,
-                        outgoing_password_mac: row.try_get(8)?,
-                        id: row.try_get(9)?,
-                    });
-                }
-                drop(accounts);
+                super::scan_postgres(tx, options, kind, sink).await?;
                 sqlx::query("SET LOCAL enable_seqscan = off")
                     .execute(&mut **tx)
                     .await?;
@@ -237,7 +215,7 @@ impl ImportSnapshot {
                 self.on_sqlite(move |read| read.users_with_accounts(kind, &emails_norm))
                     .await
             }
-            ImportSnapshot::Postgres(tx) => {
+            ImportSnapshot::Postgres(tx, _) => {
                 let mut users = HashMap::new();
                 for batch in emails_norm.chunks(super::BATCH) {
                     let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
@@ -252,7 +230,7 @@ impl ImportSnapshot {
     pub async fn end(self) {
         match self {
             ImportSnapshot::Sqlite(read) => drop(read),
-            ImportSnapshot::Postgres(tx) => {
+            ImportSnapshot::Postgres(tx, _) => {
                 let _ = tx.rollback().await;
             }
         }
