@@ -613,7 +613,99 @@ impl CopyRows {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+
+    /// Writes down every row it is given, for all its clones together.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl ScanSink for Recorder {
+        fn user(&mut self, id: i64, email_norm: &[u8]) {
+            let email = String::from_utf8_lossy(email_norm);
+            self.0.lock().unwrap().push(format!("user {id} {email}"));
+        }
+
+        fn account(&mut self, a: &ScannedAccount<'_>) {
+            let shown = a.display_name.map(String::from_utf8_lossy);
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("account {a:?} shown as {shown:?}"));
+        }
+    }
+
+    /// Every row a scan of the store at `url` hands over, sorted, with a second connection
+    /// opened with `second` (or the store's own settings).
+    async fn scanned(store: &Store, second: Option<PgConnectOptions>) -> Vec<String> {
+        let crate::store::Pool::Postgres(pool) = &store.pool else {
+            panic!("a PostgreSQL store")
+        };
+        let options = second.unwrap_or_else(|| (*pool.connect_options()).clone());
+        let mut tx = store.begin_read().await.unwrap();
+        let TxInner::Postgres(conn) = &mut tx.inner else {
+            panic!("a PostgreSQL transaction")
+        };
+        let sink = Recorder::default();
+        scan(conn, &options, AccountKind::Email, sink.clone())
+            .await
+            .unwrap();
+        let mut rows = std::mem::take(&mut *sink.0.lock().unwrap());
+        rows.sort();
+        rows
+    }
+
+    /// Runs only when `MDM_MAIL_TEST_POSTGRES_URL` names a database, as the suite's storage
+    /// tests do, in a schema of its own.
+    #[tokio::test]
+    async fn a_scan_refused_a_second_connection_reads_every_part_on_the_first() {
+        let Ok(base) = std::env::var("MDM_MAIL_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let mut admin = PgConnection::connect(&base)
+            .await
+            .expect("MDM_MAIL_TEST_POSTGRES_URL is set but PostgreSQL is unreachable");
+        let schema = format!("t_{}", Uuid::new_v4().simple());
+        sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let store = Store::open(&format!(
+            "{base}{separator}options=-c%20search_path%3D{schema}"
+        ))
+        .await
+        .unwrap();
+        // Enough rows for pages to be cut into several parts, and a changed account whose
+        // older version is still on its page.
+        sqlx::raw_sql(&format!(
+            "SET search_path = {schema}; \
+             INSERT INTO users (email, email_norm, created_at, updated_at) \
+             SELECT 'u' || i || '@example.com', 'u' || i || '@example.com', 0, 0 \
+             FROM generate_series(1, 3000) i; \
+             INSERT INTO email_accounts (user_id, kind, address, address_norm, username, \
+             password_mac, created_at, updated_at) \
+             SELECT id, 'email', email, email_norm, 'user', '\\x02aa'::bytea, 0, 0 FROM users; \
+             UPDATE email_accounts SET display_name = 'Zoë' WHERE id % 7 = 0"
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+        let side_by_side = scanned(&store, None).await;
+        let refused = PgConnectOptions::new().host("127.0.0.1").port(1);
+        let alone = scanned(&store, Some(refused)).await;
+
+        assert_eq!(side_by_side.len(), 6_000);
+        assert_eq!(alone, side_by_side);
+        assert!(alone.iter().any(|row| row.contains("Zoë")));
+        store.close().await;
+        sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
 
     /// Every row `reader` hands over from `chunks`, each field as text (`-` for NULL).
     fn read(chunks: &[&[u8]]) -> Result<Vec<Vec<String>>, String> {
