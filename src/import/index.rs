@@ -5,14 +5,15 @@
 //! A million lines looked up one by one cost a million random reads of the users' and the
 //! accounts' indexes; two sequential scans cost a fraction of that, and the digests hold a
 //! million users and a million accounts in about 69 MiB. Rows are digested on the threads
-//! that read them ([`Gather`]): handing them to a thread of their own to digest cost copying
-//! every row and more than was saved. Keys and the digest of an account's
-//! other fields are SipHash values under a key drawn at random for the import, and a
-//! password's digest is part of its MAC, a keyed hash already; so nobody can make two of
-//! them collide on purpose, and at 128 bits for keys (64 for each digest) an accidental
-//! collision is out of reach. A line the digests cannot settle (a field other than a
-//! password changed, or a password stored under the older MAC) is looked up as a small
-//! import's lines are.
+//! that read them ([`Gather`]): handing them to a thread of their own cost copying every row,
+//! more than the thread saved.
+//!
+//! Keys and the digest of an account's other fields are SipHash values under a key drawn at
+//! random for the import, and a password's digest is part of its MAC, a keyed hash already;
+//! so nobody can make two of them collide on purpose, and at 128 bits for keys (64 for each
+//! digest) an accidental collision is out of reach. A line the digests cannot settle (a field
+//! other than a password changed, or a password stored under the older MAC) is looked up as
+//! a small import's lines are.
 
 use std::hash::Hasher;
 use std::ops::Range;

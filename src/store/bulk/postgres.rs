@@ -262,14 +262,14 @@ pub async fn scan<S: ScanSink + Clone>(
             return take_parts(conn, &parts, &next, kind, sink).await;
         }
     };
-    let (taken, taken_too) = tokio::join!(
+    // The first error stops both connections' reads.
+    let taken = tokio::try_join!(
         take_parts(conn, &parts, &next, kind, sink.clone()),
         take_parts(&mut other, &parts, &next, kind, sink),
     );
     // Closing the connection ends its transaction, which only read.
     let closed = other.close().await;
     taken?;
-    taken_too?;
     Ok(closed?)
 }
 
