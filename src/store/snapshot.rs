@@ -187,10 +187,10 @@ impl ImportSnapshot {
                     unreachable!("a PostgreSQL snapshot")
                 };
                 // The snapshot turns sequential scans off for its look-ups (see
-                // `Store::begin_read`), but reading whole tables is what they are for: kept
-                // off, the accounts were read through their key index in twice the time, and
-                // the users' scan, priced at the cost that turns it off, was compiled (JIT)
-                // first.
+                // `Store::begin_read`), but its scan reads whole tables, or whole ranges of
+                // their pages: kept off, the accounts were read through their key index in
+                // twice the time, and a table read in one part, priced at the cost that turns
+                // them off, was compiled (JIT) first.
                 sqlx::query("SET LOCAL enable_seqscan = on")
                     .execute(&mut **tx)
                     .await?;

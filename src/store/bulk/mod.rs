@@ -7,3 +7,10 @@ mod sqlite;
 
 pub use postgres::{PgBulk, scan as scan_postgres};
 pub use sqlite::{SqliteBulk, SqliteRead};
+
+/// A table a snapshot's scan reads, a part at a time.
+#[derive(Clone, Copy)]
+enum ScanTable {
+    Users,
+    Accounts,
+}

@@ -12,6 +12,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
+use super::ScanTable;
 use crate::model::{AccountKind, Counts};
 use crate::store::{
     AccountWrite, LineRecord, NewImport, ScanSink, ScannedAccount, Store, StoreError, Tx, TxInner,
@@ -287,13 +288,6 @@ async fn in_snapshot(
         .execute(&mut conn)
         .await?;
     Ok(conn)
-}
-
-/// A table a scan reads.
-#[derive(Clone, Copy)]
-enum ScanTable {
-    Users,
-    Accounts,
 }
 
 /// Reads the next of `parts` on `conn` until none is left, handing its rows to `sink`.
@@ -636,8 +630,8 @@ mod tests {
         }
     }
 
-    /// Every row a scan of the store at `url` hands over, sorted, with a second connection
-    /// opened with `second` (or the store's own settings).
+    /// Every row a scan of `store` hands over, sorted, its second connection opened with
+    /// `second` (or the store's own settings).
     async fn scanned(store: &Store, second: Option<PgConnectOptions>) -> Vec<String> {
         let crate::store::Pool::Postgres(pool) = &store.pool else {
             panic!("a PostgreSQL store")

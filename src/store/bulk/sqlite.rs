@@ -17,6 +17,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, OpenFlags, Statement, params};
 use uuid::Uuid;
 
+use super::ScanTable;
 use crate::model::{AccountKind, Counts};
 use crate::store::imports::{
     FINISH_IMPORT, INSERT_IMPORT, INSERT_IMPORT_LINE, INSERT_IMPORT_RESULTS, int,
@@ -460,13 +461,6 @@ impl SqliteBulk {
         self.conn.execute_batch("ROLLBACK")?;
         Ok(())
     }
-}
-
-/// A table a scan reads.
-#[derive(Clone, Copy)]
-enum ScanTable {
-    Users,
-    Accounts,
 }
 
 /// Hands every user whose id is in `ids` to `sink`.
