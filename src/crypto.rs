@@ -456,6 +456,22 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_mac_is_what_stores_already_hold() {
+        // Stored MACs are compared, never recomputed: any change to how one is computed
+        // would call every stored password changed.
+        let keys = keys();
+        let macs = keys.account_macs(AccountKind::Email, "a@example.com", "b@example.com");
+        assert_eq!(
+            to_hex(&macs.mac(PasswordColumn::Outgoing, "pässwörd")),
+            "022be3577f44d37b597c8c25f6f760b7e4"
+        );
+        assert_eq!(
+            to_hex(&keys.mac(b"aad", "pw")),
+            "028ca27ce53696d0ceab469597d00e11cc"
+        );
+    }
+
+    #[test]
     fn keys_parse_from_base64_or_hex() {
         let hex = "00".repeat(31) + "ff";
         assert_eq!(parse_key(&hex, "x").unwrap()[31], 0xff);
